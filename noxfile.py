@@ -1,0 +1,77 @@
+"""One entry point for everything a person or CI runs: `nox -s tests|lint|typecheck|bench|run`."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True  # TensorFlow is large: install it once per machine
+PYTHON = "3.11"
+
+# Debian packages the tests need, and the file that shows each one is installed.
+SYSTEM_PACKAGES = {
+    "chromium": "/usr/bin/chromium",  # kaleido's static figures and the headless-browser test
+    "postgresql": "/usr/lib/postgresql/*/bin/initdb",  # the distributed tests' real server
+    "fonts-dejavu-core": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",  # PDF text
+    "poppler-utils": "/usr/bin/pdftoppm",  # renders PDF pages for a look
+}
+
+
+def install_system_packages(session: nox.Session, names: list[str]) -> None:
+    """apt-get what is missing when we are root; otherwise say plainly what to install."""
+    missing = [name for name in names if not glob.glob(SYSTEM_PACKAGES[name])]
+    if not missing:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-qq", external=True, env=env)
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing,
+                    external=True, env=env)
+    else:
+        session.warn(f"missing system packages: sudo apt-get install {' '.join(missing)}")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite on the bundled MNIST subset (real Keras, Optuna, PostgreSQL, Chromium)."""
+    install_system_packages(session, list(SYSTEM_PACKAGES))
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "search", "tests", "bench", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks (not in CI): ratios against baselines measured in the same run, into bench/results/."""
+    install_system_packages(session, ["chromium", "postgresql", "fonts-dejavu-core"])
+    session.install("-e", ".[test]")
+    scripts = session.posargs or sorted(glob.glob("bench/bench_*.py"))
+    for script in scripts:
+        session.run("python", script)
+
+
+@nox.session(python=PYTHON)
+def run(session: nox.Session) -> None:
+    """The main job on this machine: a quick study (bundled data when offline) and its report.
+
+    Pass other `run` options after `--`, e.g. `nox -s run -- --preset full --trials 200`.
+    """
+    install_system_packages(session, ["chromium", "fonts-dejavu-core"])
+    session.install("-e", ".")
+    args = session.posargs or ["--preset", "quick", "--trials", "12"]
+    session.run("python", "-m", "search", "run", *args)

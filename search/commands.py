@@ -1,0 +1,132 @@
+"""The smaller commands: train one configuration, write a report, start the dashboard, list studies."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from pathlib import Path
+
+import optuna
+
+from search import storage as storage_module
+from search.errors import UsageError
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """Train one configuration and print a small table of its measurements."""
+    from search.data import load_mnist
+    from search.model import check_params
+    from search.training import TrainConfig, TrainingFailed, train_vae
+
+    params = check_params({
+        "latent_dim": args.latent_dim, "n_layers": args.layers, "filters": args.filters,
+        "dense_units": args.dense_units, "loss": args.loss, "beta": args.beta,
+        "predictor": args.predictor,
+    })
+    save_dir = Path(args.save) if args.save else None
+    if save_dir is not None and save_dir.exists() and not save_dir.is_dir():
+        raise UsageError(f"--save {save_dir} exists and is not a folder")
+    data = load_mnist(args.data, seed=args.seed, subset=args.subset,
+                      extra_unlabeled=args.extra_unlabeled)
+    config = TrainConfig(epochs=args.epochs or 5, batch_size=args.batch_size, seed=args.seed,
+                         mixed_precision=args.mixed_precision)
+    print(f"data: {data.provenance['source']} {data.provenance['counts']}", file=sys.stderr)
+    try:
+        result = train_vae(params, data, config)
+    except TrainingFailed as failure:
+        print(f"error: training failed: {failure.reason}", file=sys.stderr)
+        return 1
+    rows = [
+        ("validation SSIM", f"{result.val_ssim:.4f}"), ("validation MSE", f"{result.val_mse:.5f}"),
+        ("train SSIM", f"{result.train_ssim:.4f}"), ("train MSE", f"{result.train_mse:.5f}"),
+        ("test SSIM", f"{result.test_ssim:.4f}"), ("test MSE", f"{result.test_mse:.5f}"),
+        ("epochs", str(result.epochs_run)), ("parameters", f"{result.n_params:,}"),
+        ("time", f"{result.wall_time_s:.1f} s"), ("images/s", f"{result.images_per_s:.0f}"),
+        ("device", result.device),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if save_dir is not None:
+        from search.outputs import write_trial_outputs
+
+        assert result.model is not None
+        paths = write_trial_outputs(result.model, data, save_dir, keep_model=True, seed=args.seed)
+        for name, path in paths.items():
+            print(f"{name:<{width}}  {path}")
+    return 0
+
+
+def _load_study(study_name: str, storage_url: str | None) -> tuple[optuna.Study, str]:
+    storage_module.validate_study_name(study_name)
+    url = storage_url or storage_module.default_storage_url(study_name)
+    storage = storage_module.open_storage(url, must_exist=True)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage), url
+    except KeyError:
+        raise UsageError(
+            f"no study named {study_name!r} in {storage_module.redact_url(url)}"
+        ) from None
+
+
+def _artifacts_dir(args: argparse.Namespace, study: optuna.Study) -> Path:
+    if args.artifacts:
+        return Path(args.artifacts)
+    stored = study.user_attrs.get("artifacts_dir")
+    return Path(stored) if stored else Path("studies") / study.study_name / "artifacts"
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from search.report import write_report
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    unknown = set(formats) - {"html", "pdf"}
+    if not formats or unknown:
+        raise UsageError(f"--format takes html, pdf or html,pdf, got {args.format!r}")
+    study, _ = _load_study(args.study, args.storage)
+    out_dir = Path(args.out) if args.out else Path("studies") / study.study_name
+    paths = write_report(study, out_dir, formats=formats, artifact_store_dir=_artifacts_dir(args, study))
+    for fmt, path in paths.items():
+        print(f"report ({fmt}): {path}")
+    return 0
+
+
+def dashboard_command(args: argparse.Namespace) -> int:
+    """optuna-dashboard on this study's storage, with its artifact store so grids show."""
+    import optuna_dashboard
+
+    study, url = _load_study(args.study, args.storage)
+    store = storage_module.artifact_store(_artifacts_dir(args, study))
+    print(f"optuna-dashboard for {storage_module.redact_url(url)} at http://{args.host}:{args.port}/ "
+          "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+    try:
+        optuna_dashboard.run_server(study._storage, host=args.host, port=args.port,
+                                    artifact_store=store)
+    except OSError as err:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror}") from err
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def studies_command(args: argparse.Namespace) -> int:
+    """Every study in the storage (or in studies/*.db|*.log) with trial counts by state."""
+    urls = [args.storage] if args.storage else [
+        f"sqlite:///{p}" for p in sorted(glob.glob("studies/*.db"))
+    ] + [f"journal:///{p}" for p in sorted(glob.glob("studies/*.log"))]
+    if not urls:
+        print("no studies under studies/ (pass --storage URL for another storage)")
+        return 0
+    states = [s for s in optuna.trial.TrialState]
+    print(f"{'study':<30} {'storage':<40} " + " ".join(f"{s.name.lower():>8}" for s in states))
+    for url in urls:
+        storage = storage_module.open_storage(url, must_exist=True)
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            counts = {s: 0 for s in states}
+            for trial in study.get_trials(deepcopy=False):
+                counts[trial.state] += 1
+            print(f"{summary.study_name:<30} {storage_module.redact_url(url):<40} "
+                  + " ".join(f"{counts[s]:>8}" for s in states))
+    return 0

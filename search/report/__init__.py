@@ -1,0 +1,88 @@
+"""The study report: study -> context (plain data) -> Plotly figures -> Jinja2 -> HTML and PDF.
+
+`write_report` is the one entry point (the CLI's `report` command and the end of `run`). It
+needs no TensorFlow: everything comes from the study's records and its stored artifacts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+
+from search.errors import UsageError
+from search.report.artifacts import ArtifactReader
+from search.report.context import ReportContext, build_context, importance_info
+from search.report.figures import build_figures
+from search.report.render import write_html, write_pdf
+from search.report.static_images import KaleidoSession
+from search.report.trials import read_study
+
+FORMATS = ("html", "pdf")
+
+__all__ = ["FORMATS", "ReportContext", "report_context", "write_report"]
+
+
+def _formats(formats: Sequence[str] | str) -> list[str]:
+    items = [formats] if isinstance(formats, str) else list(formats)
+    wanted = [f.strip().lower() for item in items for f in item.split(",") if f.strip()]
+    unknown = sorted(set(wanted) - set(FORMATS))
+    if unknown:
+        raise UsageError(
+            f"unknown report format {', '.join(unknown)}: choose from {', '.join(FORMATS)}"
+        )
+    if not wanted:
+        raise UsageError(f"no report format given: choose from {', '.join(FORMATS)}")
+    return [f for f in FORMATS if f in wanted]
+
+
+def _artifact_dir(study: optuna.Study, artifact_store_dir: Path | None) -> Path | None:
+    if artifact_store_dir is not None:
+        return Path(artifact_store_dir)
+    stored = study.user_attrs.get("artifacts_dir")
+    return Path(stored) if isinstance(stored, str) and stored else None
+
+
+def report_context(study: optuna.Study, artifact_store_dir: Path | None = None) -> ReportContext:
+    """The report's plain data for `study`, for the templates; reads artifacts, draws nothing."""
+    records = read_study(study)
+    reader = ArtifactReader(_artifact_dir(study, artifact_store_dir))
+    return build_context(records, reader, importance_info(study, records))
+
+
+def write_report(
+    study: optuna.Study,
+    out_dir: Path,
+    formats: Sequence[str] = FORMATS,
+    artifact_store_dir: Path | None = None,
+) -> dict[str, Path]:
+    """Write report.html / report.pdf into out_dir; return {format: path}.
+
+    The artifact store defaults to the study's `artifacts_dir` user attr. The HTML is written
+    before the PDF is attempted, so it survives a PDF failure. Raises `UsageError` for an
+    unknown format or when no Chrome/Chromium is available for the PDF's static figures.
+    """
+    wanted = _formats(formats)
+    out_dir = Path(out_dir)
+    session: KaleidoSession | None = None
+    no_browser: UsageError | None = None
+    if "pdf" in wanted:
+        try:
+            session = KaleidoSession()  # Chromium starts now, while the HTML is being made
+        except UsageError as error:
+            no_browser = error  # raised after the HTML is written
+    try:
+        context = report_context(study, artifact_store_dir)
+        figures = build_figures(context)
+        written: dict[str, Path] = {}
+        if "html" in wanted:
+            written["html"] = write_html(context, figures, out_dir / "report.html")
+        if no_browser is not None:
+            raise no_browser
+        if session is not None:
+            written["pdf"] = write_pdf(context, figures, out_dir / "report.pdf", session)
+        return written
+    finally:
+        if session is not None:
+            session.close()

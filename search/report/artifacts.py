@@ -1,0 +1,81 @@
+"""Read stored artifacts (grids, latent codes, prior samples) for the report, without TensorFlow."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts.exceptions import ArtifactNotFound
+from PIL import Image
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ArtifactReader:
+    """Reads artifacts by id from a filesystem artifact store; a missing one reads as None.
+
+    Reading never raises for a missing store or artifact: the report says what it could not
+    find (`missing`) instead of failing, because a study may have been moved without them.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.available = directory is not None and directory.is_dir()
+        self._store = FileSystemArtifactStore(directory) if self.available else None
+        self.missing: list[str] = []
+
+    def read(self, artifact_id: object) -> bytes | None:
+        if self._store is None or not isinstance(artifact_id, str) or not artifact_id:
+            return None
+        try:
+            with self._store.open_reader(artifact_id) as reader:
+                return reader.read()
+        except (ArtifactNotFound, ValueError, OSError):
+            self.missing.append(artifact_id)
+            return None
+
+    def read_png(self, artifact_id: object) -> bytes | None:
+        data = self.read(artifact_id)
+        return data if data is not None and data.startswith(PNG_SIGNATURE) else None
+
+    def read_latent(self, artifact_id: object) -> tuple[np.ndarray, np.ndarray] | None:
+        """`(z_mean (n, k) float, labels (n,) int)` from a `latent` npz artifact, or None."""
+        data = self.read(artifact_id)
+        if data is None:
+            return None
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                z_mean = np.asarray(npz["z_mean"], dtype=np.float64)
+                labels = np.asarray(npz["labels"]).astype(np.int64)
+        except (KeyError, ValueError, OSError):
+            return None
+        if z_mean.ndim == 1:
+            z_mean = z_mean[:, None]
+        if z_mean.ndim != 2 or len(z_mean) != len(labels) or len(labels) == 0:
+            return None
+        finite = np.all(np.isfinite(z_mean), axis=1)
+        return z_mean[finite], labels[finite]
+
+
+def split_grid(png: bytes) -> tuple[bytes, bytes] | None:
+    """Split a `grid` artifact (originals left, reconstructions right) into two PNGs.
+
+    Returns None when the image is not the documented two-square layout, in which case the
+    caller shows the whole grid.
+    """
+    with Image.open(io.BytesIO(png)) as image:
+        width, height = image.size
+        if height == 0 or abs(width - 2 * height) > 2:
+            return None
+        half = width // 2
+        return _png(image.crop((0, 0, half, height))), _png(
+            image.crop((width - half, 0, width, height))
+        )
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()

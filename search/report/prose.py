@@ -1,0 +1,163 @@
+"""Numbers to words: one place that formats numbers and builds the report's sentences.
+
+Every sentence here is built from numbers passed in, and says only what those numbers show.
+The same formatting functions are Jinja filters, so a number in a table and the same number in
+a sentence read identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from search.report.context import CapacityAxis, SeedSpread
+
+
+def fmt_metric(name: str, value: float | None) -> str:
+    """SSIM with 4 decimals, MSE with 5 (it lives near 0.01), anything else with 4 digits."""
+    if value is None:
+        return "-"
+    key = name.upper()
+    if key.endswith("SSIM"):
+        return f"{value:.4f}"
+    if key.endswith("MSE"):
+        return f"{value:.5f}"
+    return f"{value:.4g}"
+
+
+def fmt_mse(value: float | None) -> str:
+    return fmt_metric("MSE", value)
+
+
+def fmt_signed_mse(value: float) -> str:
+    return f"{value:+.5f}"
+
+
+def fmt_number(value: object) -> str:
+    """A parameter or attr value for a table: ints as ints, floats with 4 significant digits."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int | float) and abs(value) >= 100_000:
+        return fmt_large(float(value))
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def fmt_large(value: float) -> str:
+    """A large count with a k/M suffix and 3 significant digits: 263k, 1.63M."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def fmt_count(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _moved(delta: float, up: str, down: str) -> str:
+    if delta > 0:
+        return up
+    if delta < 0:
+        return down
+    return "stayed"
+
+
+def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[str]:
+    """What train error, validation error and their gap did along one capacity axis.
+
+    The rule for "overfitting" is the report's only one: validation error rises beyond its
+    minimum while the gap (validation minus train) widens, both by more than the seed-to-seed
+    threshold when one is known. Differences within that threshold are called indistinguishable.
+    """
+    groups = axis.groups
+    if len(groups) < 2:
+        return [
+            f"Only one value of {axis.title} has both train and validation errors, "
+            "so nothing can be compared along this axis."
+        ]
+    first, last = groups[0], groups[-1]
+    d_val = last.val_mse - first.val_mse
+    d_train = last.train_mse - first.train_mse
+    d_gap = last.gap - first.gap
+    sentences = [
+        f"From {axis.title} {first.label} to {last.label} ({axis.source}), the {axis.statistic} "
+        f"validation MSE {_moved(d_val, 'rose', 'fell')} from {fmt_mse(first.val_mse)} to "
+        f"{fmt_mse(last.val_mse)} ({fmt_signed_mse(d_val)}), the {axis.statistic} train MSE "
+        f"{_moved(d_train, 'rose', 'fell')} from {fmt_mse(first.train_mse)} to "
+        f"{fmt_mse(last.train_mse)} ({fmt_signed_mse(d_train)}), and the gap "
+        f"{_moved(d_gap, 'widened', 'narrowed')} from {fmt_mse(first.gap)} to "
+        f"{fmt_mse(last.gap)} ({fmt_signed_mse(d_gap)})."
+    ]
+    val_threshold = spread.val_threshold if spread else None
+    gap_threshold = spread.gap_threshold if spread else None
+    if val_threshold is not None and abs(d_val) <= val_threshold:
+        sentences.append(
+            f"The change in validation MSE between the two ends ({fmt_signed_mse(d_val)}) is "
+            f"within the seed-to-seed threshold of {fmt_mse(val_threshold)}, so the two ends "
+            "are not distinguishable."
+        )
+
+    best_index = min(range(len(groups)), key=lambda i: groups[i].val_mse)
+    best = groups[best_index]
+    if best_index == len(groups) - 1:
+        sentences.append(
+            f"Validation MSE is lowest at the largest {axis.title} ({best.label}); "
+            "no rise in validation error is visible along this axis."
+        )
+        return sentences
+    rise = last.val_mse - best.val_mse
+    widening = last.gap - best.gap
+    rise_counts = rise > (val_threshold or 0.0)
+    widening_counts = widening > (gap_threshold or 0.0)
+    where = (
+        f"Validation MSE is lowest at {axis.title} {best.label} ({fmt_mse(best.val_mse)}); "
+        f"from there to {last.label} it rose by {fmt_mse(rise)} while the gap changed by "
+        f"{fmt_signed_mse(widening)}"
+    )
+    if rise_counts and widening_counts:
+        unknown = "" if spread else " (single runs; seed-to-seed spread unknown)"
+        sentences.append(
+            f"{where}: validation error rises while the gap widens, the signature of "
+            f"overfitting beyond {axis.title} {best.label}{unknown}."
+        )
+    elif not rise_counts and val_threshold is not None:
+        sentences.append(
+            f"{where}; the rise is within the seed-to-seed threshold of "
+            f"{fmt_mse(val_threshold)}, so it is not distinguishable from noise."
+        )
+    elif rise_counts:
+        sentences.append(
+            f"{where}; the gap did not widen beyond the threshold, so this rise is not "
+            "attributed to overfitting."
+        )
+    else:
+        sentences.append(f"{where}.")
+    return sentences
+
+
+def learning_curve_sentence(last_changes: Sequence[float], n_trials: int) -> str | None:
+    """How many Pareto trials still improved validation MSE in their final epoch."""
+    if not last_changes:
+        return None
+    falling = sum(1 for change in last_changes if change < 0)
+    median = sorted(last_changes)[len(last_changes) // 2]
+    return (
+        f"Validation MSE was still falling in the last epoch for {falling} of the "
+        f"{len(last_changes)} Pareto trials with a learning curve (median last-epoch change "
+        f"{fmt_signed_mse(median)}); {n_trials - len(last_changes)} had no curve recorded."
+    )

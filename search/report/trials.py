@@ -1,0 +1,181 @@
+"""Read a study into plain records: the only module of the report that touches Optuna objects.
+
+Everything a trial stores is read defensively: a study made by plain Optuna, or by an older
+version of vae-search, may lack any user attr, or hold a value of an unexpected type. Such a
+value is treated as absent, never as an error, so the report shows what can be shown.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+# The objectives a vae-search study records, in order (docs/study-records.md).
+VAE_SEARCH_OBJECTIVES = (("SSIM", True), ("MSE", False))
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective of the study: its position in `trial.values`, name and direction."""
+
+    index: int
+    name: str
+    maximize: bool
+
+    @property
+    def direction_word(self) -> str:
+        return "maximised" if self.maximize else "minimised"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A trial as plain data. `values` is set only for COMPLETE trials with finite values."""
+
+    number: int
+    state: str
+    values: tuple[float, ...] | None
+    params: dict[str, Any]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    start: datetime | None = None
+    complete: datetime | None = None
+
+    def number_attr(self, key: str) -> float | None:
+        """A user attr as a finite float, or None when absent or not a number."""
+        return as_float(self.attrs.get(key))
+
+    def int_attr(self, key: str) -> int | None:
+        value = as_float(self.attrs.get(key))
+        return None if value is None else int(value)
+
+    def text_attr(self, key: str) -> str | None:
+        value = self.attrs.get(key)
+        return None if value is None else str(value)
+
+    def dict_attr(self, key: str) -> dict[str, Any]:
+        value = self.attrs.get(key)
+        return value if isinstance(value, dict) else {}
+
+    def curve(self) -> list[dict[str, Any]]:
+        """Per-epoch records (`curve` attr), only the well-formed ones, ordered by epoch."""
+        raw = self.attrs.get("curve")
+        if not isinstance(raw, list):
+            return []
+        rows = [r for r in raw if isinstance(r, dict) and as_float(r.get("epoch")) is not None]
+        return sorted(rows, key=lambda r: float(r["epoch"]))
+
+    def epochs_run(self) -> int | None:
+        """Epochs this trial trained: the `epochs_run` attr, else the length of its curve."""
+        epochs = self.int_attr("epochs_run")
+        if epochs is None and self.curve():
+            epochs = len(self.curve())
+        return epochs
+
+    def duration_s(self) -> float | None:
+        if self.start is None or self.complete is None:
+            return None
+        return (self.complete - self.start).total_seconds()
+
+
+@dataclass(frozen=True)
+class StudyRecords:
+    """A study as plain data: what the context builder needs and nothing Optuna-specific."""
+
+    name: str
+    objectives: tuple[Objective, ...]
+    trials: tuple[TrialRecord, ...]
+    attrs: dict[str, Any]
+    storage_url: str | None
+
+    @property
+    def complete(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.state == "COMPLETE" and t.values is not None]
+
+    @property
+    def is_vae_search(self) -> bool:
+        """True when the study was written by vae-search (its `created_by` user attr)."""
+        return self.attrs.get("created_by") == "vae-search"
+
+    def objective(self, name: str) -> Objective | None:
+        for objective in self.objectives:
+            if objective.name.upper() == name.upper():
+                return objective
+        return None
+
+
+def as_float(value: Any) -> float | None:
+    """`value` as a finite float; None for None, bools, strings, NaN and infinities."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def redact_url(url: str | None) -> str | None:
+    """The storage URL with any password replaced by `***` (user names are kept)."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL not shown)"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _storage_url(study: optuna.Study) -> str | None:
+    """The URL an RDB storage was opened with, if the storage has one."""
+    storage: Any = getattr(study, "_storage", None)
+    for _ in range(3):  # _CachedStorage wraps RDBStorage; be tolerant of further wrapping
+        url = getattr(storage, "url", None)
+        if isinstance(url, str):
+            return redact_url(url)
+        storage = getattr(storage, "_backend", None)
+    return None
+
+
+def _objectives(study: optuna.Study) -> tuple[Objective, ...]:
+    names = study.metric_names or [f"Objective {i}" for i in range(len(study.directions))]
+    return tuple(
+        Objective(index=i, name=str(name), maximize=direction == StudyDirection.MAXIMIZE)
+        for i, (name, direction) in enumerate(zip(names, study.directions, strict=True))
+    )
+
+
+def _record(trial: FrozenTrial) -> TrialRecord:
+    values: tuple[float, ...] | None = None
+    if trial.state == TrialState.COMPLETE and trial.values is not None:
+        floats = [as_float(v) for v in trial.values]
+        if all(v is not None for v in floats):
+            values = tuple(v for v in floats if v is not None)
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        values=values,
+        params=dict(trial.params),
+        attrs=dict(trial.user_attrs),
+        start=trial.datetime_start,
+        complete=trial.datetime_complete,
+    )
+
+
+def read_study(study: optuna.Study) -> StudyRecords:
+    """Read every trial of `study` once (no deep copies) into plain records."""
+    return StudyRecords(
+        name=study.study_name,
+        objectives=_objectives(study),
+        trials=tuple(_record(t) for t in study.get_trials(deepcopy=False)),
+        attrs=dict(study.user_attrs),
+        storage_url=_storage_url(study),
+    )

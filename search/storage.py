@@ -1,0 +1,481 @@
+"""The one place that opens study storage.
+
+Accepted storage spellings (anything else is a `UsageError` that lists them):
+
+- `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` — SQLite through Optuna's RDB
+  storage; the folder is created. The default is `sqlite:///studies/<study>.db` (relative to the
+  current directory), which `optuna-dashboard` reads as is.
+- `postgresql://user:password@host:port/db` (also `postgresql+psycopg2://`, and `postgres://`,
+  which is rewritten to `postgresql://`) — the storage for many machines.
+- `mysql://...`, `mysql+pymysql://...` — MySQL through Optuna's RDB storage (driver not bundled).
+- `journal:///relative/path.log`, `journal:////absolute/path.log`, or a plain path ending in
+  `.log` or `.journal` — Optuna's journal file storage (`JournalFileBackend`); the folder is
+  created. This is the storage for several worker processes on one machine (see below).
+- `memory:` — Optuna's in-memory storage: nothing survives the process and it cannot be shared
+  between workers (`is_shareable` says so); `sqlite://` and `sqlite:///:memory:` are likewise
+  in-memory.
+
+Reaching a database server is checked when the storage is opened, with a 5 s connection timeout,
+so a wrong host or port is a one-line `UsageError` within seconds, never a hang. Opening never
+migrates or rewrites stored data: an Optuna schema that is too old or too new is reported with
+the `optuna storage upgrade` command, not changed.
+
+Heartbeats. With `heartbeat_interval` set, a worker's running trial records a heartbeat every
+`heartbeat_interval` seconds; whenever any worker starts a trial, RUNNING trials whose last
+heartbeat is older than `grace_period` seconds (default: 4 heartbeat intervals) are failed
+(with `fail_reason` recorded) and retried at most `max_retry` times through Optuna's
+`RetryHeartbeatStaleTrialCallback`, as a WAITING trial with the same parameters. RDB storages
+(SQLite, PostgreSQL, MySQL) use Optuna's own heartbeat table. Optuna 5's `JournalStorage` has
+no heartbeat, so `HeartbeatJournalStorage` adds one that Optuna's optimize loop drives the same
+way: the heartbeat is a trial system attribute (`vae_search:heartbeat`, wall-clock seconds)
+appended to the journal. Heartbeats are driven by `Study.optimize`; a runner that uses
+ask/tell must call `optuna.storages.fail_stale_trials` and record heartbeats itself.
+
+Local workers. `--workers N` on one machine defaults to the journal file storage
+(`journal:///studies/<study>.log`, see `default_storage_url(..., parallel=True)`): every write
+is one appended line under a file lock, every reader replays the log, so nothing is lost or
+duplicated by construction, and a reader never blocks a writer. SQLite is safe for one process,
+but with several writers it serialises whole transactions behind one database lock and a
+writer that waits longer than the busy timeout fails with "database is locked", which ends the
+trial (or the worker) in error; `bench/bench_storage.py` measures both, and the numbers are in
+`bench/results/storage.md`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from search.errors import UsageError
+
+STUDY_NAME_MAX_LENGTH = 100
+CONNECT_TIMEOUT_S = 5
+# Defaults for `run`: a trial is declared dead 2 minutes after its last heartbeat, and a trial
+# whose worker keeps dying is tried at most 1 + MAX_RETRY times.
+HEARTBEAT_INTERVAL_S = 30
+GRACE_PERIODS = 4  # default grace period, in heartbeat intervals
+GRACE_PERIOD_S = GRACE_PERIODS * HEARTBEAT_INTERVAL_S
+MAX_RETRY = 3
+HEARTBEAT_ATTR = "vae_search:heartbeat"
+# User attrs a retried trial keeps from the trial whose worker died; everything else (curve,
+# rung values, timings) described the dead attempt and is recomputed.
+RETRY_KEEPS_USER_ATTRS = ("sweep",)
+
+ACCEPTED_FORMS = (
+    "sqlite:///path.db, postgresql://user:password@host:port/db, mysql://..., "
+    "journal:///path.log (or a path ending in .log/.journal), memory:"
+)
+
+_STUDY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_JOURNAL_SUFFIXES = (".log", ".journal")
+_IN_MEMORY_SQLITE = {"sqlite://", "sqlite:///:memory:"}
+
+
+def validate_study_name(name: str) -> str:
+    """Return `name` if it is a safe study name (it becomes a file name), else raise UsageError."""
+    rule = (
+        f"use 1-{STUDY_NAME_MAX_LENGTH} letters, digits, '-', '_' or '.', "
+        "starting with a letter or digit, without '..'"
+    )
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"the study name is empty: {rule}")
+    if len(name) > STUDY_NAME_MAX_LENGTH:
+        raise UsageError(f"the study name is {len(name)} characters long: {rule}")
+    if not _STUDY_NAME_RE.fullmatch(name) or ".." in name:
+        raise UsageError(f"invalid study name {name!r}: {rule}")
+    return name
+
+
+def default_storage_url(study_name: str, *, parallel: bool = False) -> str:
+    """Where a study lives when no `--storage` is given.
+
+    One process: `sqlite:///studies/<study>.db`. Several local worker processes
+    (`parallel=True`): `journal:///studies/<study>.log`. A study created by a parallel run is
+    found again by later single-process commands (resume, report, dashboard): when only the
+    journal file exists, that is the default.
+    """
+    study_name = validate_study_name(study_name)
+    sqlite_path = Path("studies") / f"{study_name}.db"
+    journal_path = Path("studies") / f"{study_name}.log"
+    if parallel:
+        if sqlite_path.exists() and not journal_path.exists():
+            raise UsageError(
+                f"study {study_name!r} is stored in {sqlite_path}, which is not safe for "
+                "several worker processes: run without --workers, or copy it into a journal "
+                f"with `optuna storage` and pass --storage journal:///{journal_path}"
+            )
+        return f"journal:///{journal_path.as_posix()}"
+    if journal_path.exists() and not sqlite_path.exists():
+        return f"journal:///{journal_path.as_posix()}"
+    return f"sqlite:///{sqlite_path.as_posix()}"
+
+
+def is_shareable(url: str) -> bool:
+    """False when the storage lives in one process's memory, so other workers cannot see it."""
+    url = url.strip()
+    if url in _IN_MEMORY_SQLITE or url.lower() in {"memory:", "memory://"}:
+        return False
+    return not ((url.startswith("sqlite:") and ":memory:" in url) or "mode=memory" in url)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, fit for logs and study records."""
+    redacted = re.sub(r"(://[^/:@\s]*:)[^@/\s]*@", r"\1***@", url)
+    return re.sub(r"(?i)((?:password|passwd)=)[^&\s]*", r"\1***", redacted)
+
+
+def artifact_store(path: str | os.PathLike[str]) -> FileSystemArtifactStore:
+    """Optuna's filesystem artifact store at `path`, creating the folder."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the artifact folder {folder}: {err.strerror}") from err
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"the artifact folder {folder} is not writable")
+    return FileSystemArtifactStore(folder)
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    max_retry: int = MAX_RETRY,
+    must_exist: bool = False,
+) -> BaseStorage:
+    """Open the storage named by `url` (see the module docstring for the accepted forms).
+
+    `heartbeat_interval`/`grace_period` (seconds) switch on dead-worker detection; the grace
+    period defaults to four intervals. `must_exist=True` (for commands that only read,
+    such as `report`) refuses to create a new SQLite or journal file.
+    Raises UsageError for a malformed URL, an unreachable or unusable database, or bad
+    heartbeat settings; never modifies what is already stored.
+    """
+    _check_heartbeat(heartbeat_interval, grace_period, max_retry)
+    url = url.strip()
+    if not url:
+        raise UsageError(f"the storage URL is empty: use one of {ACCEPTED_FORMS}")
+    callback = _RetryStaleTrial(max_retry=max_retry) if heartbeat_interval else None
+    if heartbeat_interval and grace_period is None:
+        grace_period = GRACE_PERIODS * heartbeat_interval
+
+    if url.lower() in {"memory:", "memory://"}:
+        return optuna.storages.InMemoryStorage()
+    journal_path = _journal_path(url)
+    if journal_path is not None:
+        return _open_journal(journal_path, heartbeat_interval, grace_period, callback, must_exist)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "postgres":
+        url = "postgresql" + url[len("postgres") :]
+        scheme = "postgresql"
+    dialect = scheme.split("+", 1)[0]
+    if scheme == "postgresql" and _psycopg2_installed():
+        # SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 is the driver this package ships with.
+        url = "postgresql+psycopg2" + url[len("postgresql") :]
+    if dialect == "sqlite":
+        engine_kwargs = _prepare_sqlite(url, must_exist)
+    elif dialect == "postgresql":
+        engine_kwargs = {
+            "pool_pre_ping": True,
+            "connect_args": {
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                # A server that vanishes mid-study is noticed in about a minute, not hours.
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+            },
+        }
+    elif dialect in {"mysql", "mariadb"}:
+        engine_kwargs = {
+            "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S},
+        }
+    else:
+        raise UsageError(
+            f"unsupported storage {redact_url(url)!r}: use one of {ACCEPTED_FORMS}"
+        )
+    return _open_rdb(url, engine_kwargs, heartbeat_interval, grace_period, callback)
+
+
+# -- RDB (SQLite, PostgreSQL, MySQL) ---------------------------------------------------------
+
+
+class _HeartbeatRDBStorage(RDBStorage):
+    """Optuna's RDB storage that also writes `fail_reason` on a trial it is about to fail as
+    heartbeat-stale, so the report can say why it failed."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = super()._get_stale_trial_ids(study_id)
+        _record_dead_worker(self, stale, self.grace_period or 2 * (self.heartbeat_interval or 0))
+        return stale
+
+
+def _prepare_sqlite(url: str, must_exist: bool) -> dict[str, Any]:
+    if url in _IN_MEMORY_SQLITE or not is_shareable(url):
+        return {}
+    if not url.lower().startswith("sqlite:///"):
+        raise UsageError(
+            f"malformed SQLite URL {url!r}: use sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db"
+        )
+    path = Path(url[len("sqlite:///") :].split("?", 1)[0])
+    if must_exist and not path.is_file():
+        raise UsageError(f"no study storage at {path} (from {url})")
+    if path.is_dir():
+        raise UsageError(f"the SQLite storage path {path} is a folder, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the folder for {url}: {err.strerror}") from err
+    # A writer waits up to 60 s for the database lock instead of failing after pysqlite's 5 s.
+    return {"connect_args": {"timeout": 60}}
+
+
+def _open_rdb(
+    url: str,
+    engine_kwargs: dict[str, Any],
+    heartbeat_interval: int | None,
+    grace_period: int | None,
+    callback: Callable[[optuna.Study, FrozenTrial], None] | None,
+) -> BaseStorage:
+    import sqlalchemy.exc
+
+    shown = redact_url(url)
+    # Workers that start together on a fresh database race to create Optuna's tables; the
+    # loser sees "already exists" and simply tries again.
+    for attempt in range(5):
+        try:
+            return _HeartbeatRDBStorage(
+                url,
+                engine_kwargs=copy.deepcopy(engine_kwargs),
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=callback,
+            )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            if attempt < 4 and _is_creation_race(err):
+                time.sleep(0.2 + random.random())
+                continue
+            raise UsageError(f"cannot use the database {shown}: {_first_line(err)}") from err
+        except sqlalchemy.exc.OperationalError as err:
+            if attempt < 4 and _is_creation_race(err):
+                time.sleep(0.2 + random.random())
+                continue
+            raise UsageError(f"cannot open the storage {shown}: {_first_line(err)}") from err
+        except sqlalchemy.exc.ArgumentError as err:
+            raise UsageError(
+                f"malformed storage URL {shown}: {_first_line(err)}; use one of {ACCEPTED_FORMS}"
+            ) from err
+        except sqlalchemy.exc.NoSuchModuleError as err:
+            raise UsageError(
+                f"unsupported storage {shown}: {_first_line(err)}; use one of {ACCEPTED_FORMS}"
+            ) from err
+        except sqlalchemy.exc.SQLAlchemyError as err:
+            raise UsageError(f"cannot open the storage {shown}: {_first_line(err)}") from err
+        except ImportError as err:
+            driver = url.split("://", 1)[0]
+            hint = (
+                "`pip install pymysql` and use mysql+pymysql://..."
+                if driver.startswith(("mysql", "mariadb"))
+                else "`pip install psycopg2-binary` and use postgresql+psycopg2://..."
+            )
+            raise UsageError(f"no database driver for {driver!r} is installed: {hint}") from err
+        except RuntimeError as err:
+            # Optuna's schema version check: the stored schema is left as it is.
+            if "optuna storage upgrade" in str(err) or "schema" in str(err).lower():
+                raise UsageError(
+                    f"the storage {shown} was written by another Optuna version: "
+                    f"{_first_line(err)}"
+                ) from err
+            raise
+        except ValueError as err:
+            raise UsageError(f"malformed storage URL {shown}: {_first_line(err)}") from err
+    raise AssertionError("unreachable")
+
+
+def _psycopg2_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("psycopg2") is not None
+
+
+def _is_creation_race(err: Exception) -> bool:
+    text = str(err).lower()
+    return "already exists" in text or "duplicate key" in text or "unique constraint" in text
+
+
+# -- journal file ----------------------------------------------------------------------------
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's journal storage with the RDB storage's heartbeat contract.
+
+    `record_heartbeat` appends the wall-clock time as the trial system attribute
+    `vae_search:heartbeat`; a RUNNING trial is stale when that time (or, before its first
+    heartbeat, its start time) is older than the grace period. Optuna's optimize loop then
+    fails it and calls the retry callback, exactly as for RDB storages.
+    """
+
+    def __init__(
+        self,
+        backend: JournalFileBackend,
+        *,
+        heartbeat_interval: int | None,
+        grace_period: int | None,
+        heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None,
+    ) -> None:
+        super().__init__(backend)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        if self.get_trial(trial_id).state.is_finished():
+            return
+        # It may finish between the check and the write: then there is nothing to keep alive.
+        with contextlib.suppress(UpdateFinishedTrialError):
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        grace = self._grace()
+        now = time.time()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            last = trial.system_attrs.get(HEARTBEAT_ATTR)
+            if last is None and trial.datetime_start is not None:
+                last = trial.datetime_start.timestamp()  # naive local time, as stored
+            if last is not None and now - float(last) > grace:
+                stale.append(trial._trial_id)
+        _record_dead_worker(self, stale, grace)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(
+        self,
+    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return self.heartbeat_stale_trial_callback
+
+    def _grace(self) -> int:
+        return self.grace_period or 2 * (self.heartbeat_interval or 0)
+
+
+def _journal_path(url: str) -> Path | None:
+    if url.lower().startswith("journal:"):
+        rest = url[len("journal:") :]
+        if not rest.startswith("///") or len(rest) == 3:
+            raise UsageError(
+                f"malformed journal URL {url!r}: use journal:///relative/path.log or "
+                "journal:////absolute/path.log"
+            )
+        return Path(rest[3:])
+    if "://" not in url and url.lower().endswith(_JOURNAL_SUFFIXES):
+        return Path(url)
+    return None
+
+
+def _open_journal(
+    path: Path,
+    heartbeat_interval: int | None,
+    grace_period: int | None,
+    callback: Callable[[optuna.Study, FrozenTrial], None] | None,
+    must_exist: bool,
+) -> BaseStorage:
+    if must_exist and not path.is_file():
+        raise UsageError(f"no study storage at {path}")
+    if path.is_dir():
+        raise UsageError(f"the journal storage path {path} is a folder, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(str(path))
+    except OSError as err:
+        raise UsageError(f"cannot open the journal file {path}: {err.strerror}") from err
+    try:
+        return HeartbeatJournalStorage(
+            backend,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=callback,
+        )
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        # json.JSONDecodeError is a ValueError. The file is only read here, never rewritten.
+        raise UsageError(
+            f"{path} is not an Optuna journal file (or is damaged): {_first_line(err)}"
+        ) from err
+
+
+# -- heartbeat helpers -----------------------------------------------------------------------
+
+
+class _RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of heartbeat-stale trials, minus the dead attempt's measurements.
+
+    The WAITING copy keeps params and the retry history (system attrs `failed_trial`,
+    `retry_history`) but only the user attrs that describe what to run (`sweep`), so a
+    retried trial's curve and rung values are its own.
+    """
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {
+            k: v for k, v in trial.user_attrs.items() if k in RETRY_KEEPS_USER_ATTRS
+        }
+        trial.system_attrs = {
+            k: v for k, v in trial.system_attrs.items() if k != HEARTBEAT_ATTR
+        }
+        super().__call__(study, trial)
+
+
+def _record_dead_worker(storage: BaseStorage, trial_ids: list[int], grace: int) -> None:
+    reason = f"worker died: no heartbeat for more than {grace} s"
+    for trial_id in trial_ids:
+        # Another worker may have failed it first.
+        with contextlib.suppress(UpdateFinishedTrialError):
+            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+
+
+def _check_heartbeat(interval: int | None, grace: int | None, max_retry: int) -> None:
+    if interval is None:
+        if grace is not None:
+            raise UsageError("a heartbeat grace period needs a heartbeat interval")
+        return
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0:
+        raise UsageError(
+            f"the heartbeat interval must be a positive whole number of seconds, not {interval!r}"
+        )
+    if grace is not None and (not isinstance(grace, int) or grace <= interval):
+        raise UsageError(
+            f"the heartbeat grace period ({grace!r} s) must be a whole number of seconds "
+            f"longer than the heartbeat interval ({interval} s)"
+        )
+    if not isinstance(max_retry, int) or max_retry < 0:
+        raise UsageError(f"the retry bound must be 0 or more, not {max_retry!r}")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    return redact_url(line)

@@ -1,0 +1,496 @@
+"""The study: open storage, suggest a configuration, train it, store everything, repeat.
+
+`run_study(options)` is what `python -m search run` does. The path of one trial:
+
+    run_study -> study.optimize(objective) -> objective(trial)
+        suggest_params (space.py) -> train_vae (training.py) with the pruner's epoch hook
+        -> user attrs (docs/study-records.md) -> artifacts (outputs.py) -> (SSIM, MSE)
+
+Optuna's storages do the bookkeeping: a second run resumes the same study, several workers
+share it, heartbeats turn a dead worker's trial into a retried one (storage.py).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import os
+import platform
+import shlex
+import signal
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search import space as search_space
+from search import storage as storage_module
+from search.errors import UsageError
+from search.pruning import ParetoPrunerConfig, prune_reason
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = ["maximize", "minimize"]
+METRIC_NAMES = ["SSIM", "MSE"]
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SAMPLERS = ("tpe", "nsga2", "random")
+KEEP_MODELS = ("pareto", "all", "none")
+VERSIONED_PACKAGES = ("vae-search", "tensorflow", "keras", "optuna", "numpy", "plotly", "weasyprint")
+
+
+@dataclass
+class RunOptions:
+    """Everything `run` needs; the CLI fills it, tests may build it directly."""
+
+    trials: int | None = None
+    study: str = "mnist-vae"
+    storage: str | None = None
+    data: str = "auto"
+    preset: str = "full"
+    epochs: int | None = None
+    subset: int | None = None
+    seed: int = 0
+    sampler: str = "tpe"
+    pruning: bool = True
+    eta: int = 3
+    grace_epochs: int = 1
+    timeout: float | None = None
+    workers: int = 1
+    gpus: list[int] | None = None
+    report: bool = True
+    keep_models: str = "pareto"
+    sweep: list[str] = field(default_factory=list)
+    repeats: int = 1
+    space: list[str] = field(default_factory=list)
+    predictor: bool = False
+    extra_unlabeled: bool = False
+    artifacts: str | None = None
+    mixed_precision: bool = False
+    heartbeat_interval: int = storage_module.HEARTBEAT_INTERVAL_S
+    grace_period: int | None = None
+    # Set by the `--workers` parent for its children: stop when the study holds this many
+    # finished trials, so N workers share one trial budget.
+    target_total: int | None = None
+    worker_index: int | None = None
+    argv: list[str] = field(default_factory=list)
+
+
+DEFAULT_TRIALS = 20
+
+
+def validate(options: RunOptions) -> None:
+    """Refuse bad input before anything touches storage."""
+    storage_module.validate_study_name(options.study)
+    if options.trials is not None and options.trials < 1:
+        raise UsageError(f"--trials must be a positive integer, got {options.trials}")
+    if options.preset not in search_space.PRESETS:
+        raise UsageError(f"unknown preset {options.preset!r}: use {', '.join(search_space.PRESETS)}")
+    if options.sampler not in SAMPLERS:
+        raise UsageError(f"unknown sampler {options.sampler!r}: use {', '.join(SAMPLERS)}")
+    if options.keep_models not in KEEP_MODELS:
+        raise UsageError(f"--keep-models must be one of {', '.join(KEEP_MODELS)}")
+    for name, value in (("--epochs", options.epochs), ("--subset", options.subset),
+                        ("--repeats", options.repeats), ("--workers", options.workers),
+                        ("--eta", options.eta), ("--grace-epochs", options.grace_epochs)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be a positive integer, got {value}")
+    if options.eta < 2:
+        raise UsageError(f"--eta must be at least 2, got {options.eta}")
+    if options.timeout is not None and not options.timeout > 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {options.timeout}")
+
+
+def build_space(options: RunOptions) -> search_space.SearchSpace:
+    space = search_space.default_space()
+    for spec in options.space:
+        space = search_space.parse_space_override(spec, space)
+    return space
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        # constant_liar keeps parallel workers from suggesting the same point twice
+        return optuna.samplers.TPESampler(multivariate=True, seed=seed, constant_liar=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def training_config(options: RunOptions, seed: int) -> Any:
+    from search.training import TrainConfig
+
+    preset = search_space.PRESETS[options.preset]
+    return TrainConfig(
+        epochs=options.epochs or preset.epochs,
+        batch_size=preset.batch_size,
+        seed=seed,
+        validation_subset=preset.validation_subset,
+        train_eval_subset=preset.train_eval_subset,
+        test_eval_subset=preset.test_eval_subset,
+        mixed_precision=options.mixed_precision,
+    )
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    counts = {state.name: 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] += 1
+    return counts
+
+
+def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return sorted(study.best_trials, key=lambda t: t.values[1]) if count_states(study)["COMPLETE"] else []
+
+
+def dominated_by_any(values: list[float], trials: list[optuna.trial.FrozenTrial]) -> bool:
+    """Is (ssim, mse) dominated by a completed trial: no worse in both and better in one?"""
+    ssim, mse = values
+    for other in trials:
+        o_ssim, o_mse = other.values
+        if o_ssim >= ssim and o_mse <= mse and (o_ssim > ssim or o_mse < mse):
+            return True
+    return False
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Objective:
+    """Train the configuration a trial suggests; store curve, metrics and artifacts."""
+
+    def __init__(self, options: RunOptions, space: search_space.SearchSpace, data: Any,
+                 artifact_store: Any, target_total: int) -> None:
+        self.options = options
+        self.space = space
+        self.data = data
+        self.artifact_store = artifact_store
+        self.target_total = target_total
+        self.epochs = training_config(options, 0).epochs
+        self.pruner = (
+            ParetoPrunerConfig(max_epochs=self.epochs, grace_epochs=options.grace_epochs,
+                               eta=options.eta)
+            if options.pruning else None
+        )
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        from search.outputs import write_trial_outputs
+        from search.training import TrainingFailed, train_vae
+
+        study = trial.study
+        self._claim_budget(study, trial)
+        params = search_space.suggest_params(trial, self.space)
+        params["predictor"] = self.options.predictor
+        seed = self.options.seed + trial.number
+        trial.set_user_attr("seed", seed)
+        trial.set_user_attr("worker", _worker_name())
+        trial.set_user_attr("epochs_planned", self.epochs)
+
+        def on_epoch(record: dict[str, float]) -> str | None:
+            if self.pruner is None:
+                return None
+            return prune_reason(study, trial, int(record["epoch"]), record["val_ssim"],
+                                record["val_mse"], config=self.pruner)
+
+        try:
+            result = train_vae(params, self.data, training_config(self.options, seed), on_epoch)
+        except TrainingFailed as failure:
+            trial.set_user_attr("curve", failure.curve)
+            trial.set_user_attr("epochs_run", len(failure.curve))
+            trial.set_user_attr("fail_reason", failure.reason)
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM) during training")
+            raise
+
+        for key, value in result.summary().items():
+            trial.set_user_attr(key, value)
+        if result.stopped_reason:
+            trial.set_user_attr("pruned_reason", result.stopped_reason)
+            trial.set_user_attr("pruned_at_epoch", result.epochs_run)
+            raise optuna.TrialPruned(result.stopped_reason)
+        if not (math.isfinite(result.val_ssim) and math.isfinite(result.val_mse)):
+            reason = "validation metrics are not finite"
+            trial.set_user_attr("fail_reason", reason)
+            raise TrainingFailed(reason, result.curve)
+
+        values = [result.val_ssim, result.val_mse]
+        keep_model = self.options.keep_models == "all" or (
+            self.options.keep_models == "pareto"
+            and not dominated_by_any(values, study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        )
+        assert result.model is not None
+        with tempfile.TemporaryDirectory(prefix="vae-search-") as tmp:
+            paths = write_trial_outputs(result.model, self.data, Path(tmp), keep_model=keep_model,
+                                        seed=seed)
+            ids = {
+                name: optuna.artifacts.upload_artifact(
+                    artifact_store=self.artifact_store, file_path=str(path), study_or_trial=trial
+                )
+                for name, path in paths.items()
+            }
+        trial.set_user_attr("artifacts", ids)
+        return result.val_ssim, result.val_mse
+
+    def _claim_budget(self, study: optuna.Study, trial: optuna.Trial) -> None:
+        """With several workers, only the first `target_total` trials may train.
+
+        Each worker checks before training: finished trials plus running trials with a
+        smaller number. Trial numbers are unique and ordered, so exactly the budget trains,
+        whatever the timing; a surplus trial ends at once (FAIL, said why) and stops its worker.
+        """
+        trials = study.get_trials(deepcopy=False)
+        ahead = sum(
+            1 for t in trials
+            if t.state in FINISHED or (t.state == TrialState.RUNNING and t.number < trial.number)
+        )
+        if ahead >= self.target_total:
+            trial.set_user_attr("fail_reason", "surplus: the study already had its requested trials")
+            study.stop()
+            raise BudgetReached()
+
+
+class BudgetReached(Exception):
+    """A worker found the trial budget already used up by the others."""
+
+
+class Progress:
+    """One line per finished trial, a progress bar, and the stop rule for the trial budget."""
+
+    def __init__(self, target_total: int, already: int, requested: int, max_failures: int) -> None:
+        from tqdm import tqdm
+
+        self.target_total = target_total
+        self.max_failures = max_failures
+        self.failures = 0
+        self.bar = tqdm(total=requested, desc="trials", unit="trial", file=sys.stderr,
+                        disable=not sys.stderr.isatty(), leave=False)
+        self.already = already
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        attrs = trial.user_attrs
+        if attrs.get("fail_reason", "").startswith("surplus"):
+            return
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+        if trial.state == TrialState.COMPLETE:
+            outcome = f"SSIM {trial.values[0]:.4f}  MSE {trial.values[1]:.5f}"
+        elif trial.state == TrialState.PRUNED:
+            outcome = f"pruned: {attrs.get('pruned_reason', '')}"
+        else:
+            outcome = f"failed: {attrs.get('fail_reason', 'see the log')}"
+            self.failures += 1
+        seconds = (trial.duration.total_seconds() if trial.duration else 0.0)
+        self.bar.write(
+            f"trial {trial.number:>4}  {params}  {outcome}  "
+            f"epochs {attrs.get('epochs_run', 0)}  {seconds:.1f}s"
+        )
+        self.bar.update(1)
+        finished = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
+        if finished >= self.target_total:
+            study.stop()
+        elif self.failures >= self.max_failures:
+            self.bar.write(f"stopping: {self.failures} trials failed in this run")
+            study.stop()
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Our progress lines replace Optuna's per-trial INFO lines and its failure tracebacks.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def open_study(options: RunOptions, *, create: bool) -> tuple[optuna.Study, str]:
+    """Open (or create) the study named in options; return it and its storage URL."""
+    url = options.storage or storage_module.default_storage_url(
+        options.study, parallel=options.workers > 1
+    )
+    storage = storage_module.open_storage(
+        url, heartbeat_interval=options.heartbeat_interval or None,
+        grace_period=options.grace_period, must_exist=not create,
+    )
+    sampler = make_sampler(options.sampler, None if options.seed is None else
+                           options.seed + (options.worker_index or 0))
+    if create:
+        study = optuna.create_study(storage=storage, study_name=options.study,
+                                    directions=DIRECTIONS, sampler=sampler, load_if_exists=True)
+    else:
+        try:
+            study = optuna.load_study(study_name=options.study, storage=storage, sampler=sampler)
+        except KeyError as exc:
+            raise UsageError(f"no study named {options.study!r} in {storage_module.redact_url(url)}") from exc
+    if [d.name.lower() for d in study.directions] != DIRECTIONS:
+        raise UsageError(
+            f"study {options.study!r} exists with directions "
+            f"{[d.name.lower() for d in study.directions]}, not (maximize SSIM, minimize MSE)"
+        )
+    return study, url
+
+
+def run_study(options: RunOptions) -> int:
+    """The `run` command. Returns the exit code."""
+    from search.data import load_mnist
+
+    validate(options)
+    _configure_logging()
+    space = build_space(options)
+    sweeps = [search_space.parse_sweep(spec, space) for spec in options.sweep]
+    enqueued = [cfg for name, values in sweeps
+                for cfg in search_space.sweep_configurations(name, values, options.repeats, space)]
+    requested = options.trials or len(enqueued) or DEFAULT_TRIALS
+
+    if options.workers > 1:
+        if options.storage and not storage_module.is_shareable(options.storage):
+            raise UsageError("--workers needs a storage other processes can open (not memory)")
+    preset = search_space.PRESETS[options.preset]
+    data = load_mnist(options.data, seed=options.seed,
+                      subset=options.subset if options.subset is not None else preset.subset,
+                      extra_unlabeled=options.extra_unlabeled)
+
+    study, url = open_study(options, create=True)
+    stored = study.user_attrs
+    if "search_space_distributions" in stored and not options.space:
+        # resume what was searched, whatever today's defaults are
+        space = search_space.space_from_json(stored["search_space_distributions"])
+    artifacts_dir = Path(options.artifacts or stored.get("artifacts_dir")
+                         or Path("studies") / options.study / "artifacts")
+    store = storage_module.artifact_store(artifacts_dir)
+    config = training_config(options, options.seed)
+    is_parent = options.worker_index is None
+    if is_parent:
+        _record_study(study, options, space, data.provenance, config, url, artifacts_dir)
+        for params, tag in enqueued:
+            study.enqueue_trial({**params}, user_attrs={"sweep": tag}, skip_if_exists=False)
+
+    already = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
+    target_total = options.target_total or already + requested
+    budget_line = (
+        f"study {options.study!r} in {storage_module.redact_url(url)}: {already} finished trials, "
+        f"running {target_total - already} more ({options.preset} preset: {config.epochs} epochs, "
+        f"{len(data.train)} training images, batch {config.batch_size}; sampler {options.sampler}; "
+        f"pruning {'on, rungs at ' + str(ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs) + ' epochs' if options.pruning else 'off'})"
+    )
+    log.info(budget_line)
+    if data.provenance["bundled_subset"]:
+        log.info("data: the bundled 5,000-image MNIST subset (%s)", data.provenance["counts"])
+
+    if options.workers > 1 and is_parent:
+        from search.workers import run_workers
+
+        worker_argv = [*options.argv, "--target-total", str(target_total), "--storage", url,
+                       "--artifacts", str(artifacts_dir)]
+        code = run_workers(options.workers, worker_argv, options.gpus)
+        return _finish(study, options, url, code)
+
+    from search.training import TrainingFailed, configure_device
+
+    log.info("device: %s", configure_device(options.mixed_precision))
+    objective = Objective(options, space, data, store, target_total)
+    progress = Progress(target_total, already, target_total - already,
+                        max_failures=max(3, target_total - already))
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        study.optimize(objective, n_trials=None, timeout=options.timeout,
+                       callbacks=[progress], catch=(TrainingFailed, BudgetReached))
+    except KeyboardInterrupt:
+        progress.bar.close()
+        log.info("interrupted: the running trial was marked FAIL; resume with: %s",
+                 _resume_command(options, target_total, study))
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        progress.bar.close()
+    if not is_parent:
+        return 0
+    return _finish(study, options, url, 0)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _resume_command(options: RunOptions, target_total: int, study: optuna.Study) -> str:
+    left = target_total - sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
+    parts = ["python -m search run", "--study", options.study, "--trials", str(max(left, 1))]
+    if options.storage:
+        parts += ["--storage", storage_module.redact_url(options.storage)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _record_study(study: optuna.Study, options: RunOptions, space: search_space.SearchSpace,
+                  provenance: dict[str, Any], config: Any, url: str, artifacts_dir: Path) -> None:
+    from search.training import configure_device
+
+    stored = study.user_attrs
+    study.set_metric_names(METRIC_NAMES)
+    if "created_by" not in stored:
+        study.set_user_attr("created_by", "vae-search")
+        study.set_user_attr("search_space", search_space.describe_space(space))
+        study.set_user_attr("search_space_distributions", search_space.space_to_json(space))
+        study.set_user_attr("fixed_params", {"predictor": options.predictor})
+        study.set_user_attr("data", provenance)
+        study.set_user_attr("sampler", options.sampler)
+        study.set_user_attr("seed", options.seed)
+        study.set_user_attr("artifacts_dir", str(artifacts_dir))
+    study.set_user_attr("budget", {
+        "preset": options.preset, "epochs": config.epochs, "subset": provenance["counts"]["train"],
+        "batch_size": config.batch_size, "validation_subset": config.validation_subset,
+    })
+    rungs = ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs
+    study.set_user_attr("pruning", {"enabled": options.pruning, "grace_epochs": options.grace_epochs,
+                                    "eta": options.eta, "rungs": rungs})
+    runs = list(stored.get("runs", []))
+    runs.append({
+        "command": "python -m search " + " ".join(shlex.quote(a) for a in options.argv),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "device": configure_device(options.mixed_precision) if options.workers == 1 else
+        f"{options.workers} workers",
+        "versions": versions(),
+        "storage": storage_module.redact_url(url),
+    })
+    study.set_user_attr("runs", runs)
+
+
+def _finish(study: optuna.Study, options: RunOptions, url: str, code: int) -> int:
+    """Print the Pareto front and write the report."""
+    counts = count_states(study)
+    print(f"\nstudy {options.study!r}: " + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c))
+    front = pareto_trials(study)
+    if front:
+        print("Pareto front (validation):")
+        print(f"  {'trial':>5}  {'SSIM':>7}  {'MSE':>8}  params")
+        for t in front:
+            params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+            print(f"  {t.number:>5}  {t.values[0]:7.4f}  {t.values[1]:8.5f}  {params}")
+    if options.report and code == 0:
+        from search.report import write_report
+
+        out_dir = Path("studies") / options.study
+        paths = write_report(study, out_dir, formats=("html", "pdf"),
+                             artifact_store_dir=Path(study.user_attrs.get("artifacts_dir", out_dir / "artifacts")))
+        for fmt, path in paths.items():
+            print(f"report ({fmt}): {path}")
+    return code

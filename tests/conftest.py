@@ -1,0 +1,49 @@
+"""Shared pytest fixtures. Server fixtures live in their own modules, registered here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+pytest_plugins = ["tests.pg_server"]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m search ARGS` in a subprocess, as a user types it."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "search", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The bundled 5,000-image subset, split with seed 0 and a 1,000-image training set."""
+    from search.data import load_mnist
+
+    return load_mnist("bundled", seed=0, subset=1000)
+
+
+class SmokeStudy(NamedTuple):
+    workdir: Path
+    name: str
+    storage: str
+    artifacts: Path
+    output: str
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> SmokeStudy:
+    """A real 4-trial study trained here on the smoke preset (pruning on, eta 2 so it fires)."""
+    workdir = tmp_path_factory.mktemp("smoke-study")
+    result = run_cli("run", "--preset", "smoke", "--trials", "4", "--data", "bundled",
+                     "--study", "smoke", "--eta", "2", "--seed", "1", "--no-report", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return SmokeStudy(workdir, "smoke", f"sqlite:///{workdir}/studies/smoke.db",
+                      workdir / "studies" / "smoke" / "artifacts", result.stdout + result.stderr)

@@ -1,0 +1,226 @@
+"""Several workers on one study, for real: `python -m search run` processes on a real
+PostgreSQL server and on the journal file storage, killed and interrupted mid-trial.
+
+Every run is the smoke preset cut further down (64 training images, 1 epoch, no pruning, no
+saved models) so the whole module fits CI's two cores.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.errors import UsageError
+from search.storage import open_storage
+from search.workers import WORKER_INDEX_ENV, detect_gpus, plan_workers, worker_environments
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--preset", "smoke", "--data", "bundled", "--subset", "64", "--epochs", "1",
+        "--no-pruning", "--keep-models", "none", "--no-report", "--seed", "1"]
+HEARTBEAT = ["--heartbeat-interval", "1", "--grace-period", "3"]
+RUN_TIMEOUT_S = 600
+
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return env
+
+
+def _search(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "search", "run", *args], cwd=cwd, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float = RUN_TIMEOUT_S) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"run did not finish in {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
+    return proc.returncode, out, err
+
+
+@pytest.fixture(params=["postgresql", "journal"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("fresh_postgres_url"))
+    return f"journal:///{tmp_path}/study.log"
+
+
+def _trials(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=open_storage(url)).get_trials()
+
+
+def _assert_consistent(trials: list[optuna.trial.FrozenTrial], complete: int) -> None:
+    states = Counter(t.state for t in trials)
+    assert states[TrialState.COMPLETE] == complete, states
+    assert states[TrialState.RUNNING] == 0 and states[TrialState.WAITING] == 0, states
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)) == len({t._trial_id for t in trials})
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len({tuple(sorted(t.params.items())) for t in done}) == complete  # no config twice
+    for t in done:
+        assert len(t.values) == 2 and "curve" in t.user_attrs
+
+
+def test_three_workers_share_one_budget(storage_url: str, tmp_path: Path) -> None:
+    code, out, err = _finish(_search(tmp_path, *TINY, "--trials", "3", "--workers", "3",
+                                     "--study", "three", "--storage", storage_url, *HEARTBEAT))
+    assert code == 0, err[-3000:]
+    for index in range(3):
+        assert f"[w{index}] " in out + err
+    trials = _trials(storage_url, "three")
+    _assert_consistent(trials, complete=3)
+    for t in trials:  # the only failures allowed are budget surpluses, which never trained
+        if t.state == TrialState.FAIL:
+            assert t.user_attrs["fail_reason"].startswith("surplus"), t.user_attrs
+            assert not t.params
+
+
+def _wait_for_second_trial(url: str, study: str, worker: subprocess.Popen[str]) -> list:
+    """Block until `worker` finished one trial and is training the next; return the finished."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    me = f"{socket.gethostname()}:{worker.pid}"
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, worker.communicate()[1][-3000:]
+        try:
+            trials = _trials(url, study)
+        except KeyError:  # the study is not created yet
+            trials = []
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        running = [t for t in trials if t.state == TrialState.RUNNING
+                   and t.user_attrs.get("worker") == me]
+        if done and running:
+            return done
+        time.sleep(0.2)
+    pytest.fail("the worker never reached its second trial")
+
+
+def test_a_killed_workers_trial_is_retried_and_nothing_is_lost(
+    storage_url: str, tmp_path: Path
+) -> None:
+    args = [*TINY, "--study", "kill", "--storage", storage_url, *HEARTBEAT]
+    victim = _search(tmp_path, *args, "--trials", "3")
+    finished_before = _wait_for_second_trial(storage_url, "kill", victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    dead = [t for t in _trials(storage_url, "kill") if t.state == TrialState.RUNNING]
+    assert len(dead) == 1
+
+    # Another worker of the same 3-trial budget takes over, started as `--workers` starts one.
+    code, _, err = _finish(_search(tmp_path, *args, "--target-total", "3", "--worker-index", "1"))
+    assert code == 0, err[-3000:]
+
+    trials = _trials(storage_url, "kill")
+    _assert_consistent(trials, complete=3)
+    by_number = {t.number: t for t in trials}
+    for t in finished_before:  # no completed trial lost or changed
+        assert by_number[t.number].state == TrialState.COMPLETE
+        assert by_number[t.number].values == t.values
+    died = by_number[dead[0].number]
+    assert died.state == TrialState.FAIL
+    assert died.user_attrs["fail_reason"].startswith("worker died")
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == died.number]
+    assert len(retries) == 1
+    assert retries[0].state == TrialState.COMPLETE and retries[0].params == died.params
+
+
+def test_sigint_to_the_parent_stops_every_worker_cleanly(tmp_path: Path) -> None:
+    url = f"journal:///{tmp_path}/study.log"
+    parent = _search(tmp_path, *TINY, "--trials", "4", "--workers", "2", "--study", "stop",
+                     "--storage", url, *HEARTBEAT)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:  # both workers are training
+        assert parent.poll() is None, parent.communicate()[1][-3000:]
+        try:
+            running = [t for t in _trials(url, "stop")
+                       if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+        except KeyError:
+            running = []
+        if len(running) == 2:
+            break
+        time.sleep(0.2)
+    parent.send_signal(signal.SIGINT)
+    code, _, err = _finish(parent, timeout=180)
+    assert code == 130, err[-3000:]
+    trials = _trials(url, "stop")
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    interrupted = [t for t in trials if t.state == TrialState.FAIL
+                   and t.user_attrs.get("fail_reason", "").startswith("interrupted")]
+    assert len(interrupted) >= 1
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_unreachable_database_is_one_line_and_exit_2(workers: str, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once the socket is closed
+    url = f"postgresql://vae:topsecret@127.0.0.1:{port}/nowhere"
+    start = time.monotonic()
+    code, out, err = _finish(_search(tmp_path, *TINY, "--trials", "2", "--workers", workers,
+                                     "--study", "down", "--storage", url), timeout=120)
+    elapsed = time.monotonic() - start
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "topsecret" not in err + out
+    assert elapsed < 60, f"took {elapsed:.0f} s"
+
+
+# -- the `--workers` parent's own checks -----------------------------------------------------
+
+
+def test_detect_gpus_is_empty_without_nvidia_smi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert detect_gpus() == []
+
+
+def test_plan_workers_checks_counts_and_gpus() -> None:
+    present = detect_gpus()
+    assert plan_workers(None) == (max(1, len(present)), present)
+    assert plan_workers(3) == (3, present)
+    absent = max(present, default=-1) + 1
+    with pytest.raises(UsageError, match=f"GPU {absent} not found"):
+        plan_workers(2, [absent])
+    for bad in (0, -1):
+        with pytest.raises(UsageError):
+            plan_workers(bad)
+    with pytest.raises(UsageError):
+        plan_workers(2, [])
+
+
+def test_worker_environments_split_cpus_or_pin_gpus() -> None:
+    cores = len(os.sched_getaffinity(0))
+    cpu = worker_environments(2, [])
+    assert [e[WORKER_INDEX_ENV] for e in cpu] == ["0", "1"]
+    assert all(e["TF_NUM_INTRAOP_THREADS"] == str(max(1, cores // 2)) for e in cpu)
+    assert all(e["OMP_NUM_THREADS"] == e["TF_NUM_INTRAOP_THREADS"] for e in cpu)
+    gpu = worker_environments(3, [0, 1])
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in gpu] == ["0", "1", "0"]
+
+
+def test_a_gpu_that_is_not_there_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    absent = str(max(detect_gpus(), default=-1) + 1)
+    code, _, err = _finish(_search(tmp_path, *TINY, "--trials", "2", "--workers", "2",
+                                   "--gpus", absent, "--study", "nogpu"), timeout=120)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and absent in lines[0], err
+    assert not (tmp_path / "studies").exists() or not any((tmp_path / "studies").iterdir())

@@ -1,0 +1,241 @@
+"""The study runner end to end: real Optuna, real training on the smoke preset."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.model import DEFAULTS
+from search.space import SWEEP_BASELINE, default_space, parse_sweep, sweep_configurations
+from tests.conftest import run_cli
+
+REQUIRED_ATTRS = {"curve", "val_ssim", "val_mse", "train_ssim", "train_mse", "test_ssim",
+                  "test_mse", "epochs_run", "wall_time_s", "images_per_s", "device", "n_params",
+                  "seed", "worker", "artifacts"}
+
+
+def _load(storage: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
+    study = _load(smoke_study.storage, smoke_study.name)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["SSIM", "MSE"]
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) == 4
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert complete, "at least the first trial completes"
+    for trial in complete:
+        assert REQUIRED_ATTRS <= set(trial.user_attrs)
+        assert trial.values == [trial.user_attrs["val_ssim"], trial.user_attrs["val_mse"]]
+        assert len(trial.user_attrs["curve"]) == trial.user_attrs["epochs_run"] == 2
+        for name in ("grid", "latent", "prior_samples"):
+            artifact = smoke_study.artifacts / trial.user_attrs["artifacts"][name]
+            assert artifact.is_file() and artifact.stat().st_size > 100
+    attrs = study.user_attrs
+    assert attrs["created_by"] == "vae-search"
+    assert set(attrs["search_space"]) == set(default_space())
+    assert attrs["data"]["bundled_subset"] is True
+    assert attrs["budget"]["preset"] == "smoke" and attrs["pruning"]["rungs"] == [1]
+    assert attrs["runs"][0]["command"].startswith("python -m search run")
+    # the Pareto trials' weights are kept (default --keep-models pareto)
+    assert any("model" in t.user_attrs["artifacts"] for t in study.best_trials)
+    assert "Pareto front" in smoke_study.output
+
+
+def test_pruning_fires_in_a_real_study(smoke_study):
+    study = _load(smoke_study.storage, smoke_study.name)
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned, smoke_study.output
+    for trial in pruned:
+        assert trial.user_attrs["pruned_at_epoch"] == 1
+        assert trial.user_attrs["pruned_reason"].startswith("rank ")
+        assert "1" in trial.user_attrs["rung_values"]
+
+
+def test_sweep_baseline_is_the_model_default():
+    assert {k: DEFAULTS[k] for k in SWEEP_BASELINE} == SWEEP_BASELINE
+
+
+def test_sweep_configurations_fix_everything_but_the_swept_parameter():
+    space = default_space()
+    name, values = parse_sweep("latent_dim=1,2,4,6,8,10", space)
+    configs = sweep_configurations(name, values, repeats=2, space=space)
+    assert len(configs) == 12
+    assert [c[0]["latent_dim"] for c in configs[::2]] == [1, 2, 4, 6, 8, 10]
+    assert all({k: v for k, v in c[0].items() if k != "latent_dim"}
+               == {k: v for k, v in SWEEP_BASELINE.items() if k != "latent_dim"} for c in configs)
+    assert [c[1]["repeat"] for c in configs[:2]] == [0, 1]
+
+
+def test_resume_adds_trials_and_sweep_trials_are_tagged(tmp_path):
+    args = ["--preset", "smoke", "--data", "bundled", "--study", "resume", "--no-report",
+            "--subset", "128", "--epochs", "1", "--no-pruning"]
+    first = run_cli("run", *args, "--sweep", "n_layers=1,3", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    study = _load(f"sqlite:///{tmp_path}/studies/resume.db", "resume")
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+    tags = sorted((t.user_attrs["sweep"]["value"], t.params["n_layers"]) for t in study.trials)
+    assert tags == [(1, 1), (3, 3)]
+    assert all(t.params["latent_dim"] == SWEEP_BASELINE["latent_dim"] for t in study.trials)
+
+    second = run_cli("run", *args, "--trials", "1", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    study = _load(f"sqlite:///{tmp_path}/studies/resume.db", "resume")
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    assert len(study.user_attrs["runs"]) == 2
+    assert "2 finished trials, running 1 more" in second.stderr
+
+
+BAD_RUNS = {
+    "zero trials": ["--trials", "0"],
+    "negative trials": ["--trials", "-3"],
+    "text trials": ["--trials", "abc"],
+    "empty study name": ["--study", ""],
+    "slash in name": ["--study", "a/b"],
+    "dots in name": ["--study", ".."],
+    "path characters": ["--study", "x;rm -rf"],
+    "unknown sampler": ["--sampler", "grid"],
+    "unknown preset": ["--preset", "huge"],
+    "malformed sweep": ["--sweep", "latent_dim"],
+    "sweep outside space": ["--sweep", "latent_dim=0,64"],
+    "sweep unknown param": ["--sweep", "depth=1,2"],
+    "negative timeout": ["--timeout", "-5"],
+    "bad storage url": ["--storage", "nosuchdb://x"],
+    "workers zero": ["--workers", "0"],
+    "bad space": ["--space", "latent_dim=9:2"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RUNS))
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, case):
+    existing = tmp_path / "studies"
+    existing.mkdir()
+    (existing / "keep.db").write_bytes(b"stored study stays as it is")
+    before = sorted(p.name for p in existing.iterdir())
+    result = run_cli("run", "--preset", "smoke", "--data", "bundled", "--no-report",
+                     *BAD_RUNS[case], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert sorted(p.name for p in existing.iterdir()) == before
+    assert (existing / "keep.db").read_bytes() == b"stored study stays as it is"
+
+
+def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
+    args = ["run", "--preset", "smoke", "--data", "bundled", "--study", "interrupt",
+            "--no-report", "--subset", "256", "--epochs", "2", "--no-pruning"]
+    env_cmd = [sys.executable, "-m", "search", *args, "--trials", "5"]
+    process = subprocess.Popen(env_cmd, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    storage = f"sqlite:///{tmp_path}/studies/interrupt.db"
+    deadline = time.time() + 240
+    # wait until a trial is running (one finished and the next started), then press Ctrl-C
+    while time.time() < deadline:
+        time.sleep(1)
+        try:
+            trials = _load(storage, "interrupt").trials
+        except Exception:
+            continue
+        if any(t.state == TrialState.COMPLETE for t in trials) and any(
+            t.state == TrialState.RUNNING and "worker" in t.user_attrs for t in trials
+        ):
+            break
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output[-2000:]
+    assert "resume with: python -m search run --study interrupt --trials" in output
+    study = _load(storage, "interrupt")
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"].startswith("interrupted")
+    done = len(study.get_trials(states=(TrialState.COMPLETE,)))
+
+    resumed = run_cli(*args, "--trials", "1", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert len(_load(storage, "interrupt").get_trials(states=(TrialState.COMPLETE,))) == done + 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_with_metric_names_and_artifacts(smoke_study):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "search", "dashboard", "--study", smoke_study.name,
+         "--storage", smoke_study.storage, "--port", str(port)],
+        cwd=smoke_study.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        studies = None
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"{base}/api/studies", timeout=2) as response:
+                    studies = json.load(response)
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None, "dashboard did not answer"
+        summary = next(s for s in studies["study_summaries"] if s["study_name"] == smoke_study.name)
+        assert [d.lower() for d in summary["directions"]] == ["maximize", "minimize"]
+        with urllib.request.urlopen(f"{base}/api/studies/{summary['study_id']}?after=0",
+                                    timeout=10) as response:
+            detail = json.load(response)
+        assert detail["metric_names"] == ["SSIM", "MSE"]
+        complete = [t for t in detail["trials"] if t["state"].lower() == "complete"]
+        artifacts = complete[0]["artifacts"]
+        grid = next(a for a in artifacts if a["filename"] == "grid.png")
+        url = f"{base}/artifacts/{summary['study_id']}/{complete[0]['trial_id']}/{grid['artifact_id']}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_studies_lists_counts_by_state(smoke_study):
+    result = run_cli("studies", cwd=smoke_study.workdir, timeout=120)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("smoke "))
+    assert row.split()[-5:] == [str(x) for x in _state_counts(smoke_study)]
+
+
+def _state_counts(smoke_study) -> list[int]:
+    study = _load(smoke_study.storage, smoke_study.name)
+    return [sum(1 for t in study.trials if t.state == s) for s in TrialState]
+
+
+def test_train_cli_prints_table_and_saves_grid(tmp_path):
+    result = run_cli("train", "--latent-dim", "4", "--layers", "2", "--filters", "8",
+                     "--dense-units", "16", "--loss", "mse", "--epochs", "1", "--subset", "256",
+                     "--data", "bundled", "--save", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for label in ("validation SSIM", "validation MSE", "train SSIM", "train MSE", "device"):
+        assert label in result.stdout
+    from PIL import Image
+
+    grid = Image.open(Path(tmp_path / "out" / "grid.png"))
+    assert grid.size == (2 * 280 + 8, 280)
+    assert (tmp_path / "out" / "model.weights.h5").stat().st_size > 1000
+
+
+def test_help_explains_every_command():
+    for command in ("run", "train", "report", "dashboard", "studies"):
+        result = run_cli(command, "--help", cwd=Path.cwd(), timeout=60)
+        assert result.returncode == 0 and "usage:" in result.stdout
+    assert "--sweep" in run_cli("run", "--help", cwd=Path.cwd(), timeout=60).stdout
