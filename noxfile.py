@@ -29,8 +29,16 @@ def install_system_packages(session: nox.Session, names: list[str]) -> None:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = {"DEBIAN_FRONTEND": "noninteractive"}
         session.run("apt-get", "update", "-qq", external=True, env=env)
-        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing,
-                    external=True, env=env)
+        session.run(
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            *missing,
+            external=True,
+            env=env,
+        )
     else:
         session.warn(f"missing system packages: sudo apt-get install {' '.join(missing)}")
 

@@ -56,6 +56,8 @@ class Result:
     workers: int
     trials: int
     seconds: float
+    cpu_seconds: float
+    load: float
     complete: int
     duplicates: int
     running: int
@@ -65,6 +67,10 @@ class Result:
     @property
     def trials_per_s(self) -> float:
         return self.complete / self.seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.cpu_seconds / max(self.complete, 1)
 
     @property
     def overhead_ms(self) -> float:
@@ -98,14 +104,14 @@ def worker(url: str, sampler: str, records: bool, n_trials: int, seed: int, hear
     study = optuna.load_study(study_name=STUDY, storage=storage,
                               sampler=make_sampler(sampler, seed))
     barrier.wait()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     error = ""
     try:
         study.optimize(lambda t: objective(t, records), n_trials=n_trials)
     except Exception as err:  # a storage error ends this worker: that is what we count
         error = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
         traceback.print_exc()
-    queue.put((start, time.perf_counter(), error))
+    queue.put((start, time.perf_counter(), time.process_time() - cpu_start, error))
 
 
 def run_once(url: str, label: str, sampler: str, records: bool, n_workers: int, n_trials: int,
@@ -125,9 +131,10 @@ def run_once(url: str, label: str, sampler: str, records: bool, n_workers: int, 
     reports = [queue.get(timeout=1800) for _ in procs]
     for p in procs:
         p.join()
-    errors = [e for _, _, e in reports if e]
+    errors = [e for *_, e in reports if e]
     errors += [f"worker exit code {p.exitcode}" for p in procs if p.exitcode]
-    seconds = max(end for _, end, _ in reports) - min(start for start, _, _ in reports)
+    seconds = max(r[1] for r in reports) - min(r[0] for r in reports)
+    cpu_seconds = sum(r[2] for r in reports)
 
     study = optuna.load_study(study_name=STUDY, storage=open_storage(url))
     trials = study.get_trials(deepcopy=False)
@@ -135,7 +142,7 @@ def run_once(url: str, label: str, sampler: str, records: bool, n_workers: int, 
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     return Result(
         storage=label, sampler=sampler, records=records, workers=n_workers, trials=n_trials,
-        seconds=seconds,
+        seconds=seconds, cpu_seconds=cpu_seconds, load=os.getloadavg()[0],
         complete=len(complete),
         duplicates=sum(c - 1 for c in numbers.values()),
         running=sum(t.state == optuna.trial.TrialState.RUNNING for t in trials),
@@ -179,8 +186,10 @@ def table(results: list[Result]) -> str:
     base = {(r.storage, r.sampler, r.records): r.trials_per_s for r in results if r.workers == 1}
     lines = [
         "| storage | sampler | objective | workers | trials/s | overhead per trial (ms) "
-        "| scaling efficiency | complete | lost | duplicated | stuck RUNNING | errors |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| worker CPU per trial (ms) | scaling efficiency | load avg | complete | lost "
+        "| duplicated | stuck RUNNING | errors |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | --- |",
     ]
     for r in results:
         key = (r.storage, r.sampler, r.records)
@@ -189,7 +198,8 @@ def table(results: list[Result]) -> str:
         what = "+10 user attrs" if r.records else "bare"
         lines.append(
             f"| {r.storage} | {r.sampler} | {what} | {r.workers} | {r.trials_per_s:.1f} | "
-            f"{r.overhead_ms:.1f} | {eff:.0%} | {r.complete} | {r.trials - r.complete} | "
+            f"{r.overhead_ms:.1f} | {r.cpu_ms:.1f} | {eff:.0%} | {r.load:.1f} | {r.complete} | "
+            f"{r.trials - r.complete} | "
             f"{r.duplicates} | {r.running} | {errs} |"
         )
     return "\n".join(lines)
@@ -249,8 +259,10 @@ def main() -> None:
                         r = run_once(url(kind, tag), kind, sampler, what == "records", n,
                                      args.trials)
                         results.append(r)
-                        print(f"{tag}: {r.trials_per_s:.1f} trials/s, {r.overhead_ms:.1f} ms/trial,"
-                              f" complete {r.complete}, errors {r.errors}", flush=True)
+                        print(f"{tag}: {r.trials_per_s:.1f} trials/s, "
+                              f"{r.overhead_ms:.1f} ms/trial, cpu {r.cpu_ms:.1f} ms/trial, "
+                              f"load {r.load:.1f}, complete {r.complete}, errors {r.errors}",
+                              flush=True)
             if args.stress_writers:
                 for kind in kinds:
                     tag = f"stress-{kind}"
@@ -272,7 +284,11 @@ def main() -> None:
         "trial records (`+10 user attrs`); storages opened by `search.storage.open_storage` "
         "with heartbeats on (30 s). "
         "Overhead per trial = worker-seconds per finished trial; scaling efficiency = "
-        "throughput with N workers / (N x throughput with 1 worker).",
+        "throughput with N workers / (N x throughput with 1 worker). Worker CPU per trial = "
+        "CPU time of the worker processes per finished trial (the database server's own CPU "
+        "is not included): unlike wall time, it hardly depends on what else the machine runs. "
+        "Load avg = the machine's 1-minute load average when the row finished (2 CPUs; other "
+        "jobs were running, so wall times are inflated where it exceeds 2).",
         table(results),
         (f"PostgreSQL overhead per trial, bare objective: {min(pg):.1f}-{max(pg):.1f} ms "
          f"(median {statistics.median(pg):.1f} ms; target < 50 ms)." if pg else ""),

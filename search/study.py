@@ -42,7 +42,15 @@ METRIC_NAMES = ["SSIM", "MSE"]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SAMPLERS = ("tpe", "nsga2", "random")
 KEEP_MODELS = ("pareto", "all", "none")
-VERSIONED_PACKAGES = ("vae-search", "tensorflow", "keras", "optuna", "numpy", "plotly", "weasyprint")
+VERSIONED_PACKAGES = (
+    "vae-search",
+    "tensorflow",
+    "keras",
+    "optuna",
+    "numpy",
+    "plotly",
+    "weasyprint",
+)
 
 
 @dataclass
@@ -91,14 +99,21 @@ def validate(options: RunOptions) -> None:
     if options.trials is not None and options.trials < 1:
         raise UsageError(f"--trials must be a positive integer, got {options.trials}")
     if options.preset not in search_space.PRESETS:
-        raise UsageError(f"unknown preset {options.preset!r}: use {', '.join(search_space.PRESETS)}")
+        raise UsageError(
+            f"unknown preset {options.preset!r}: use {', '.join(search_space.PRESETS)}"
+        )
     if options.sampler not in SAMPLERS:
         raise UsageError(f"unknown sampler {options.sampler!r}: use {', '.join(SAMPLERS)}")
     if options.keep_models not in KEEP_MODELS:
         raise UsageError(f"--keep-models must be one of {', '.join(KEEP_MODELS)}")
-    for name, value in (("--epochs", options.epochs), ("--subset", options.subset),
-                        ("--repeats", options.repeats), ("--workers", options.workers),
-                        ("--eta", options.eta), ("--grace-epochs", options.grace_epochs)):
+    for name, value in (
+        ("--epochs", options.epochs),
+        ("--subset", options.subset),
+        ("--repeats", options.repeats),
+        ("--workers", options.workers),
+        ("--eta", options.eta),
+        ("--grace-epochs", options.grace_epochs),
+    ):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be a positive integer, got {value}")
     if options.eta < 2:
@@ -156,7 +171,11 @@ def count_states(study: optuna.Study) -> dict[str, int]:
 
 
 def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return sorted(study.best_trials, key=lambda t: t.values[1]) if count_states(study)["COMPLETE"] else []
+    return (
+        sorted(study.best_trials, key=lambda t: t.values[1])
+        if count_states(study)["COMPLETE"]
+        else []
+    )
 
 
 def dominated_by_any(values: list[float], trials: list[optuna.trial.FrozenTrial]) -> bool:
@@ -176,8 +195,14 @@ def _worker_name() -> str:
 class Objective:
     """Train the configuration a trial suggests; store curve, metrics and artifacts."""
 
-    def __init__(self, options: RunOptions, space: search_space.SearchSpace, data: Any,
-                 artifact_store: Any, target_total: int) -> None:
+    def __init__(
+        self,
+        options: RunOptions,
+        space: search_space.SearchSpace,
+        data: Any,
+        artifact_store: Any,
+        target_total: int,
+    ) -> None:
         self.options = options
         self.space = space
         self.data = data
@@ -185,16 +210,26 @@ class Objective:
         self.target_total = target_total
         self.epochs = training_config(options, 0).epochs
         self.pruner = (
-            ParetoPrunerConfig(max_epochs=self.epochs, grace_epochs=options.grace_epochs,
-                               eta=options.eta)
-            if options.pruning else None
+            ParetoPrunerConfig(
+                max_epochs=self.epochs, grace_epochs=options.grace_epochs, eta=options.eta
+            )
+            if options.pruning
+            else None
         )
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        try:
+            return self._train_and_store(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM) during the trial")
+            raise
+
+    def _train_and_store(self, trial: optuna.Trial) -> tuple[float, float]:
         from search.outputs import write_trial_outputs
         from search.training import TrainingFailed, train_vae
 
         study = trial.study
+        STOP.check()
         self._claim_budget(study, trial)
         params = search_space.suggest_params(trial, self.space)
         params["predictor"] = self.options.predictor
@@ -204,10 +239,17 @@ class Objective:
         trial.set_user_attr("epochs_planned", self.epochs)
 
         def on_epoch(record: dict[str, float]) -> str | None:
+            STOP.check()
             if self.pruner is None:
                 return None
-            return prune_reason(study, trial, int(record["epoch"]), record["val_ssim"],
-                                record["val_mse"], config=self.pruner)
+            return prune_reason(
+                study,
+                trial,
+                int(record["epoch"]),
+                record["val_ssim"],
+                record["val_mse"],
+                config=self.pruner,
+            )
 
         try:
             result = train_vae(params, self.data, training_config(self.options, seed), on_epoch)
@@ -215,9 +257,6 @@ class Objective:
             trial.set_user_attr("curve", failure.curve)
             trial.set_user_attr("epochs_run", len(failure.curve))
             trial.set_user_attr("fail_reason", failure.reason)
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM) during training")
             raise
 
         for key, value in result.summary().items():
@@ -234,12 +273,15 @@ class Objective:
         values = [result.val_ssim, result.val_mse]
         keep_model = self.options.keep_models == "all" or (
             self.options.keep_models == "pareto"
-            and not dominated_by_any(values, study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            and not dominated_by_any(
+                values, study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            )
         )
         assert result.model is not None
         with tempfile.TemporaryDirectory(prefix="vae-search-") as tmp:
-            paths = write_trial_outputs(result.model, self.data, Path(tmp), keep_model=keep_model,
-                                        seed=seed)
+            paths = write_trial_outputs(
+                result.model, self.data, Path(tmp), keep_model=keep_model, seed=seed
+            )
             ids = {
                 name: optuna.artifacts.upload_artifact(
                     artifact_store=self.artifact_store, file_path=str(path), study_or_trial=trial
@@ -258,11 +300,14 @@ class Objective:
         """
         trials = study.get_trials(deepcopy=False)
         ahead = sum(
-            1 for t in trials
+            1
+            for t in trials
             if t.state in FINISHED or (t.state == TrialState.RUNNING and t.number < trial.number)
         )
         if ahead >= self.target_total:
-            trial.set_user_attr("fail_reason", "surplus: the study already had its requested trials")
+            trial.set_user_attr(
+                "fail_reason", "surplus: the study already had its requested trials"
+            )
             study.stop()
             raise BudgetReached()
 
@@ -280,8 +325,14 @@ class Progress:
         self.target_total = target_total
         self.max_failures = max_failures
         self.failures = 0
-        self.bar = tqdm(total=requested, desc="trials", unit="trial", file=sys.stderr,
-                        disable=not sys.stderr.isatty(), leave=False)
+        self.bar = tqdm(
+            total=requested,
+            desc="trials",
+            unit="trial",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+            leave=False,
+        )
         self.already = already
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -296,7 +347,7 @@ class Progress:
         else:
             outcome = f"failed: {attrs.get('fail_reason', 'see the log')}"
             self.failures += 1
-        seconds = (trial.duration.total_seconds() if trial.duration else 0.0)
+        seconds = trial.duration.total_seconds() if trial.duration else 0.0
         self.bar.write(
             f"trial {trial.number:>4}  {params}  {outcome}  "
             f"epochs {attrs.get('epochs_run', 0)}  {seconds:.1f}s"
@@ -327,19 +378,30 @@ def open_study(options: RunOptions, *, create: bool) -> tuple[optuna.Study, str]
         options.study, parallel=options.workers > 1
     )
     storage = storage_module.open_storage(
-        url, heartbeat_interval=options.heartbeat_interval or None,
-        grace_period=options.grace_period, must_exist=not create,
+        url,
+        heartbeat_interval=options.heartbeat_interval or None,
+        grace_period=options.grace_period,
+        must_exist=not create,
     )
-    sampler = make_sampler(options.sampler, None if options.seed is None else
-                           options.seed + (options.worker_index or 0))
+    sampler = make_sampler(
+        options.sampler,
+        None if options.seed is None else options.seed + (options.worker_index or 0),
+    )
     if create:
-        study = optuna.create_study(storage=storage, study_name=options.study,
-                                    directions=DIRECTIONS, sampler=sampler, load_if_exists=True)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=options.study,
+            directions=DIRECTIONS,
+            sampler=sampler,
+            load_if_exists=True,
+        )
     else:
         try:
             study = optuna.load_study(study_name=options.study, storage=storage, sampler=sampler)
         except KeyError as exc:
-            raise UsageError(f"no study named {options.study!r} in {storage_module.redact_url(url)}") from exc
+            raise UsageError(
+                f"no study named {options.study!r} in {storage_module.redact_url(url)}"
+            ) from exc
     if [d.name.lower() for d in study.directions] != DIRECTIONS:
         raise UsageError(
             f"study {options.study!r} exists with directions "
@@ -356,25 +418,33 @@ def run_study(options: RunOptions) -> int:
     _configure_logging()
     space = build_space(options)
     sweeps = [search_space.parse_sweep(spec, space) for spec in options.sweep]
-    enqueued = [cfg for name, values in sweeps
-                for cfg in search_space.sweep_configurations(name, values, options.repeats, space)]
+    enqueued = [
+        cfg
+        for name, values in sweeps
+        for cfg in search_space.sweep_configurations(name, values, options.repeats, space)
+    ]
     requested = options.trials or len(enqueued) or DEFAULT_TRIALS
 
-    if options.workers > 1:
-        if options.storage and not storage_module.is_shareable(options.storage):
-            raise UsageError("--workers needs a storage other processes can open (not memory)")
+    if options.workers > 1 and options.storage and not storage_module.is_shareable(options.storage):
+        raise UsageError("--workers needs a storage other processes can open (not memory)")
     preset = search_space.PRESETS[options.preset]
-    data = load_mnist(options.data, seed=options.seed,
-                      subset=options.subset if options.subset is not None else preset.subset,
-                      extra_unlabeled=options.extra_unlabeled)
+    data = load_mnist(
+        options.data,
+        seed=options.seed,
+        subset=options.subset if options.subset is not None else preset.subset,
+        extra_unlabeled=options.extra_unlabeled,
+    )
 
     study, url = open_study(options, create=True)
     stored = study.user_attrs
     if "search_space_distributions" in stored and not options.space:
         # resume what was searched, whatever today's defaults are
         space = search_space.space_from_json(stored["search_space_distributions"])
-    artifacts_dir = Path(options.artifacts or stored.get("artifacts_dir")
-                         or Path("studies") / options.study / "artifacts")
+    artifacts_dir = Path(
+        options.artifacts
+        or stored.get("artifacts_dir")
+        or Path("studies") / options.study / "artifacts"
+    )
     store = storage_module.artifact_store(artifacts_dir)
     config = training_config(options, options.seed)
     is_parent = options.worker_index is None
@@ -385,21 +455,36 @@ def run_study(options: RunOptions) -> int:
 
     already = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
     target_total = options.target_total or already + requested
-    budget_line = (
-        f"study {options.study!r} in {storage_module.redact_url(url)}: {already} finished trials, "
-        f"running {target_total - already} more ({options.preset} preset: {config.epochs} epochs, "
-        f"{len(data.train)} training images, batch {config.batch_size}; sampler {options.sampler}; "
-        f"pruning {'on, rungs at ' + str(ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs) + ' epochs' if options.pruning else 'off'})"
+    rungs = ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs
+    log.info(
+        "study %r in %s: %d finished trials, running %d more (%s preset: %d epochs, "
+        "%d training images, batch %d; sampler %s; pruning %s)",
+        options.study,
+        storage_module.redact_url(url),
+        already,
+        target_total - already,
+        options.preset,
+        config.epochs,
+        len(data.train),
+        config.batch_size,
+        options.sampler,
+        f"on, rungs at {rungs} epochs" if options.pruning else "off",
     )
-    log.info(budget_line)
     if data.provenance["bundled_subset"]:
         log.info("data: the bundled 5,000-image MNIST subset (%s)", data.provenance["counts"])
 
     if options.workers > 1 and is_parent:
         from search.workers import run_workers
 
-        worker_argv = [*options.argv, "--target-total", str(target_total), "--storage", url,
-                       "--artifacts", str(artifacts_dir)]
+        worker_argv = [
+            *options.argv,
+            "--target-total",
+            str(target_total),
+            "--storage",
+            url,
+            "--artifacts",
+            str(artifacts_dir),
+        ]
         code = run_workers(options.workers, worker_argv, options.gpus)
         return _finish(study, options, url, code)
 
@@ -407,40 +492,76 @@ def run_study(options: RunOptions) -> int:
 
     log.info("device: %s", configure_device(options.mixed_precision))
     objective = Objective(options, space, data, store, target_total)
-    progress = Progress(target_total, already, target_total - already,
-                        max_failures=max(3, target_total - already))
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    progress = Progress(
+        target_total, already, target_total - already, max_failures=max(3, target_total - already)
+    )
+    previous = {sig: signal.signal(sig, STOP) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        study.optimize(objective, n_trials=None, timeout=options.timeout,
-                       callbacks=[progress], catch=(TrainingFailed, BudgetReached))
+        study.optimize(
+            objective,
+            n_trials=None,
+            timeout=options.timeout,
+            callbacks=[progress],
+            catch=(TrainingFailed, BudgetReached),
+        )
+        STOP.check()  # a signal swallowed at the very end still means "interrupted"
     except KeyboardInterrupt:
         progress.bar.close()
-        log.info("interrupted: the running trial was marked FAIL; resume with: %s",
-                 _resume_command(options, target_total, study))
+        log.info(
+            "interrupted: the running trial was marked FAIL; resume with: %s",
+            _resume_command(options, target_total, study),
+        )
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         progress.bar.close()
     if not is_parent:
         return 0
     return _finish(study, options, url, 0)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+class StopRequest:
+    """SIGINT/SIGTERM handler that is not lost.
+
+    Raising KeyboardInterrupt from a signal handler is not enough on its own: when the signal
+    lands while Python runs a weakref or __del__ callback (TensorFlow triggers many), the
+    exception is printed as "ignored" and training goes on. So the handler also remembers the
+    signal, and the objective checks it at every epoch end and before every trial.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"signal {self.signum}")
+
+
+STOP = StopRequest()
 
 
 def _resume_command(options: RunOptions, target_total: int, study: optuna.Study) -> str:
     left = target_total - sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
-    parts = ["python -m search run", "--study", options.study, "--trials", str(max(left, 1))]
+    parts = ["--study", options.study, "--trials", str(max(left, 1))]
     if options.storage:
         parts += ["--storage", storage_module.redact_url(options.storage)]
-    return " ".join(shlex.quote(p) for p in parts)
+    return "python -m search run " + " ".join(shlex.quote(p) for p in parts)
 
 
-def _record_study(study: optuna.Study, options: RunOptions, space: search_space.SearchSpace,
-                  provenance: dict[str, Any], config: Any, url: str, artifacts_dir: Path) -> None:
+def _record_study(
+    study: optuna.Study,
+    options: RunOptions,
+    space: search_space.SearchSpace,
+    provenance: dict[str, Any],
+    config: Any,
+    url: str,
+    artifacts_dir: Path,
+) -> None:
     from search.training import configure_device
 
     stored = study.user_attrs
@@ -454,30 +575,49 @@ def _record_study(study: optuna.Study, options: RunOptions, space: search_space.
         study.set_user_attr("sampler", options.sampler)
         study.set_user_attr("seed", options.seed)
         study.set_user_attr("artifacts_dir", str(artifacts_dir))
-    study.set_user_attr("budget", {
-        "preset": options.preset, "epochs": config.epochs, "subset": provenance["counts"]["train"],
-        "batch_size": config.batch_size, "validation_subset": config.validation_subset,
-    })
+    study.set_user_attr(
+        "budget",
+        {
+            "preset": options.preset,
+            "epochs": config.epochs,
+            "subset": provenance["counts"]["train"],
+            "batch_size": config.batch_size,
+            "validation_subset": config.validation_subset,
+        },
+    )
     rungs = ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs
-    study.set_user_attr("pruning", {"enabled": options.pruning, "grace_epochs": options.grace_epochs,
-                                    "eta": options.eta, "rungs": rungs})
+    study.set_user_attr(
+        "pruning",
+        {
+            "enabled": options.pruning,
+            "grace_epochs": options.grace_epochs,
+            "eta": options.eta,
+            "rungs": rungs,
+        },
+    )
     runs = list(stored.get("runs", []))
-    runs.append({
-        "command": "python -m search " + " ".join(shlex.quote(a) for a in options.argv),
-        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "host": socket.gethostname(),
-        "device": configure_device(options.mixed_precision) if options.workers == 1 else
-        f"{options.workers} workers",
-        "versions": versions(),
-        "storage": storage_module.redact_url(url),
-    })
+    runs.append(
+        {
+            "command": "python -m search " + " ".join(shlex.quote(a) for a in options.argv),
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "host": socket.gethostname(),
+            "device": configure_device(options.mixed_precision)
+            if options.workers == 1
+            else f"{options.workers} workers",
+            "versions": versions(),
+            "storage": storage_module.redact_url(url),
+        }
+    )
     study.set_user_attr("runs", runs)
 
 
 def _finish(study: optuna.Study, options: RunOptions, url: str, code: int) -> int:
     """Print the Pareto front and write the report."""
     counts = count_states(study)
-    print(f"\nstudy {options.study!r}: " + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c))
+    print(
+        f"\nstudy {options.study!r}: "
+        + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c)
+    )
     front = pareto_trials(study)
     if front:
         print("Pareto front (validation):")
@@ -489,8 +629,12 @@ def _finish(study: optuna.Study, options: RunOptions, url: str, code: int) -> in
         from search.report import write_report
 
         out_dir = Path("studies") / options.study
-        paths = write_report(study, out_dir, formats=("html", "pdf"),
-                             artifact_store_dir=Path(study.user_attrs.get("artifacts_dir", out_dir / "artifacts")))
+        paths = write_report(
+            study,
+            out_dir,
+            formats=("html", "pdf"),
+            artifact_store_dir=Path(study.user_attrs.get("artifacts_dir", out_dir / "artifacts")),
+        )
         for fmt, path in paths.items():
             print(f"report ({fmt}): {path}")
     return code

@@ -18,8 +18,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def run_cli(*args: str, cwd: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
     """`python -m search ARGS` in a subprocess, as a user types it."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, "-m", "search", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "search", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +49,28 @@ class SmokeStudy(NamedTuple):
 def smoke_study(tmp_path_factory) -> SmokeStudy:
     """A real 4-trial study trained here on the smoke preset (pruning on, eta 2 so it fires)."""
     workdir = tmp_path_factory.mktemp("smoke-study")
-    result = run_cli("run", "--preset", "smoke", "--trials", "4", "--data", "bundled",
-                     "--study", "smoke", "--eta", "2", "--seed", "1", "--no-report", cwd=workdir)
+    result = run_cli(
+        "run",
+        "--preset",
+        "smoke",
+        "--trials",
+        "4",
+        "--data",
+        "bundled",
+        "--study",
+        "smoke",
+        "--eta",
+        "2",
+        "--seed",
+        "1",
+        "--no-report",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    return SmokeStudy(workdir, "smoke", f"sqlite:///{workdir}/studies/smoke.db",
-                      workdir / "studies" / "smoke" / "artifacts", result.stdout + result.stderr)
+    return SmokeStudy(
+        workdir,
+        "smoke",
+        f"sqlite:///{workdir}/studies/smoke.db",
+        workdir / "studies" / "smoke" / "artifacts",
+        result.stdout + result.stderr,
+    )

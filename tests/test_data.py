@@ -29,9 +29,7 @@ def _write_csv(path, x, y, header: bool, opener=open):
 
 
 def _write_idx(path, array, magic_dims):
-    header = bytes([0, 0, 8, magic_dims]) + b"".join(
-        int(n).to_bytes(4, "big") for n in array.shape
-    )
+    header = bytes([0, 0, 8, magic_dims]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
@@ -40,15 +38,19 @@ def test_bundled_subset_is_real_mnist_with_a_deterministic_split():
     b = load_mnist("bundled", seed=3)
     c = load_mnist("bundled", seed=4)
     assert a.train.images.shape[1:] == (28, 28, 1) and a.train.images.dtype == np.float32
-    assert 0.0 <= a.train.images.min() and a.train.images.max() == pytest.approx(1.0)
+    assert a.train.images.min() >= 0.0 and a.train.images.max() == pytest.approx(1.0)
     total = len(a.train) + len(a.validation) + len(a.test)
     assert total == 5000
     assert np.array_equal(a.validation.images, b.validation.images)
     assert not np.array_equal(a.validation.images, c.validation.images)
     assert set(np.unique(a.test.labels)) == set(range(10))
     assert a.provenance["bundled_subset"] is True and a.provenance["source"] == "bundled"
-    assert a.provenance["counts"] == {"train": len(a.train), "validation": len(a.validation),
-                                      "test": len(a.test), "extra_unlabeled": 0}
+    assert a.provenance["counts"] == {
+        "train": len(a.train),
+        "validation": len(a.validation),
+        "test": len(a.test),
+        "extra_unlabeled": 0,
+    }
 
 
 def test_splits_do_not_overlap_and_subset_caps_training():
@@ -70,8 +72,13 @@ def test_extra_unlabeled_adds_test_images_to_training_only():
 def test_npz_in_keras_layout_keeps_its_test_set(tmp_path, digits):
     x, y = digits
     path = tmp_path / "mnist.npz"
-    np.savez(path, x_train=x[:400].reshape(-1, 28, 28), y_train=y[:400],
-             x_test=x[400:].reshape(-1, 28, 28), y_test=y[400:])
+    np.savez(
+        path,
+        x_train=x[:400].reshape(-1, 28, 28),
+        y_train=y[:400],
+        x_test=x[400:].reshape(-1, 28, 28),
+        y_test=y[400:],
+    )
     data = load_mnist(str(path), validation_size=50)
     assert len(data.test) == 100 and len(data.train) == 350
     assert np.allclose(data.test.images[0, :, :, 0], x[400].reshape(28, 28) / 255.0)
@@ -96,7 +103,11 @@ def test_idx_files_plain_and_gzipped(tmp_path, digits):
     _write_idx(tmp_path / "train-labels-idx1-ubyte", y[:300], 1)
     _write_idx(tmp_path / "t10k-images-idx3-ubyte", x[300:].reshape(-1, 28, 28), 3)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(bytes([0, 0, 8, 1]) + len(y[300:]).to_bytes(4, "big") + y[300:].astype(np.uint8).tobytes())
+        gzip.compress(
+            bytes([0, 0, 8, 1])
+            + len(y[300:]).to_bytes(4, "big")
+            + y[300:].astype(np.uint8).tobytes()
+        )
     )
     data = load_mnist(str(tmp_path), validation_size=30)
     assert len(data.test) == 200 and len(data.train) == 270

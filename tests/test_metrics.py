@@ -11,11 +11,14 @@ from search.metrics import gaussian_taps, mse_per_image, ssim_per_image
 
 
 def _reference(a, b):
-    return np.array([
-        structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
-                              use_sample_covariance=False, data_range=1.0)
-        for x, y in zip(a, b, strict=True)
-    ])
+    return np.array(
+        [
+            structural_similarity(
+                x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+            )
+            for x, y in zip(a, b, strict=True)
+        ]
+    )
 
 
 def test_window_is_eleven_taps():

@@ -18,12 +18,19 @@ def _corners():
     for n_layers, latent_dim, (filters, dense), loss in itertools.product(
         range(space["n_layers"].low, space["n_layers"].high + 1),
         (space["latent_dim"].low, space["latent_dim"].high),
-        ((min(space["filters"].choices), min(space["dense_units"].choices)),
-         (max(space["filters"].choices), max(space["dense_units"].choices))),
+        (
+            (min(space["filters"].choices), min(space["dense_units"].choices)),
+            (max(space["filters"].choices), max(space["dense_units"].choices)),
+        ),
         space["loss"].choices,
     ):
-        yield {"latent_dim": latent_dim, "n_layers": n_layers, "filters": filters,
-               "dense_units": dense, "loss": loss}
+        yield {
+            "latent_dim": latent_dim,
+            "n_layers": n_layers,
+            "filters": filters,
+            "dense_units": dense,
+            "loss": loss,
+        }
 
 
 @pytest.mark.parametrize("params", list(_corners()), ids=lambda p: "-".join(map(str, p.values())))
@@ -34,7 +41,7 @@ def test_every_configuration_in_the_space_maps_28x28_to_28x28(params, mnist):
     assert tuple(out["reconstruction"].shape) == (4, 28, 28, 1)
     assert tuple(out["z_mean"].shape) == (4, params["latent_dim"])
     recon = np.asarray(out["reconstruction"])
-    assert 0.0 <= recon.min() and recon.max() <= 1.0
+    assert recon.min() >= 0.0 and recon.max() <= 1.0
     loss = float(vae.compute_loss(x=images, y=None, y_pred=vae(images, training=True)))
     assert np.isfinite(loss) and loss > 0
 
@@ -65,10 +72,18 @@ def test_evaluation_reconstruction_is_deterministic(mnist):
     assert np.array_equal(first, second)
 
 
-@pytest.mark.parametrize("bad", [
-    {"latent_dim": 0}, {"n_layers": 0}, {"filters": -1}, {"loss": "l1"}, {"beta": -1.0},
-    {"latent_dim": 2.5}, {"colour": 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"latent_dim": 0},
+        {"n_layers": 0},
+        {"filters": -1},
+        {"loss": "l1"},
+        {"beta": -1.0},
+        {"latent_dim": 2.5},
+        {"colour": 1},
+    ],
+)
 def test_impossible_params_are_refused(bad):
     with pytest.raises(UsageError):
         check_params(bad)

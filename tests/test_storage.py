@@ -64,7 +64,7 @@ def test_default_storage_is_sqlite_under_studies_and_journal_for_workers(
 
     # A study already in SQLite is not silently split into a second storage.
     optuna.create_study(study_name="q", storage=open_storage(default_storage_url("q")))
-    with pytest.raises(UsageError, match="not safe for several worker"):
+    with pytest.raises(UsageError, match="already lives in"):
         default_storage_url("q", parallel=True)
 
 

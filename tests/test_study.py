@@ -19,9 +19,23 @@ from search.model import DEFAULTS
 from search.space import SWEEP_BASELINE, default_space, parse_sweep, sweep_configurations
 from tests.conftest import run_cli
 
-REQUIRED_ATTRS = {"curve", "val_ssim", "val_mse", "train_ssim", "train_mse", "test_ssim",
-                  "test_mse", "epochs_run", "wall_time_s", "images_per_s", "device", "n_params",
-                  "seed", "worker", "artifacts"}
+REQUIRED_ATTRS = {
+    "curve",
+    "val_ssim",
+    "val_mse",
+    "train_ssim",
+    "train_mse",
+    "test_ssim",
+    "test_mse",
+    "epochs_run",
+    "wall_time_s",
+    "images_per_s",
+    "device",
+    "n_params",
+    "seed",
+    "worker",
+    "artifacts",
+}
 
 
 def _load(storage: str, name: str) -> optuna.Study:
@@ -37,7 +51,7 @@ def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert complete, "at least the first trial completes"
     for trial in complete:
-        assert REQUIRED_ATTRS <= set(trial.user_attrs)
+        assert set(trial.user_attrs) >= REQUIRED_ATTRS
         assert trial.values == [trial.user_attrs["val_ssim"], trial.user_attrs["val_mse"]]
         assert len(trial.user_attrs["curve"]) == trial.user_attrs["epochs_run"] == 2
         for name in ("grid", "latent", "prior_samples"):
@@ -74,14 +88,29 @@ def test_sweep_configurations_fix_everything_but_the_swept_parameter():
     configs = sweep_configurations(name, values, repeats=2, space=space)
     assert len(configs) == 12
     assert [c[0]["latent_dim"] for c in configs[::2]] == [1, 2, 4, 6, 8, 10]
-    assert all({k: v for k, v in c[0].items() if k != "latent_dim"}
-               == {k: v for k, v in SWEEP_BASELINE.items() if k != "latent_dim"} for c in configs)
+    assert all(
+        {k: v for k, v in c[0].items() if k != "latent_dim"}
+        == {k: v for k, v in SWEEP_BASELINE.items() if k != "latent_dim"}
+        for c in configs
+    )
     assert [c[1]["repeat"] for c in configs[:2]] == [0, 1]
 
 
 def test_resume_adds_trials_and_sweep_trials_are_tagged(tmp_path):
-    args = ["--preset", "smoke", "--data", "bundled", "--study", "resume", "--no-report",
-            "--subset", "128", "--epochs", "1", "--no-pruning"]
+    args = [
+        "--preset",
+        "smoke",
+        "--data",
+        "bundled",
+        "--study",
+        "resume",
+        "--no-report",
+        "--subset",
+        "128",
+        "--epochs",
+        "1",
+        "--no-pruning",
+    ]
     first = run_cli("run", *args, "--sweep", "n_layers=1,3", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     study = _load(f"sqlite:///{tmp_path}/studies/resume.db", "resume")
@@ -124,8 +153,17 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, case):
     existing.mkdir()
     (existing / "keep.db").write_bytes(b"stored study stays as it is")
     before = sorted(p.name for p in existing.iterdir())
-    result = run_cli("run", "--preset", "smoke", "--data", "bundled", "--no-report",
-                     *BAD_RUNS[case], cwd=tmp_path, timeout=120)
+    result = run_cli(
+        "run",
+        "--preset",
+        "smoke",
+        "--data",
+        "bundled",
+        "--no-report",
+        *BAD_RUNS[case],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -134,11 +172,25 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, case):
 
 
 def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
-    args = ["run", "--preset", "smoke", "--data", "bundled", "--study", "interrupt",
-            "--no-report", "--subset", "256", "--epochs", "2", "--no-pruning"]
+    args = [
+        "run",
+        "--preset",
+        "smoke",
+        "--data",
+        "bundled",
+        "--study",
+        "interrupt",
+        "--no-report",
+        "--subset",
+        "256",
+        "--epochs",
+        "2",
+        "--no-pruning",
+    ]
     env_cmd = [sys.executable, "-m", "search", *args, "--trials", "5"]
-    process = subprocess.Popen(env_cmd, cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        env_cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     storage = f"sqlite:///{tmp_path}/studies/interrupt.db"
     deadline = time.time() + 240
     # wait until a trial is running (one finished and the next started), then press Ctrl-C
@@ -177,9 +229,23 @@ def _free_port() -> int:
 def test_dashboard_serves_the_study_with_metric_names_and_artifacts(smoke_study):
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "search", "dashboard", "--study", smoke_study.name,
-         "--storage", smoke_study.storage, "--port", str(port)],
-        cwd=smoke_study.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "search",
+            "dashboard",
+            "--study",
+            smoke_study.name,
+            "--storage",
+            smoke_study.storage,
+            "--port",
+            str(port),
+        ],
+        cwd=smoke_study.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         studies = None
@@ -193,10 +259,11 @@ def test_dashboard_serves_the_study_with_metric_names_and_artifacts(smoke_study)
         assert studies is not None, "dashboard did not answer"
         summary = next(s for s in studies["study_summaries"] if s["study_name"] == smoke_study.name)
         assert [d.lower() for d in summary["directions"]] == ["maximize", "minimize"]
-        with urllib.request.urlopen(f"{base}/api/studies/{summary['study_id']}?after=0",
-                                    timeout=10) as response:
+        with urllib.request.urlopen(
+            f"{base}/api/studies/{summary['study_id']}?after=0", timeout=10
+        ) as response:
             detail = json.load(response)
-        assert detail["metric_names"] == ["SSIM", "MSE"]
+        assert detail["objective_names"] == ["SSIM", "MSE"]
         complete = [t for t in detail["trials"] if t["state"].lower() == "complete"]
         artifacts = complete[0]["artifacts"]
         grid = next(a for a in artifacts if a["filename"] == "grid.png")
@@ -221,9 +288,28 @@ def _state_counts(smoke_study) -> list[int]:
 
 
 def test_train_cli_prints_table_and_saves_grid(tmp_path):
-    result = run_cli("train", "--latent-dim", "4", "--layers", "2", "--filters", "8",
-                     "--dense-units", "16", "--loss", "mse", "--epochs", "1", "--subset", "256",
-                     "--data", "bundled", "--save", "out", cwd=tmp_path)
+    result = run_cli(
+        "train",
+        "--latent-dim",
+        "4",
+        "--layers",
+        "2",
+        "--filters",
+        "8",
+        "--dense-units",
+        "16",
+        "--loss",
+        "mse",
+        "--epochs",
+        "1",
+        "--subset",
+        "256",
+        "--data",
+        "bundled",
+        "--save",
+        "out",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for label in ("validation SSIM", "validation MSE", "train SSIM", "train MSE", "device"):
         assert label in result.stdout

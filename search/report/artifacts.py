@@ -23,7 +23,9 @@ class ArtifactReader:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self.available = directory is not None and directory.is_dir()
-        self._store = FileSystemArtifactStore(directory) if self.available else None
+        self._store = (
+            FileSystemArtifactStore(directory) if directory is not None and self.available else None
+        )
         self.missing: list[str] = []
 
     def read(self, artifact_id: object) -> bytes | None:

@@ -11,7 +11,7 @@ import importlib.metadata
 import platform
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -436,7 +436,7 @@ def _provenance(attrs: dict[str, Any]) -> DataProvenance | None:
     data = attrs.get("data")
     if not isinstance(data, dict):
         return None
-    counts = data.get("counts") if isinstance(data.get("counts"), dict) else {}
+    counts = data["counts"] if isinstance(data.get("counts"), dict) else {}
     return DataProvenance(
         source=str(data.get("source", "unknown")),
         path=None if data.get("path") is None else str(data.get("path")),
@@ -460,7 +460,7 @@ def _budget(records: StudyRecords) -> Budget:
     planned = as_float(settings.get("epochs")) if settings else None
     default_planned = None if planned is None else int(planned)
     states = Counter(t.state for t in records.trials)
-    durations = [d for t in records.trials if (d := t.duration_s()) is not None]
+    durations = [s for t in records.trials if (s := t.duration_s()) is not None]
     starts = [t.start for t in records.trials if t.start is not None]
     ends = [t.complete for t in records.trials if t.complete is not None]
     elapsed = (max(ends) - min(starts)).total_seconds() if starts and ends else None
@@ -761,15 +761,16 @@ def _capacity_axis(
             if name != "n_params"
             else trial.number_attr("n_params")
         )
-        train = trial.number_attr("train_mse")
-        val = _metric(trial, "val", error)
-        if x is None or train is None or val is None:
+        train_value = trial.number_attr("train_mse")
+        val_value = _metric(trial, "val", error)
+        if x is None or train_value is None or val_value is None:
             continue
         in_sweep = trial.dict_attr("sweep").get("name") == name
-        rows.append((x, train, val, trial.number, in_sweep))
+        rows.append((x, train_value, val_value, trial.number, in_sweep))
     if not rows:
         return None
     sweep_rows = [r for r in rows if r[4]]
+    centre: Callable[[np.ndarray], Any]
     if len({r[0] for r in sweep_rows}) >= 2:
         used, source, statistic = sweep_rows, "sweep trials, other parameters fixed", "mean"
         centre = np.mean
@@ -857,6 +858,7 @@ def _bias_variance(records: StudyRecords, front: list[TrialRecord]) -> BiasVaria
         if len(c.val_mse) >= 2 and c.val_mse[-1] is not None and c.val_mse[-2] is not None
     ]
     curve_sentence = prose.learning_curve_sentence(last_changes, len(shown_front))
+    note: str | None
     if error is None:
         note = "The study has no MSE objective, so train and validation error cannot be compared."
         return BiasVarianceInfo(note, None, None, [], curves, curve_sentence)
@@ -1150,7 +1152,7 @@ def _reproducibility(records: StudyRecords) -> ReproInfo:
                 started=str(run.get("started", "-")),
                 host=str(run.get("host", "-")),
                 device=str(run.get("device", "-")),
-                storage=redact_url(str(run["storage"])) if run.get("storage") else "-",
+                storage=(redact_url(str(run["storage"])) or "-") if run.get("storage") else "-",
             )
         )
         if isinstance(run.get("versions"), dict):

@@ -77,6 +77,21 @@ class TrialRecord:
             epochs = len(self.curve())
         return epochs
 
+    def metric(self, split: str, objective: Objective) -> float | None:
+        """The `<split>_<name>` attr, e.g. `test_mse`; "val" falls back to the objective value."""
+        value = self.number_attr(f"{split}_{objective.name.lower()}")
+        if value is None and split == "val" and self.values is not None:
+            value = self.values[objective.index]
+        return value
+
+    def epochs_saved(self, default_planned: int | None) -> int:
+        """Epochs a PRUNED trial did not train: planned (its attr, else the budget) minus run."""
+        planned = self.int_attr("epochs_planned") or default_planned
+        run = self.epochs_run()
+        if self.state != "PRUNED" or planned is None or run is None:
+            return 0
+        return max(planned - run, 0)
+
     def duration_s(self) -> float | None:
         if self.start is None or self.complete is None:
             return None
@@ -107,6 +122,28 @@ class StudyRecords:
             if objective.name.upper() == name.upper():
                 return objective
         return None
+
+    @property
+    def error(self) -> Objective | None:
+        """The objective the bias/variance analysis calls error: MSE, when the study has it."""
+        return self.objective("MSE")
+
+    def search_space(self) -> dict[str, dict[str, Any]]:
+        """The `search_space` study attr, its well-formed entries only."""
+        space = self.attrs.get("search_space")
+        if not isinstance(space, dict):
+            return {}
+        return {str(k): v for k, v in space.items() if isinstance(v, dict)}
+
+    def param_names(self) -> list[str]:
+        """Parameters of complete trials, in search-space order, then in order of appearance."""
+        names = list(self.search_space())
+        for trial in self.trials:
+            for name in trial.params:
+                if name not in names:
+                    names.append(name)
+        used = {name for t in self.complete for name in t.params}
+        return [n for n in names if n in used]
 
 
 def as_float(value: Any) -> float | None:
@@ -146,7 +183,10 @@ def _storage_url(study: optuna.Study) -> str | None:
 
 
 def _objectives(study: optuna.Study) -> tuple[Objective, ...]:
-    names = study.metric_names or [f"Objective {i}" for i in range(len(study.directions))]
+    names = study.metric_names
+    if names is None and study.user_attrs.get("created_by") == "vae-search":
+        names = [name for name, _ in VAE_SEARCH_OBJECTIVES]  # the contract's objectives
+    names = names or [f"Objective {i}" for i in range(len(study.directions))]
     return tuple(
         Objective(index=i, name=str(name), maximize=direction == StudyDirection.MAXIMIZE)
         for i, (name, direction) in enumerate(zip(names, study.directions, strict=True))

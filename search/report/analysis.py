@@ -1,0 +1,120 @@
+"""Small numeric analyses on plain arrays: Pareto front, knee, hypervolume, bins, PCA.
+
+Each is a pure function testable with hand-made numbers; none knows about Optuna.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from search.report import prose
+from search.report.trials import Objective, TrialRecord
+
+MAX_SHOWN_FRONT = 8  # Pareto trials shown as reconstructions and learning curves
+MAX_DISTINCT_VALUES = 12  # above this, a numeric axis is shown in quantile bins
+N_BINS = 6
+
+
+def minimisation_values(
+    records: Sequence[TrialRecord], objectives: Sequence[Objective]
+) -> np.ndarray:
+    """(n, m) objective values with maximised objectives negated: lower is better everywhere."""
+    signs = np.array([-1.0 if o.maximize else 1.0 for o in objectives])
+    if not records:
+        return np.zeros((0, len(objectives)))
+    return np.array([r.values for r in records], dtype=np.float64) * signs
+
+
+def pareto_mask(losses: np.ndarray) -> np.ndarray:
+    """Non-dominated rows of a minimisation matrix (duplicates of a front point stay on it)."""
+    n = len(losses)
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        dominated = np.all(losses <= losses[i], axis=1) & np.any(losses < losses[i], axis=1)
+        mask[i] = not dominated.any()
+    return mask
+
+
+def knee_index(front_losses: np.ndarray) -> int:
+    """The front point nearest the ideal point after scaling each objective to [0, 1] on the front.
+
+    Ties go to the earlier row. With one point, that point.
+    """
+    low = front_losses.min(axis=0)
+    span = front_losses.max(axis=0) - low
+    span[span == 0] = 1.0
+    scaled = (front_losses - low) / span
+    return int(np.argmin(np.linalg.norm(scaled, axis=1)))
+
+
+def spread_along_front(
+    front: Sequence[TrialRecord], objective_index: int, limit: int
+) -> list[TrialRecord]:
+    """Up to `limit` front trials evenly spaced in the order of one objective."""
+    ordered = sorted(front, key=lambda r: (r.values[objective_index], r.number))  # type: ignore[index]
+    if len(ordered) <= limit:
+        return ordered
+    picks = np.unique(np.round(np.linspace(0, len(ordered) - 1, limit)).astype(int))
+    return [ordered[i] for i in picks]
+
+
+def hypervolume_2d(losses: np.ndarray, reference: np.ndarray) -> float:
+    """Area dominated by two-objective minimisation points, bounded by `reference`."""
+    inside = losses[np.all(losses < reference, axis=1)]
+    if len(inside) == 0:
+        return 0.0
+    inside = inside[np.lexsort((inside[:, 1], inside[:, 0]))]
+    area, best_y = 0.0, reference[1]
+    for x, y in inside:
+        if y < best_y:
+            area += (reference[0] - x) * (best_y - y)
+            best_y = y
+    return float(area)
+
+
+def project_2d(z_mean: np.ndarray) -> tuple[np.ndarray, tuple[float, ...], str]:
+    """Latent means in 2-D: as they are for k <= 2, else the first two principal components."""
+    k = z_mean.shape[1]
+    if k == 1:
+        return (
+            np.column_stack([z_mean[:, 0], np.zeros(len(z_mean))]),
+            (),
+            "the single latent coordinate",
+        )
+    if k == 2:
+        return z_mean.copy(), (), "both latent coordinates, no projection"
+    centred = z_mean - z_mean.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    explained = singular**2 / max(float(np.sum(singular**2)), 1e-30)
+    return (
+        centred @ vt[:2].T,
+        (float(explained[0]), float(explained[1])),
+        f"PCA of the {k}-D latent means",
+    )
+
+
+def quantile_bins(
+    xs: np.ndarray, geometric: bool = False
+) -> list[tuple[str, float, np.ndarray]] | None:
+    """Up to N_BINS equal-count bins of `xs` as (label "low-high", centre, member mask).
+
+    None when `xs` has at most MAX_DISTINCT_VALUES distinct values (show them one by one).
+    The centre is the median, or the geometric mean for a log-scaled positive axis.
+    """
+    if len(np.unique(xs)) <= MAX_DISTINCT_VALUES:
+        return None
+    edges = np.unique(np.quantile(xs, np.linspace(0, 1, N_BINS + 1)))
+    keys = np.clip(np.searchsorted(edges, xs, side="right") - 1, 0, len(edges) - 2)
+    bins = []
+    for key in np.unique(keys):
+        members = keys == key
+        inside = xs[members]
+        if geometric and np.all(inside > 0):
+            centre = float(np.exp(np.mean(np.log(inside))))
+        else:
+            centre = float(np.median(inside))
+        low, high = prose.fmt_number(float(edges[key])), prose.fmt_number(float(edges[key + 1]))
+        bins.append((f"{low}-{high}", centre, members))
+    return bins
