@@ -127,11 +127,15 @@ def main() -> None:
             f"{run['child_cpu_s']:.1f} s | {run['peak_rss_mib']:.0f} MiB | "
             f"{run['child_peak_rss_mib']:.0f} MiB | {sizes} |"
         )
-    both = float(rows[-1][1]["wall_s"])  # type: ignore[arg-type]
-    verdict = "meets" if both <= TARGET_S else "misses"
+    both = rows[-1][1]
+    wall, cpu = float(both["wall_s"]), float(both["cpu_s"]) + float(both["child_cpu_s"])  # type: ignore[arg-type]
+    verdict = "meets" if wall <= TARGET_S else "misses"
     lines += [
         "",
-        f"HTML and PDF together: {both:.1f} s, which {verdict} the {TARGET_S:.0f} s target.",
+        f"HTML and PDF together: {wall:.1f} s wall, which {verdict} the {TARGET_S:.0f} s target; "
+        f"{cpu:.1f} s of CPU (Python and Chromium). On a shared machine whose load average "
+        "exceeds its cores, wall time is mostly waiting for a core; CPU time does not depend "
+        "on that load.",
     ]
     table = "\n".join(lines) + "\n"
     print(table)

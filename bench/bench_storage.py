@@ -62,6 +62,7 @@ class Result:
     duplicates: int
     running: int
     missing_attrs: int
+    failed_alive: int
     errors: list[str]
 
     @property
@@ -148,6 +149,9 @@ def run_once(url: str, label: str, sampler: str, records: bool, n_workers: int, 
         running=sum(t.state == optuna.trial.TrialState.RUNNING for t in trials),
         missing_attrs=sum(any(k not in t.user_attrs for k in USER_ATTRS) for t in complete)
         if records else 0,
+        failed_alive=sum(t.state == optuna.trial.TrialState.FAIL
+                         and str(t.user_attrs.get("fail_reason", "")).startswith("worker died")
+                         for t in trials),
         errors=errors,
     )
 
@@ -207,16 +211,16 @@ def table(results: list[Result]) -> str:
 
 def stress_table(results: list[Result]) -> str:
     lines = [
-        "| storage | writers | trials | seconds | complete | lost | duplicated | stuck RUNNING "
-        "| missing user attrs | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| storage | writers | trials | seconds | complete | not run | duplicated | stuck RUNNING "
+        "| missing user attrs | live trials failed as dead | worker errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         errs = "; ".join(sorted(set(r.errors))) or "none"
         lines.append(
             f"| {r.storage} | {r.workers} | {r.trials} | {r.seconds:.1f} | {r.complete} | "
             f"{r.trials - r.complete} | {r.duplicates} | {r.running} | {r.missing_attrs} | "
-            f"{errs} |"
+            f"{r.failed_alive} | {errs} |"
         )
     return "\n".join(lines)
 
@@ -229,6 +233,7 @@ def main() -> None:
                         help="sampler:objective pairs; objective bare or records")
     parser.add_argument("--storages", default="sqlite,journal,postgresql")
     parser.add_argument("--stress-writers", type=int, default=8)
+    parser.add_argument("--stress-only", action="store_true")
     parser.add_argument("--stress-trials", type=int, default=400)
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "storage.md"))
     args = parser.parse_args()
@@ -251,7 +256,7 @@ def main() -> None:
                 assert server is not None
                 return server.create_database("b_" + tag.replace("-", "_"))
 
-            for kind in kinds:
+            for kind in kinds if not args.stress_only else ():
                 for variant in args.variants.split(","):
                     sampler, what = variant.split(":")
                     for n in (int(w) for w in args.workers.split(",")):

@@ -1,4 +1,4 @@
-"""The smaller commands: train one configuration, write a report, start the dashboard, list studies."""
+"""The smaller commands: train one configuration, report, dashboard, list studies."""
 
 from __future__ import annotations
 
@@ -96,14 +96,10 @@ def _artifacts_dir(args: argparse.Namespace, study: optuna.Study) -> Path:
 def report_command(args: argparse.Namespace) -> int:
     from search.report import write_report
 
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    unknown = set(formats) - {"html", "pdf"}
-    if not formats or unknown:
-        raise UsageError(f"--format takes html, pdf or html,pdf, got {args.format!r}")
     study, _ = _load_study(args.study, args.storage)
     out_dir = Path(args.out) if args.out else Path("studies") / study.study_name
     paths = write_report(
-        study, out_dir, formats=formats, artifact_store_dir=_artifacts_dir(args, study)
+        study, out_dir, formats=args.format, artifact_store_dir=_artifacts_dir(args, study)
     )
     for fmt, path in paths.items():
         print(f"report ({fmt}): {path}")

@@ -27,7 +27,8 @@ from search.errors import UsageError
 IMAGE_SHAPE = (28, 28, 1)
 LOSSES = ("bce", "mse")
 MSE_SIGMA = 0.1  # the `mse` loss is the NLL of N(x_hat, sigma^2) per pixel, up to a constant
-DOWNSAMPLING_LAYERS = 2  # 28 -> 14 -> 7; a third stride would give 4, which 2x upsampling cannot undo
+# 28 -> 14 -> 7; a third stride would give 4, which 2x upsampling cannot undo
+DOWNSAMPLING_LAYERS = 2
 
 DEFAULTS: dict[str, Any] = {
     "latent_dim": 8,
@@ -79,7 +80,9 @@ def build_encoder(p: dict[str, Any]) -> keras.Model:
     images = keras.Input(shape=IMAGE_SHAPE, name="images")
     x = images
     for i in range(p["n_layers"]):
-        x = layers.Conv2D(p["filters"], 3, strides=_strides(i), padding="same", activation="relu")(x)
+        x = layers.Conv2D(
+            p["filters"], 3, strides=_strides(i), padding="same", activation="relu"
+        )(x)
     x = layers.Flatten()(x)
     x = layers.Dense(p["dense_units"], activation="relu")(x)
     # float32 heads keep the KL term stable under mixed precision
@@ -152,7 +155,8 @@ class VAE(keras.Model):
         reconstruction = ops.cast(y_pred["reconstruction"], "float32")
         z_mean, z_log_var = y_pred["z_mean"], y_pred["z_log_var"]
         if self.params["loss"] == "bce":
-            per_pixel = keras.losses.binary_crossentropy(images, reconstruction)  # mean over channel
+            # mean over the (single) channel
+            per_pixel = keras.losses.binary_crossentropy(images, reconstruction)
         else:
             # Gaussian decoder with fixed sigma: with sigma = 1 the KL term outweighs the
             # reconstruction and the posterior collapses to the mean digit.
@@ -173,7 +177,8 @@ class VAE(keras.Model):
             per_image = keras.losses.sparse_categorical_crossentropy(labels, probs)
             n_labelled = ops.maximum(ops.sum(labelled), 1.0)
             predictor_loss = ops.sum(per_image * labelled) / n_labelled
-            hits = ops.cast(ops.equal(ops.argmax(probs, axis=1), ops.cast(labels, "int64")), "float32")
+            predicted = ops.argmax(probs, axis=1)
+            hits = ops.cast(ops.equal(predicted, ops.cast(labels, "int64")), "float32")
             values["predictor_loss"] = predictor_loss
             values["predictor_accuracy"] = ops.sum(hits * labelled) / n_labelled
             loss = loss + self.params["predictor_weight"] * predictor_loss

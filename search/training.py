@@ -9,6 +9,7 @@ for any decision). An `on_epoch` hook may stop training early (the pruner uses i
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
@@ -92,10 +93,9 @@ def configure_device(mixed_precision: bool = False) -> str:
     if _device is None:
         gpus = tf.config.list_physical_devices("GPU")
         for gpu in gpus:
-            try:
+            # RuntimeError: already initialised, growth can no longer change
+            with contextlib.suppress(RuntimeError):
                 tf.config.experimental.set_memory_growth(gpu, True)
-            except RuntimeError:  # already initialised: growth can no longer change
-                pass
         if gpus:
             details = tf.config.experimental.get_device_details(gpus[0])
             name = details.get("device_name", "GPU")
@@ -123,6 +123,30 @@ def score(vae: VAE, images: np.ndarray) -> tuple[float, float]:
     return float(ssim_per_image(images, recon).mean()), float(mse_per_image(images, recon).mean())
 
 
+# Why clear_session() + gc.collect() alone left ~15 MB behind per training: tf.custom_gradient,
+# when traced in graph mode, registers its gradient function in TensorFlow's process-global
+# gradient registry under a fresh "CustomGradient-<uid>" name and never unregisters it. Keras'
+# TF optimizer all-reduces the gradients through the default distribution strategy, whose
+# all_reduce is such a custom gradient, so every trace of the train step adds one entry, and
+# its closure holds the step's symbolic tensors: the whole traced FuncGraph, the weight and
+# optimizer-slot buffers it captured, and the previous default graph stay reachable forever
+# (tensorflow/tensorflow#27492, #97697). The entry is only read while the step's gradient is
+# being traced, so train_vae drops the entries its own fit() registered once fit() is over.
+# (Like clear_session(), this assumes one training at a time per process.)
+def _gradient_registry() -> dict[str, Any]:
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "gradient_registry", None), "_registry", None)
+    return registry if isinstance(registry, dict) else {}
+
+
+def _forget_custom_gradients(registered_before: set[str]) -> None:
+    registry = _gradient_registry()
+    for name in [n for n in registry if n.startswith("CustomGradient-")]:
+        if name not in registered_before:
+            del registry[name]
+
+
 def train_vae(
     params: dict[str, Any],
     data: MnistData,
@@ -134,7 +158,8 @@ def train_vae(
     import tensorflow as tf
 
     params = check_params(params)
-    # A fresh graph per training: without this, 20 trainings in one process keep growing.
+    # A fresh Keras state per training (layer names, graph); the traced steps themselves are
+    # only freed once their custom-gradient registrations are dropped (after fit, below).
     keras.backend.clear_session()
     gc.collect()
     device = configure_device(config.mixed_precision)
@@ -184,16 +209,21 @@ def train_vae(
                 self.model.stop_training = True
 
     started = time.perf_counter()
+    registered_before = set(_gradient_registry())
     try:
         vae = build_vae(params, seed=config.seed)
         vae.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=config.jit_compile
         )
-        vae.fit(dataset, epochs=config.epochs, verbose=0, shuffle=False, callbacks=[EpochRecorder(), StopOnNaNBatch()])
+        callbacks = [EpochRecorder(), StopOnNaNBatch()]
+        vae.fit(dataset, epochs=config.epochs, verbose=0, shuffle=False, callbacks=callbacks)
     except tf.errors.ResourceExhaustedError as exc:
         keras.backend.clear_session()
         gc.collect()
         raise TrainingFailed(f"out of memory: {str(exc).splitlines()[0][:200]}", curve) from exc
+    finally:
+        # Without this every training pins its traced step in memory (see above).
+        _forget_custom_gradients(registered_before)
 
     if stopped and stopped[0].startswith("loss became"):
         raise TrainingFailed(stopped[0], curve)

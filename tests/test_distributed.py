@@ -27,7 +27,9 @@ from search.workers import WORKER_INDEX_ENV, detect_gpus, plan_workers, worker_e
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "smoke", "--data", "bundled", "--subset", "64", "--epochs", "1",
         "--no-pruning", "--keep-models", "none", "--no-report", "--seed", "1"]
-HEARTBEAT = ["--heartbeat-interval", "1", "--grace-period", "3"]
+# A short grace period keeps the kill test quick; much shorter and a live trial whose heartbeat
+# is late on a loaded CI machine would be failed as dead.
+HEARTBEAT = ["--heartbeat-interval", "1", "--grace-period", "6"]
 RUN_TIMEOUT_S = 600
 
 pytestmark = pytest.mark.slow

@@ -20,16 +20,10 @@ import pytest
 from optuna._hypervolume import compute_hypervolume
 
 from search.report import prose, report_context, write_report
-from search.report.context import (
-    CapacityAxis,
-    CapacityGroup,
-    SeedSpread,
-    hypervolume_2d,
-    knee_index,
-    pareto_mask,
-    project_2d,
-)
+from search.report.analysis import hypervolume_2d, knee_index, pareto_mask, project_2d
 from search.report.figures import build_figures
+from search.report.sections import CapacityAxis, CapacityGroup, SeedSpread
+from search.report.trials import redact_url
 from tests.report_fixtures import SWEEPS, build_study
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -354,6 +348,11 @@ def test_prose_rules_on_hand_made_numbers():
     overfit = _axis([(0.020, 0.030, 0), (0.010, 0.020, 0), (0.005, 0.030, 0)])
     text = " ".join(prose.capacity_sentences(overfit, spread))
     assert "overfitting beyond latent dimension k 4" in text
+    # without a known spread, train error rising with validation error is not overfitting,
+    # even when the gap widens a little
+    together = _axis([(0.020, 0.030, 0), (0.010, 0.020, 0), (0.0195, 0.0301, 0)])
+    text = " ".join(prose.capacity_sentences(together, None))
+    assert "signature of overfitting" not in text and "not attributed to overfitting" in text
     # falling error all the way: no rise, no overfitting
     falling = _axis([(0.020, 0.030, 0), (0.015, 0.025, 0), (0.010, 0.020, 0)])
     text = " ".join(prose.capacity_sentences(falling, spread))
@@ -429,3 +428,15 @@ def test_pruning_savings_add_up(fixture_study, context):
     saved = sum(t.user_attrs["epochs_planned"] - t.user_attrs["epochs_run"] for t in pruned)
     assert context.diagnostics.pruning.n_pruned == len(pruned) == 5
     assert context.diagnostics.pruning.epochs_saved == saved == context.summary.budget.epochs_saved
+
+
+def test_storage_passwords_never_reach_the_report(report):
+    assert (
+        redact_url("postgresql://vae:s3cret@db:5432/optuna")
+        == "postgresql://vae:***@db:5432/optuna"
+    )
+    assert redact_url("sqlite:///studies/x.db") == "sqlite:///studies/x.db"
+    # the fixture's second run recorded its storage URL with the password in it
+    assert "s3cret" not in report[0]["html"].read_text(encoding="utf-8")
+    text = "".join(page.extract_text() for page in pypdf.PdfReader(report[0]["pdf"]).pages)
+    assert "s3cret" not in text and "vae:***@db.example" in text.replace("\n", "")

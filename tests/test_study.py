@@ -119,8 +119,12 @@ def test_resume_adds_trials_and_sweep_trials_are_tagged(tmp_path):
     assert tags == [(1, 1), (3, 3)]
     assert all(t.params["latent_dim"] == SWEEP_BASELINE["latent_dim"] for t in study.trials)
 
-    second = run_cli("run", *args, "--trials", "1", cwd=tmp_path)
+    # the second run also writes the report, as a user's run does
+    second = run_cli("run", *[a for a in args if a != "--no-report"], "--trials", "1", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
+    for name in ("report.html", "report.pdf"):
+        assert (tmp_path / "studies" / "resume" / name).stat().st_size > 10_000
+        assert f"studies/resume/{name}" in second.stdout
     study = _load(f"sqlite:///{tmp_path}/studies/resume.db", "resume")
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
     assert len(study.user_attrs["runs"]) == 2
@@ -267,7 +271,8 @@ def test_dashboard_serves_the_study_with_metric_names_and_artifacts(smoke_study)
         complete = [t for t in detail["trials"] if t["state"].lower() == "complete"]
         artifacts = complete[0]["artifacts"]
         grid = next(a for a in artifacts if a["filename"] == "grid.png")
-        url = f"{base}/artifacts/{summary['study_id']}/{complete[0]['trial_id']}/{grid['artifact_id']}"
+        study_id, trial_id = summary["study_id"], complete[0]["trial_id"]
+        url = f"{base}/artifacts/{study_id}/{trial_id}/{grid['artifact_id']}"
         with urllib.request.urlopen(url, timeout=10) as response:
             assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
@@ -325,3 +330,38 @@ def test_help_explains_every_command():
         result = run_cli(command, "--help", cwd=Path.cwd(), timeout=60)
         assert result.returncode == 0 and "usage:" in result.stdout
     assert "--sweep" in run_cli("run", "--help", cwd=Path.cwd(), timeout=60).stdout
+
+
+def test_report_command_on_a_trained_study(smoke_study, tmp_path):
+    from pypdf import PdfReader
+
+    out = tmp_path / "report"
+    result = run_cli(
+        "report",
+        "--study",
+        smoke_study.name,
+        "--storage",
+        smoke_study.storage,
+        "--out",
+        str(out),
+        cwd=smoke_study.workdir,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    html = (out / "report.html").read_text()
+    assert smoke_study.name in html and "Pareto" in html
+    reader = PdfReader(out / "report.pdf")
+    text = " ".join(page.extract_text() for page in reader.pages)
+    study = _load(smoke_study.storage, smoke_study.name)
+    best = max(t.values[0] for t in study.get_trials(states=(TrialState.COMPLETE,)))
+    assert f"{best:.3f}" in text or f"{best:.4f}" in text
+    bad = run_cli(
+        "report",
+        "--study",
+        smoke_study.name,
+        "--storage",
+        smoke_study.storage,
+        "--format",
+        "docx",
+        cwd=smoke_study.workdir,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")

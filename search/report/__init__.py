@@ -6,6 +6,7 @@ needs no TensorFlow: everything comes from the study's records and its stored ar
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,13 +14,22 @@ import optuna
 
 from search.errors import UsageError
 from search.report.artifacts import ArtifactReader
-from search.report.context import ReportContext, build_context, importance_info
+from search.report.context import build_context
+from search.report.diagnostics import importance_info
 from search.report.figures import build_figures
 from search.report.render import write_html, write_pdf
+from search.report.sections import ReportContext
 from search.report.static_images import KaleidoSession
 from search.report.trials import read_study
 
 FORMATS = ("html", "pdf")
+# Libraries that log every step at INFO, some of it after the report is done (a browser's
+# temporary folder removed on garbage collection): a CLI logging at INFO would print it all.
+# Their warnings still show; a level someone set on purpose is left alone.
+CHATTY_LOGGERS = ("kaleido", "choreographer", "logistro", "weasyprint", "fontTools")
+for _name in CHATTY_LOGGERS:
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
 
 __all__ = ["FORMATS", "ReportContext", "report_context", "write_report"]
 

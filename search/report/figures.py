@@ -10,7 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from search.report import prose
-from search.report.context import (
+from search.report.sections import (
     CapacityAxis,
     DiagnosticsInfo,
     EffectsInfo,
@@ -90,7 +90,7 @@ TEMPLATE = {
         "plot_bgcolor": "white",
         "colorway": list(SERIES_COLOURS),
         "xaxis": _AXIS,
-        "yaxis": _AXIS,
+        "yaxis": {**_AXIS, "exponentformat": "none"},  # 0.0004, not "400µ"
         "hoverlabel": {"font": {"family": FONT}},
         "legend": {
             "orientation": "h",
@@ -466,6 +466,7 @@ def timeline_figure(bars: Sequence[TimelineBar]) -> go.Figure:
         yaxis={
             "title": _title("worker" if by_worker else "trial number"),
             "type": "category" if by_worker else "linear",
+            **({} if by_worker or len(bars) > 20 else {"dtick": 1}),
         },
     )
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from search.report.context import CapacityAxis, SeedSpread
+    from search.report.sections import CapacityAxis, SeedSpread
 
 
 def fmt_metric(name: str, value: float | None) -> str:
@@ -38,7 +38,7 @@ def fmt_number(value: object) -> str:
     """A parameter or attr value for a table: ints as ints, floats with 4 significant digits."""
     if isinstance(value, bool) or value is None:
         return str(value)
-    if isinstance(value, int | float) and abs(value) >= 100_000:
+    if isinstance(value, int | float) and abs(value) >= 10_000:
         return fmt_large(float(value))
     if isinstance(value, int):
         return f"{value:,}"
@@ -82,7 +82,9 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
 
     The rule for "overfitting" is the report's only one: validation error rises beyond its
     minimum while the gap (validation minus train) widens, both by more than the seed-to-seed
-    threshold when one is known. Differences within that threshold are called indistinguishable.
+    threshold when one is known, and the widening carries at least half of the rise (if train
+    error rose as much as validation error, the model got worse, it did not overfit).
+    Differences within the threshold are called indistinguishable.
     """
     groups = axis.groups
     if len(groups) < 2:
@@ -123,7 +125,9 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
     rise = last.val_mse - best.val_mse
     widening = last.gap - best.gap
     rise_counts = rise > (val_threshold or 0.0)
-    widening_counts = widening > (gap_threshold or 0.0)
+    # validation rise = train rise + gap widening; it is overfitting only when the widening
+    # gap, not rising train error, carries most of the rise
+    widening_counts = widening > max(gap_threshold or 0.0, 0.5 * rise)
     where = (
         f"Validation MSE is lowest at {axis.title} {best.label} ({fmt_mse(best.val_mse)}); "
         f"from there to {last.label} it rose by {fmt_mse(rise)} while the gap changed by "
@@ -141,10 +145,11 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
             f"{fmt_mse(val_threshold)}, so it is not distinguishable from noise."
         )
     elif rise_counts:
-        sentences.append(
-            f"{where}; the gap did not widen beyond the threshold, so this rise is not "
-            "attributed to overfitting."
-        )
+        if widening <= 0.5 * rise:
+            reason = "train error rose too, so the widening gap carries less than half the rise"
+        else:
+            reason = f"the gap widened by less than the threshold of {fmt_mse(gap_threshold)}"
+        sentences.append(f"{where}; {reason}, so this rise is not attributed to overfitting.")
     else:
         sentences.append(f"{where}.")
     return sentences
@@ -156,8 +161,10 @@ def learning_curve_sentence(last_changes: Sequence[float], n_trials: int) -> str
         return None
     falling = sum(1 for change in last_changes if change < 0)
     median = sorted(last_changes)[len(last_changes) // 2]
+    missing = n_trials - len(last_changes)
+    without = f"; {missing} had no curve recorded" if missing else ""
     return (
         f"Validation MSE was still falling in the last epoch for {falling} of the "
         f"{len(last_changes)} Pareto trials with a learning curve (median last-epoch change "
-        f"{fmt_signed_mse(median)}); {n_trials - len(last_changes)} had no curve recorded."
+        f"{fmt_signed_mse(median)}){without}."
     )

@@ -20,8 +20,8 @@ import jinja2
 import plotly.offline
 
 from search.report import prose
-from search.report.context import ReportContext
 from search.report.figures import FigureSpec
+from search.report.sections import ReportContext
 from search.report.static_images import KaleidoSession
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "report_templates"

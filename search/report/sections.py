@@ -30,6 +30,7 @@ class Budget:
     n_trials: int
     epochs_trained: int
     epochs_saved: int
+    epochs_recorded: bool
     trial_seconds: float | None
     elapsed_seconds: float | None
     devices: list[str]

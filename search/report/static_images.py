@@ -140,11 +140,3 @@ class KaleidoSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def write_pngs(figures: Sequence[FigureSpec], directory: Path) -> dict[str, Path]:
-    """`KaleidoSession.write_pngs` with a session of its own (for one-off use)."""
-    if not figures:
-        return {}
-    with KaleidoSession() as session:
-        return session.write_pngs(figures, directory)

@@ -77,6 +77,11 @@ class TrialRecord:
             epochs = len(self.curve())
         return epochs
 
+    def value(self, objective: Objective) -> float:
+        """The objective's value; only for COMPLETE trials (a bug to ask otherwise)."""
+        assert self.values is not None, f"trial {self.number} has no values"
+        return self.values[objective.index]
+
     def metric(self, split: str, objective: Objective) -> float | None:
         """The `<split>_<name>` attr, e.g. `test_mse`; "val" falls back to the objective value."""
         value = self.number_attr(f"{split}_{objective.name.lower()}")

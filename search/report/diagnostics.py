@@ -1,0 +1,186 @@
+"""Sections 6 and 7: parameter importance per objective, and search diagnostics (hypervolume,
+pruning savings, trial timeline, workers)."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter, defaultdict
+
+import numpy as np
+import optuna
+
+from search.report import prose
+from search.report.analysis import hypervolume_2d, minimisation_values
+from search.report.sections import (
+    Budget,
+    DiagnosticsInfo,
+    HypervolumeInfo,
+    ImportanceInfo,
+    ObjectiveImportance,
+    PruningInfo,
+    RungRow,
+    TimelineBar,
+    WorkerRow,
+)
+from search.report.trials import VAE_SEARCH_OBJECTIVES, StudyRecords, TrialRecord, as_float
+
+# Hypervolume reference point for vae-search studies, in the objectives' own units:
+# SSIM 0 (no structure reproduced) and MSE 0.25 (a constant-0.5 image on binary digits scores
+# 0.25), so every useful model lies inside the box and the hypervolume is comparable across
+# studies. Other studies use their worst observed values plus 10 % of the range.
+VAE_SEARCH_REFERENCE = {"SSIM": 0.0, "MSE": 0.25}
+MIN_TRIALS_FOR_IMPORTANCE = 10
+
+
+def importance_info(study: optuna.Study, records: StudyRecords) -> ImportanceInfo:
+    """fANOVA importance of each parameter, for each objective separately (`target=`).
+
+    fANOVA fits a random forest to the objective and splits its variance among the parameters.
+    It is used instead of Optuna's default PED-ANOVA because PED-ANOVA compares the top 10 % of
+    trials with the rest, and one-factor sweep trials (all sharing one base configuration) crowd
+    that top group and make the base configuration's fixed values look important.
+    """
+    complete = records.complete
+    # fANOVA needs each assessed parameter in every complete trial.
+    in_all = [n for n in records.param_names() if all(n in t.params for t in complete)]
+    varying = [n for n in in_all if len({repr(t.params[n]) for t in complete}) > 1]
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
+        return ImportanceInfo(
+            [],
+            f"Importance needs at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials; "
+            f"this study has {len(complete)}.",
+        )
+    if not varying:
+        return ImportanceInfo(
+            [], "No parameter present in every complete trial took more than one value."
+        )
+    per_objective = []
+    for objective in records.objectives:
+
+        def target(trial: optuna.trial.FrozenTrial, i: int = objective.index) -> float:
+            return trial.values[i]
+
+        evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=16, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "experimental" notices, not findings
+            importances = optuna.importance.get_param_importances(
+                study, evaluator=evaluator, target=target, params=varying
+            )
+        per_objective.append(
+            ObjectiveImportance(objective, {k: float(v) for k, v in importances.items()})
+        )
+    return ImportanceInfo(per_objective, None)
+
+
+def hypervolume_reference(
+    records: StudyRecords, complete: list[TrialRecord]
+) -> tuple[dict[str, float], str]:
+    names = tuple((o.name.upper(), o.maximize) for o in records.objectives)
+    if names == VAE_SEARCH_OBJECTIVES:
+        return dict(VAE_SEARCH_REFERENCE), (
+            "Reference point SSIM 0, MSE 0.25 (fixed for all vae-search studies, so "
+            "hypervolumes are comparable between them)."
+        )
+    losses = minimisation_values(complete, records.objectives)
+    worst = losses.max(axis=0)
+    span = losses.max(axis=0) - losses.min(axis=0)
+    margin = np.where(span > 0, 0.1 * span, 1.0)
+    point = worst + margin
+    reference = {
+        o.name: float(-point[o.index] if o.maximize else point[o.index]) for o in records.objectives
+    }
+    return reference, (
+        "Reference point: the worst observed value of each objective plus 10 % of its range "
+        "(this study is not a vae-search study, which would use a fixed point)."
+    )
+
+
+def _hypervolume(records: StudyRecords, complete: list[TrialRecord]) -> HypervolumeInfo | None:
+    if len(records.objectives) != 2 or not complete:
+        return None
+    reference, note = hypervolume_reference(records, complete)
+    ref = np.array(
+        [-reference[o.name] if o.maximize else reference[o.name] for o in records.objectives]
+    )
+    ordered = sorted(complete, key=lambda r: r.number)
+    losses = minimisation_values(ordered, records.objectives)
+    values = [hypervolume_2d(losses[: i + 1], ref) for i in range(len(ordered))]
+    return HypervolumeInfo(reference, note, [r.number for r in ordered], values)
+
+
+def _pruning(records: StudyRecords, budget: Budget) -> PruningInfo:
+    config = records.attrs.get("pruning") if isinstance(records.attrs.get("pruning"), dict) else {}
+    planned = as_float(budget.settings.get("epochs"))
+    by_rung: dict[int, list[int]] = defaultdict(list)
+    for trial in records.trials:
+        if trial.state != "PRUNED":
+            continue
+        epoch = trial.int_attr("pruned_at_epoch") or trial.epochs_run() or 0
+        by_rung[epoch].append(trial.epochs_saved(None if planned is None else int(planned)))
+    rows = [RungRow(epoch, len(saved), sum(saved)) for epoch, saved in sorted(by_rung.items())]
+    n_pruned = sum(r.n_pruned for r in rows)
+    saved = sum(r.epochs_saved for r in rows)
+    sentence = None
+    if n_pruned:
+        total = saved + budget.epochs_trained
+        share = f" ({100 * saved / total:.1f} % of the epochs trained and saved)" if total else ""
+        verb = "was" if n_pruned == 1 else "were"
+        sentence = (
+            f"{prose.fmt_count(n_pruned, 'trial')} {verb} pruned, saving {saved} epochs{share}."
+        )
+    return PruningInfo(
+        config={str(k): v for k, v in config.items()} if config else {},
+        rows=rows,
+        n_pruned=n_pruned,
+        epochs_saved=saved,
+        epochs_trained=budget.epochs_trained,
+        sentence=sentence,
+    )
+
+
+def _timeline(records: StudyRecords) -> list[TimelineBar]:
+    starts = [t.start for t in records.trials if t.start is not None]
+    if not starts:
+        return []
+    origin = min(starts)
+    ends = [t.complete for t in records.trials if t.complete is not None]
+    last = max(ends) if ends else max(starts)
+    bars = []
+    for trial in records.trials:
+        if trial.start is None:
+            continue
+        end = trial.complete or last
+        bars.append(
+            TimelineBar(
+                number=trial.number,
+                state=trial.state,
+                start_s=(trial.start - origin).total_seconds(),
+                end_s=max((end - origin).total_seconds(), (trial.start - origin).total_seconds()),
+                worker=trial.text_attr("worker") or "-",
+            )
+        )
+    return bars
+
+
+def _workers(records: StudyRecords) -> list[WorkerRow]:
+    by_worker: dict[str, list[TrialRecord]] = defaultdict(list)
+    for trial in records.trials:
+        by_worker[trial.text_attr("worker") or "-"].append(trial)
+    return [
+        WorkerRow(
+            worker=worker,
+            devices=", ".join(sorted({d for t in trials if (d := t.text_attr("device"))})) or "-",
+            states=dict(Counter(t.state for t in trials)),
+        )
+        for worker, trials in sorted(by_worker.items())
+    ]
+
+
+def diagnostics_info(records: StudyRecords, budget: Budget) -> DiagnosticsInfo:
+    complete = sorted(records.complete, key=lambda r: r.number)
+    return DiagnosticsInfo(
+        hypervolume=_hypervolume(records, complete),
+        pruning=_pruning(records, budget),
+        timeline=_timeline(records),
+        workers=_workers(records),
+    )
