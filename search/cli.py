@@ -144,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers",
         type=_positive_int,
-        default=1,
-        help="worker processes on this machine (default 1; one per GPU with --gpus)",
+        help="worker processes on this machine (default: one per GPU, or 1 without GPUs)",
     )
     run.add_argument("--gpus", type=_gpu_list, help="GPU indices for the workers, e.g. 0,1")
     run.add_argument(

@@ -22,6 +22,8 @@ import signal
 import socket
 import sys
 import tempfile
+import time
+import zlib
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -70,7 +72,7 @@ class RunOptions:
     eta: int = 3
     grace_epochs: int = 1
     timeout: float | None = None
-    workers: int = 1
+    workers: int | None = None  # None: one per GPU, or one on a CPU-only machine
     gpus: list[int] | None = None
     report: bool = True
     keep_models: str = "pareto"
@@ -91,6 +93,7 @@ class RunOptions:
 
 
 DEFAULT_TRIALS = 20
+BUDGET_POLL_S = 2.0  # how often a worker waiting for the others' last trials looks again
 
 
 def validate(options: RunOptions) -> None:
@@ -110,7 +113,6 @@ def validate(options: RunOptions) -> None:
         ("--epochs", options.epochs),
         ("--subset", options.subset),
         ("--repeats", options.repeats),
-        ("--workers", options.workers),
         ("--eta", options.eta),
         ("--grace-epochs", options.grace_epochs),
     ):
@@ -120,6 +122,16 @@ def validate(options: RunOptions) -> None:
         raise UsageError(f"--eta must be at least 2, got {options.eta}")
     if options.timeout is not None and not options.timeout > 0:
         raise UsageError(f"--timeout must be a positive number of seconds, got {options.timeout}")
+    shareable = not options.storage or storage_module.is_shareable(options.storage)
+    if not shareable and options.workers not in (None, 1):
+        raise UsageError("--workers needs a storage other processes can open (not memory)")
+    from search.workers import plan_workers
+
+    requested_gpus = options.gpus
+    options.workers, chosen = plan_workers(options.workers, options.gpus)
+    # Only an explicit --gpus (or several workers) goes through the worker launcher; a plain
+    # single run uses whatever GPU TensorFlow sees first.
+    options.gpus = chosen if requested_gpus is not None or options.workers > 1 else None
 
 
 def build_space(options: RunOptions) -> search_space.SearchSpace:
@@ -296,20 +308,25 @@ class Objective:
 
         Each worker checks before training: finished trials plus running trials with a
         smaller number. Trial numbers are unique and ordered, so exactly the budget trains,
-        whatever the timing; a surplus trial ends at once (FAIL, said why) and stops its worker.
+        whatever the timing. While the budget is full only because of trials still running,
+        wait: one of them may die and be retried, and then this trial is needed. Once it is
+        full of finished trials, the surplus trial ends at once (FAIL, said why) and stops.
         """
-        trials = study.get_trials(deepcopy=False)
-        ahead = sum(
-            1
-            for t in trials
-            if t.state in FINISHED or (t.state == TrialState.RUNNING and t.number < trial.number)
-        )
-        if ahead >= self.target_total:
-            trial.set_user_attr(
-                "fail_reason", "surplus: the study already had its requested trials"
+        while True:
+            STOP.check()
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(1 for t in trials if t.state in FINISHED)
+            running_ahead = sum(
+                1 for t in trials if t.state == TrialState.RUNNING and t.number < trial.number
             )
-            study.stop()
-            raise BudgetReached()
+            if finished + running_ahead < self.target_total:
+                return
+            if finished >= self.target_total or running_ahead == 0:
+                break
+            time.sleep(BUDGET_POLL_S)
+        trial.set_user_attr("fail_reason", "surplus: the study already had its requested trials")
+        study.stop()
+        raise BudgetReached()
 
 
 class BudgetReached(Exception):
@@ -372,8 +389,22 @@ def _configure_logging() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def open_study(options: RunOptions, *, create: bool) -> tuple[optuna.Study, str]:
-    """Open (or create) the study named in options; return it and its storage URL."""
+def sampler_seed(options: RunOptions, url: str) -> int:
+    """Each process its own sampler seed, so workers sharing a study never suggest in lockstep.
+
+    A `--workers` child adds its index. A process started by hand on another machine has no
+    index: on a database server it mixes in host and pid (reproducibility across machines is
+    not on offer there anyway); locally `--seed` alone keeps a single run reproducible.
+    """
+    if options.worker_index is not None:
+        return options.seed + options.worker_index
+    if url.split(":", 1)[0].split("+", 1)[0] in {"postgresql", "postgres", "mysql", "mariadb"}:
+        return options.seed + zlib.crc32(_worker_name().encode()) % 100_000
+    return options.seed
+
+
+def open_run_storage(options: RunOptions) -> tuple[optuna.storages.BaseStorage, str]:
+    """Open (never create a study in) the run's storage: a bad URL fails here, in seconds."""
     url = options.storage or storage_module.default_storage_url(
         options.study, parallel=options.workers > 1
     )
@@ -381,33 +412,26 @@ def open_study(options: RunOptions, *, create: bool) -> tuple[optuna.Study, str]
         url,
         heartbeat_interval=options.heartbeat_interval or None,
         grace_period=options.grace_period,
-        must_exist=not create,
     )
-    sampler = make_sampler(
-        options.sampler,
-        None if options.seed is None else options.seed + (options.worker_index or 0),
+    return storage, url
+
+
+def create_or_load_study(
+    storage: optuna.storages.BaseStorage, url: str, options: RunOptions
+) -> optuna.Study:
+    study = optuna.create_study(
+        storage=storage,
+        study_name=options.study,
+        directions=DIRECTIONS,
+        sampler=make_sampler(options.sampler, sampler_seed(options, url)),
+        load_if_exists=True,
     )
-    if create:
-        study = optuna.create_study(
-            storage=storage,
-            study_name=options.study,
-            directions=DIRECTIONS,
-            sampler=sampler,
-            load_if_exists=True,
-        )
-    else:
-        try:
-            study = optuna.load_study(study_name=options.study, storage=storage, sampler=sampler)
-        except KeyError as exc:
-            raise UsageError(
-                f"no study named {options.study!r} in {storage_module.redact_url(url)}"
-            ) from exc
     if [d.name.lower() for d in study.directions] != DIRECTIONS:
         raise UsageError(
             f"study {options.study!r} exists with directions "
             f"{[d.name.lower() for d in study.directions]}, not (maximize SSIM, minimize MSE)"
         )
-    return study, url
+    return study
 
 
 def run_study(options: RunOptions) -> int:
@@ -425,8 +449,8 @@ def run_study(options: RunOptions) -> int:
     ]
     requested = options.trials or len(enqueued) or DEFAULT_TRIALS
 
-    if options.workers > 1 and options.storage and not storage_module.is_shareable(options.storage):
-        raise UsageError("--workers needs a storage other processes can open (not memory)")
+    # Order matters: every check that can fail runs before the study is created or changed.
+    storage, url = open_run_storage(options)
     preset = search_space.PRESETS[options.preset]
     data = load_mnist(
         options.data,
@@ -434,8 +458,7 @@ def run_study(options: RunOptions) -> int:
         subset=options.subset if options.subset is not None else preset.subset,
         extra_unlabeled=options.extra_unlabeled,
     )
-
-    study, url = open_study(options, create=True)
+    study = create_or_load_study(storage, url, options)
     stored = study.user_attrs
     if "search_space_distributions" in stored and not options.space:
         # resume what was searched, whatever today's defaults are
@@ -473,7 +496,7 @@ def run_study(options: RunOptions) -> int:
     if data.provenance["bundled_subset"]:
         log.info("data: the bundled 5,000-image MNIST subset (%s)", data.provenance["counts"])
 
-    if options.workers > 1 and is_parent:
+    if is_parent and (options.workers > 1 or options.gpus):
         from search.workers import run_workers
 
         worker_argv = [
@@ -485,9 +508,22 @@ def run_study(options: RunOptions) -> int:
             "--artifacts",
             str(artifacts_dir),
         ]
-        code = run_workers(options.workers, worker_argv, options.gpus)
+        code = run_workers(options.workers, worker_argv, options.gpus or None)
         return _finish(study, options, url, code)
+    return _optimize(study, options, space, data, store, target_total, already, url)
 
+
+def _optimize(
+    study: optuna.Study,
+    options: RunOptions,
+    space: search_space.SearchSpace,
+    data: Any,
+    store: Any,
+    target_total: int,
+    already: int,
+    url: str,
+) -> int:
+    """This process trains trials until the study holds `target_total` finished ones."""
     from search.training import TrainingFailed, configure_device
 
     log.info("device: %s", configure_device(options.mixed_precision))
@@ -516,8 +552,8 @@ def run_study(options: RunOptions) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         progress.bar.close()
-    if not is_parent:
-        return 0
+    if options.worker_index is not None:
+        return 0  # the `--workers` parent prints the summary and writes the report
     return _finish(study, options, url, 0)
 
 

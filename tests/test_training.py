@@ -8,7 +8,7 @@ import resource
 import numpy as np
 import pytest
 
-from search.training import TrainConfig, TrainingFailed, train_vae
+from search.training import TrainConfig, TrainingFailed, _gradient_registry, train_vae
 
 TINY = {"latent_dim": 4, "n_layers": 1, "filters": 8, "dense_units": 16, "loss": "bce"}
 CONFIG = TrainConfig(epochs=2, batch_size=64, validation_subset=100, train_eval_subset=200,
@@ -69,9 +69,14 @@ def test_twenty_trainings_do_not_keep_growing_memory(mnist):
         train_vae(TINY, small, config)
     gc.collect()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    registered = len(_gradient_registry())
     for i in range(20):
         train_vae({**TINY, "latent_dim": 2 + i % 3}, small, config)
     gc.collect()
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    # The cause of the growth: each traced train step left a tf.custom_gradient registration,
+    # and with it the step's whole graph and captured weights, in TensorFlow's registry.
+    left = len(_gradient_registry()) - registered
+    assert left == 0, f"{left} gradient registrations left behind by 20 trainings"
     assert grown < 300, f"peak RSS grew {grown:.0f} MB over 20 trainings"
     assert np.isfinite(grown)
