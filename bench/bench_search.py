@@ -34,7 +34,7 @@ and the per-trial overhead outside training: real `python -m search run --preset
 broken down by wrapping the runner's functions (sampling, user attrs, clear_session, artifacts)
 with timers in this process.
 
-Usage: python bench/bench_search.py [--seeds 10] [--budget-trials 12] [--live-epochs 30]
+Usage: python bench/bench_search.py [--seeds 20] [--budget-trials 12] [--live-epochs 30]
                                     [--no-live] [--no-cli] [--record]
 """
 
@@ -684,7 +684,7 @@ def brief(data: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget-trials", type=int, default=12,
                         help="budget in full trials' worth of epochs (default 12 x 6 = 72)")
     parser.add_argument("--live-epochs", type=int, default=30,

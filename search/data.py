@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SIDE = 28
 PIXELS = IMAGE_SIDE * IMAGE_SIDE
-# The same 100 test digits appear in every reconstruction grid, so trials can be compared.
+# The same 100 test digits (10 per class) appear in every reconstruction grid, so trials can
+# be compared.
 GRID_DIGITS = 100
 
 
@@ -324,6 +325,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def grid_indices(data: MnistData) -> np.ndarray:
+    """Test-split indices of the digits every reconstruction grid shows.
+
+    Ten of each class (the first ten of each in the test split), one class per row, so a grid
+    shows every digit even when the source is sorted by class (the bundled subset is).
+    """
+    per_class = GRID_DIGITS // 10
+    labels = data.test.labels
+    rows = [np.flatnonzero(labels == digit)[:per_class] for digit in range(10)]
+    if any(len(row) < per_class for row in rows):
+        return np.arange(min(GRID_DIGITS, len(labels)))  # too few of some class: take the first
+    return np.concatenate(rows)
+
+
 def grid_digits(data: MnistData) -> np.ndarray:
-    """The fixed test digits every reconstruction grid shows."""
-    return data.test.images[:GRID_DIGITS]
+    """The fixed test digits every reconstruction grid shows (see `grid_indices`)."""
+    return data.test.images[grid_indices(data)]

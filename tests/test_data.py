@@ -162,10 +162,13 @@ def test_missing_file_unknown_type_and_too_few_images(tmp_path, digits):
         load_mnist(str(tmp_path / "tiny.csv"), validation_size=5)
 
 
-def test_grid_digits_are_the_first_hundred_test_digits(mnist):
-    from search.data import grid_digits
+def test_grid_digits_are_ten_of_each_class_and_always_the_same(mnist):
+    from search.data import grid_digits, grid_indices
 
-    assert np.array_equal(grid_digits(mnist), mnist.test.images[:GRID_DIGITS])
+    indices = grid_indices(mnist)
+    assert len(indices) == GRID_DIGITS
+    assert list(mnist.test.labels[indices]) == [d for d in range(10) for _ in range(10)]
+    assert np.array_equal(grid_digits(mnist), grid_digits(load_mnist("bundled", seed=0)))
 
 
 def test_cli_bad_data_file_is_one_line_and_exit_2(tmp_path):
