@@ -45,7 +45,7 @@ def install_system_packages(session: nox.Session, names: list[str]) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole test suite on the bundled MNIST subset (real Keras, Optuna, PostgreSQL, Chromium)."""
+    """The test suite on the bundled MNIST subset: real Keras, Optuna, PostgreSQL, Chromium."""
     install_system_packages(session, list(SYSTEM_PACKAGES))
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
@@ -65,7 +65,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (not in CI): ratios against baselines measured in the same run, into bench/results/."""
+    """Benchmarks (not in CI): ratios against same-run baselines, written to bench/results/."""
     install_system_packages(session, ["chromium", "postgresql", "fonts-dejavu-core"])
     session.install("-e", ".[test]")
     scripts = session.posargs or sorted(glob.glob("bench/bench_*.py"))

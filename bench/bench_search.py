@@ -78,11 +78,18 @@ GRID: dict[str, list[Any]] = {
     "beta": [0.5, 2.0],
 }
 FIXED = {"filters": 32, "dense_units": 64}
-SCENARIO = {"data": "bundled", "subset": 1000, "epochs": 6, "batch_size": 16,
-            "validation_subset": 400, "seed": 0}
+SCENARIO = {
+    "data": "bundled",
+    "subset": 1000,
+    "epochs": 6,
+    "batch_size": 16,
+    "validation_subset": 400,
+    "seed": 0,
+}
 REFERENCE_POINT = (0.0, 0.25)  # (-SSIM, MSE), both minimised
 ETA, GRACE = 3, 1  # `python -m search run`'s defaults
 LIVE_PRESET = "bench-scenario"
+
 
 @dataclasses.dataclass(frozen=True)
 class Strategy:
@@ -122,9 +129,14 @@ def load_scenario_data() -> Any:
 def scenario_config(seed: int) -> Any:
     from search.training import TrainConfig
 
-    return TrainConfig(epochs=SCENARIO["epochs"], batch_size=SCENARIO["batch_size"], seed=seed,
-                       validation_subset=SCENARIO["validation_subset"], train_eval_subset=200,
-                       test_eval_subset=200)
+    return TrainConfig(
+        epochs=SCENARIO["epochs"],
+        batch_size=SCENARIO["batch_size"],
+        seed=seed,
+        validation_subset=SCENARIO["validation_subset"],
+        train_eval_subset=200,
+        test_eval_subset=200,
+    )
 
 
 def record_curves(force: bool) -> dict[str, Any]:
@@ -142,15 +154,25 @@ def record_curves(force: bool) -> dict[str, Any]:
         return table
     data = load_scenario_data()
     table["data"] = {"counts": data.provenance["counts"], "source": data.provenance["source"]}
-    print(f"recording {len(missing)} of {len(combos)} configurations "
-          f"({SCENARIO['epochs']} epochs on {len(data.train)} images each)", flush=True)
+    print(
+        f"recording {len(missing)} of {len(combos)} configurations "
+        f"({SCENARIO['epochs']} epochs on {len(data.train)} images each)",
+        flush=True,
+    )
     started = time.perf_counter()
     for i, params in enumerate(missing, start=1):
         result = train_vae({**params, **FIXED}, data, scenario_config(SCENARIO["seed"]))
         table["configs"][config_key(params)] = {
             "params": params,
-            "curve": [{"epoch": r["epoch"], "val_ssim": r["val_ssim"], "val_mse": r["val_mse"],
-                       "seconds": r["seconds"]} for r in result.curve],
+            "curve": [
+                {
+                    "epoch": r["epoch"],
+                    "val_ssim": r["val_ssim"],
+                    "val_mse": r["val_mse"],
+                    "seconds": r["seconds"],
+                }
+                for r in result.curve
+            ],
             "val_ssim": result.val_ssim,
             "val_mse": result.val_mse,
             "wall_time_s": result.wall_time_s,
@@ -158,24 +180,29 @@ def record_curves(force: bool) -> dict[str, Any]:
         }
         table["recording_seconds"] = table.get("recording_seconds", 0.0) + result.wall_time_s
         CURVES.write_text(json.dumps(table, indent=1) + "\n")
-        print(f"  [{i}/{len(missing)}] {config_key(params)}: SSIM {result.val_ssim:.4f} "
-              f"MSE {result.val_mse:.5f} ({result.wall_time_s:.1f} s; "
-              f"{time.perf_counter() - started:.0f} s so far)", flush=True)
+        print(
+            f"  [{i}/{len(missing)}] {config_key(params)}: SSIM {result.val_ssim:.4f} "
+            f"MSE {result.val_mse:.5f} ({result.wall_time_s:.1f} s; "
+            f"{time.perf_counter() - started:.0f} s so far)",
+            flush=True,
+        )
     return table
 
 
 # ---------------------------------------------------------------------------- hypervolume
 
 
-def hypervolume(points: Sequence[tuple[float, float]],
-                reference: tuple[float, float] = REFERENCE_POINT) -> float:
+def hypervolume(
+    points: Sequence[tuple[float, float]], reference: tuple[float, float] = REFERENCE_POINT
+) -> float:
     """2-D hypervolume of (ssim, mse) points, both turned into minimised (-ssim, mse).
 
     Sweep the points by -ssim ascending; each point that improves on the best mse so far adds
     the rectangle between it, the next sweep position and the reference point.
     """
     minimised = sorted(
-        (-s, m) for s, m in points
+        (-s, m)
+        for s, m in points
         if math.isfinite(s) and math.isfinite(m) and -s < reference[0] and m < reference[1]
     )
     volume, best_mse = 0.0, reference[1]
@@ -199,12 +226,15 @@ def check_hypervolume_against_optuna() -> str:
     for _ in range(50):
         pts = np.column_stack([rng.uniform(0.2, 0.9, 12), rng.uniform(0.005, 0.1, 12)])
         ours = hypervolume([tuple(p) for p in pts])
-        theirs = compute_hypervolume(np.column_stack([-pts[:, 0], pts[:, 1]]),
-                                     np.array(REFERENCE_POINT))
+        theirs = compute_hypervolume(
+            np.column_stack([-pts[:, 0], pts[:, 1]]), np.array(REFERENCE_POINT)
+        )
         worst = max(worst, abs(ours - theirs))
     assert worst < 1e-12, worst
-    return ("2-D hypervolume agrees with optuna._hypervolume.compute_hypervolume "
-            f"(max diff {worst:.0e})")
+    return (
+        "2-D hypervolume agrees with optuna._hypervolume.compute_hypervolume "
+        f"(max diff {worst:.0e})"
+    )
 
 
 # ---------------------------------------------------------------------------- replay
@@ -247,8 +277,11 @@ def replay(table: dict[str, Any], strategy: str, seed: int, budget: int) -> Trac
     configs = table["configs"]
     epochs = SCENARIO["epochs"]
     plan = STRATEGIES[strategy]
-    pruner = (ParetoPrunerConfig(max_epochs=epochs, grace_epochs=plan.grace_epochs, eta=ETA)
-              if plan.grace_epochs else None)
+    pruner = (
+        ParetoPrunerConfig(max_epochs=epochs, grace_epochs=plan.grace_epochs, eta=ETA)
+        if plan.grace_epochs
+        else None
+    )
     sampler = make_sampler(plan.sampler, seed)
     study = optuna.create_study(directions=DIRECTIONS, sampler=sampler)
     space = grid_space()
@@ -264,8 +297,9 @@ def replay(table: dict[str, Any], strategy: str, seed: int, budget: int) -> Trac
         for row in record["curve"]:
             spent[0] += 1
             if pruner is not None:
-                reason = prune_reason(study, trial, row["epoch"], row["val_ssim"], row["val_mse"],
-                                      config=pruner)
+                reason = prune_reason(
+                    study, trial, row["epoch"], row["val_ssim"], row["val_mse"], config=pruner
+                )
                 if reason:
                     raise optuna.TrialPruned(reason)
         return record["val_ssim"], record["val_mse"]
@@ -280,8 +314,15 @@ def replay(table: dict[str, Any], strategy: str, seed: int, budget: int) -> Trac
     study.optimize(objective, callbacks=[after_trial])
     trials = study.get_trials(deepcopy=False)
     outcomes = [(config_key(t.params), t.state.name) for t in trials if t.params]
-    return Trace(strategy, seed, points, len(trials),
-                 sum(t.state == TrialState.PRUNED for t in trials), len(seen), outcomes)
+    return Trace(
+        strategy,
+        seed,
+        points,
+        len(trials),
+        sum(t.state == TrialState.PRUNED for t in trials),
+        len(seen),
+        outcomes,
+    )
 
 
 def replay_all(table: dict[str, Any], seeds: int, budget: int) -> dict[str, list[Trace]]:
@@ -302,11 +343,12 @@ def mean_sd(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
-def paired_fractions(traces: dict[str, list[Trace]], budget: float,
-                     strategy: str) -> list[float]:
+def paired_fractions(traces: dict[str, list[Trace]], budget: float, strategy: str) -> list[float]:
     """Per seed: epochs `strategy` needs to reach (c)'s hypervolume at `budget`, over `budget`."""
-    return [traces[strategy][i].epochs_to_reach(c.hv_at(budget)) / budget
-            for i, c in enumerate(traces["c"])]
+    return [
+        traces[strategy][i].epochs_to_reach(c.hv_at(budget)) / budget
+        for i, c in enumerate(traces["c"])
+    ]
 
 
 def describe_fractions(fractions: Sequence[float]) -> str:
@@ -315,12 +357,19 @@ def describe_fractions(fractions: Sequence[float]) -> str:
     middle = statistics.median(fractions)
     med = f"{middle:.0%}" if math.isfinite(middle) else "not reached"
     mean = f"{statistics.mean(finite):.0%}" if finite else "-"
-    return (f"median {med}; mean of reached {mean} (reached {len(finite)}/{len(fractions)}, "
-            f"<= 50%: {sum(f <= 0.5 for f in fractions)}/{len(fractions)})")
+    return (
+        f"median {med}; mean of reached {mean} (reached {len(finite)}/{len(fractions)}, "
+        f"<= 50%: {sum(f <= 0.5 for f in fractions)}/{len(fractions)})"
+    )
 
 
-def replay_report(table: dict[str, Any], traces: dict[str, list[Trace]], budget: int,
-                  full_trial: int, budgets: Sequence[int]) -> tuple[str, dict[str, Any]]:
+def replay_report(
+    table: dict[str, Any],
+    traces: dict[str, list[Trace]],
+    budget: int,
+    full_trial: int,
+    budgets: Sequence[int],
+) -> tuple[str, dict[str, Any]]:
     configs = list(table["configs"].values())
     best_hv = hypervolume([(c["val_ssim"], c["val_mse"]) for c in configs])
     seeds = len(traces["c"])
@@ -331,13 +380,16 @@ def replay_report(table: dict[str, Any], traces: dict[str, list[Trace]], budget:
     for s, plan in STRATEGIES.items():
         name = plan.name
         cells = [mean_sd([100 * t.hv_at(e) / best_hv for t in traces[s]]) for e in checkpoints]
-        trials = mean_sd([float(sum(spent <= budget for spent, _ in t.points))
-                          for t in traces[s]])
+        trials = mean_sd([float(sum(spent <= budget for spent, _ in t.points)) for t in traces[s]])
         hv_rows.append([f"({s}) {name}", *cells, trials])
     hv_table = markdown_table(
-        ["strategy", *[f"HV % at {e:.0f} epochs" for e in checkpoints],
-         f"trials within {budget} epochs"],
-        hv_rows, ["l"] + ["r"] * (len(checkpoints) + 1),
+        [
+            "strategy",
+            *[f"HV % at {e:.0f} epochs" for e in checkpoints],
+            f"trials within {budget} epochs",
+        ],
+        hv_rows,
+        ["l"] + ["r"] * (len(checkpoints) + 1),
     )
 
     # Paired seeds: epochs each strategy needs to reach (c)'s final hypervolume.
@@ -349,21 +401,34 @@ def replay_report(table: dict[str, Any], traces: dict[str, list[Trace]], budget:
             f = fractions[s][i]
             row.append(f"{f * budget:.0f} ({f:.0%})" if math.isfinite(f) else "not reached")
         seed_rows.append(row)
-    seed_rows.append(["mean", pct(statistics.mean(t.hv_at(budget) for t in traces["c"]),
-                                  best_hv),
-                      *[describe_fractions(fractions[s]) for s in COMPARED]])
+    seed_rows.append(
+        [
+            "mean",
+            pct(statistics.mean(t.hv_at(budget) for t in traces["c"]), best_hv),
+            *[describe_fractions(fractions[s]) for s in COMPARED],
+        ]
+    )
     seed_table = markdown_table(
         ["seed", "(c) final HV", *[f"({s}) epochs to reach it" for s in COMPARED]],
-        seed_rows, ["l", "r", *["r"] * len(COMPARED)],
+        seed_rows,
+        ["l", "r", *["r"] * len(COMPARED)],
     )
-    budget_rows = [[f"{b} ({b // full_trial} full trials)",
-                    pct(statistics.mean(t.hv_at(b) for t in traces["c"]), best_hv),
-                    *[describe_fractions(paired_fractions(traces, b, s)) for s in COMPARED]]
-                   for b in budgets]
+    budget_rows = [
+        [
+            f"{b} ({b // full_trial} full trials)",
+            pct(statistics.mean(t.hv_at(b) for t in traces["c"]), best_hv),
+            *[describe_fractions(paired_fractions(traces, b, s)) for s in COMPARED],
+        ]
+        for b in budgets
+    ]
     budget_table = markdown_table(
-        ["budget (epochs)", "(c) final HV, mean",
-         *[f"({s}) fraction of (c)'s epochs" for s in COMPARED]],
-        budget_rows, ["l", "r", *["r"] * len(COMPARED)],
+        [
+            "budget (epochs)",
+            "(c) final HV, mean",
+            *[f"({s}) fraction of (c)'s epochs" for s in COMPARED],
+        ],
+        budget_rows,
+        ["l", "r", *["r"] * len(COMPARED)],
     )
     # Harder comparison than pairing: (a) against the median of (c)'s final hypervolumes.
     median_target = statistics.median(t.hv_at(budget) for t in traces["c"])
@@ -373,25 +438,27 @@ def replay_report(table: dict[str, Any], traces: dict[str, list[Trace]], budget:
         "best_hv": best_hv,
         "budget_epochs": budget,
         "fractions_per_seed": fractions,
-        "mean_fraction_a": statistics.mean(fractions["a"]) if len(finite_a) == seeds
-        else math.inf,
+        "mean_fraction_a": statistics.mean(fractions["a"]) if len(finite_a) == seeds else math.inf,
         "fraction_a_vs_median_c": vs_median,
-        "by_budget": {b: {s: paired_fractions(traces, b, s) for s in COMPARED}
-                      for b in budgets},
+        "by_budget": {b: {s: paired_fractions(traces, b, s) for s in COMPARED} for b in budgets},
         "traces": {s: [dataclasses.asdict(t) for t in ts] for s, ts in traces.items()},
     }
     median_a = statistics.median(fractions["a"])
     median_text = f"{median_a:.0%}" if math.isfinite(median_a) else "not reached"
     if len(finite_a) == seeds:
-        headline = (f"**(a) reaches (c)'s final hypervolume with {statistics.mean(finite_a):.0%} "
-                    f"of (c)'s epochs on average (median {median_text}; paired seeds; target "
-                    f"<= 50%)**")
+        headline = (
+            f"**(a) reaches (c)'s final hypervolume with {statistics.mean(finite_a):.0%} "
+            f"of (c)'s epochs on average (median {median_text}; paired seeds; target "
+            f"<= 50%)**"
+        )
     else:
-        headline = (f"**(a) did not reach (c)'s final hypervolume within the budget on "
-                    f"{seeds - len(finite_a)} of {seeds} seeds** (median over all seeds: "
-                    f"{median_text}); where it did, it needed "
-                    f"{statistics.mean(finite_a) if finite_a else math.nan:.0%} of (c)'s "
-                    f"epochs on average")
+        headline = (
+            f"**(a) did not reach (c)'s final hypervolume within the budget on "
+            f"{seeds - len(finite_a)} of {seeds} seeds** (median over all seeds: "
+            f"{median_text}); where it did, it needed "
+            f"{statistics.mean(finite_a) if finite_a else math.nan:.0%} of (c)'s "
+            f"epochs on average"
+        )
     # Why pruning loses: what happened to the grid's best configuration when it was sampled.
     top = max(table["configs"], key=lambda k: table["configs"][k]["val_ssim"])
     fate_rows = []
@@ -403,45 +470,59 @@ def replay_report(table: dict[str, Any], traces: dict[str, list[Trace]], budget:
             sampled += bool(states)
             pruned += bool(states) and "COMPLETE" not in states
             completed += "COMPLETE" in states
-        fate_rows.append([f"({s})", f"{sampled}/{seeds}", f"{completed}/{seeds}",
-                          f"{pruned}/{seeds}"])
+        fate_rows.append(
+            [f"({s})", f"{sampled}/{seeds}", f"{completed}/{seeds}", f"{pruned}/{seeds}"]
+        )
     fate_table = markdown_table(
         ["strategy", "sampled the best config", "completed it", "only ever pruned it"],
-        fate_rows, ["l", "r", "r", "r"])
-    text = "\n\n".join([
-        f"Headline budget: {budget} epochs per study = {budget // full_trial} full trials of "
-        f"{full_trial} epochs; {seeds} seeds per strategy (seed i of every strategy = sampler "
-        f"seed i; TPE's first 10 trials are random, from the same seed). Grid's best "
-        f"hypervolume (all {len(configs)} configurations): {best_hv:.5f}. Mean ± standard "
-        f"deviation over seeds.",
-        hv_table,
-        f"Epochs needed to reach (c)'s hypervolume at {budget} epochs, paired by seed:",
-        seed_table,
-        headline + f"; {sum(f <= 0.5 for f in fractions['a'])}/{seeds} seeds within 50%. "
-        "Against the median of (c)'s final hypervolumes instead of the paired seed, (a) needs: "
-        + ", ".join("not reached" if not math.isfinite(f) else f"{f:.0%}" for f in vs_median)
-        + ".",
-        "Other budgets (same studies, read at other epoch counts; the strategies do not know "
-        "the budget):",
-        budget_table,
-        f"The grid's best configuration by final SSIM, {top}, within {budget} epochs "
-        f"(per seed):",
-        fate_table,
-    ])
+        fate_rows,
+        ["l", "r", "r", "r"],
+    )
+    text = "\n\n".join(
+        [
+            f"Headline budget: {budget} epochs per study = {budget // full_trial} full trials of "
+            f"{full_trial} epochs; {seeds} seeds per strategy (seed i of every strategy = sampler "
+            f"seed i; TPE's first 10 trials are random, from the same seed). Grid's best "
+            f"hypervolume (all {len(configs)} configurations): {best_hv:.5f}. Mean ± standard "
+            f"deviation over seeds.",
+            hv_table,
+            f"Epochs needed to reach (c)'s hypervolume at {budget} epochs, paired by seed:",
+            seed_table,
+            headline + f"; {sum(f <= 0.5 for f in fractions['a'])}/{seeds} seeds within 50%. "
+            "Against the median of (c)'s final hypervolumes instead of the paired seed, (a) needs: "
+            + ", ".join("not reached" if not math.isfinite(f) else f"{f:.0%}" for f in vs_median)
+            + ".",
+            "Other budgets (same studies, read at other epoch counts; the strategies do not know "
+            "the budget):",
+            budget_table,
+            f"The grid's best configuration by final SSIM, {top}, within {budget} epochs "
+            f"(per seed):",
+            fate_table,
+        ]
+    )
     return text, summary
 
 
 def table_summary(table: dict[str, Any]) -> str:
     """A few lines on what the recorded grid looks like, so the replay can be judged."""
     configs = sorted(table["configs"].values(), key=lambda c: -c["val_ssim"])
-    pareto = [c for c in configs if not any(
-        o["val_ssim"] >= c["val_ssim"] and o["val_mse"] <= c["val_mse"]
-        and (o["val_ssim"] > c["val_ssim"] or o["val_mse"] < c["val_mse"]) for o in configs)]
+    pareto = [
+        c
+        for c in configs
+        if not any(
+            o["val_ssim"] >= c["val_ssim"]
+            and o["val_mse"] <= c["val_mse"]
+            and (o["val_ssim"] > c["val_ssim"] or o["val_mse"] < c["val_mse"])
+            for o in configs
+        )
+    ]
     ssim = [c["val_ssim"] for c in configs]
     mse = [c["val_mse"] for c in configs]
     front = "; ".join(
         f"{json.dumps(c['params'], separators=(',', ':'))} SSIM {c['val_ssim']:.3f} "
-        f"MSE {c['val_mse']:.4f}" for c in pareto)
+        f"MSE {c['val_mse']:.4f}"
+        for c in pareto
+    )
     from scipy.stats import spearmanr
 
     final_ssim = [c["val_ssim"] for c in configs]
@@ -450,36 +531,50 @@ def table_summary(table: dict[str, Any]) -> str:
     def rho(epoch: int, key: str, final: list[float]) -> float:
         return float(spearmanr([c["curve"][epoch - 1][key] for c in configs], final)[0])
 
-    early = "; ".join(f"epoch {e}: SSIM {rho(e, 'val_ssim', final_ssim):.2f}, "
-                      f"MSE {rho(e, 'val_mse', final_mse):.2f}" for e in (1, 2, 3))
-    return (f"How well early epochs predict the final ranking (Spearman rank correlation with "
-            f"epoch {SCENARIO['epochs']}, over the grid): {early}.\n\n"
-            f"Recorded grid: {len(configs)} configurations, validation SSIM "
-            f"{min(ssim):.3f}-{max(ssim):.3f}, MSE {min(mse):.4f}-{max(mse):.4f}; recording "
-            f"took {table.get('recording_seconds', float('nan')):.0f} s of training wall time. "
-            f"Its Pareto front ({len(pareto)} configurations): {front}.")
+    early = "; ".join(
+        f"epoch {e}: SSIM {rho(e, 'val_ssim', final_ssim):.2f}, "
+        f"MSE {rho(e, 'val_mse', final_mse):.2f}"
+        for e in (1, 2, 3)
+    )
+    return (
+        f"How well early epochs predict the final ranking (Spearman rank correlation with "
+        f"epoch {SCENARIO['epochs']}, over the grid): {early}.\n\n"
+        f"Recorded grid: {len(configs)} configurations, validation SSIM "
+        f"{min(ssim):.3f}-{max(ssim):.3f}, MSE {min(mse):.4f}-{max(mse):.4f}; recording "
+        f"took {table.get('recording_seconds', float('nan')):.0f} s of training wall time. "
+        f"Its Pareto front ({len(pareto)} configurations): {front}."
+    )
 
 
 # ---------------------------------------------------------------------------- live runs
 
 
-def live_run(strategy: str, budget: int, data: Any, workdir: Path,
-             watches: Stopwatches) -> dict[str, Any]:
+def live_run(
+    strategy: str, budget: int, data: Any, workdir: Path, watches: Stopwatches
+) -> dict[str, Any]:
     """(a) or (c) with real training through `search.study.Objective` until `budget` epochs."""
     import search.study as study_module
     from search import storage as storage_module
 
     options = study_module.RunOptions(
-        study=f"bench-live-{strategy}", preset=LIVE_PRESET, data=SCENARIO["data"], seed=0,
+        study=f"bench-live-{strategy}",
+        preset=LIVE_PRESET,
+        data=SCENARIO["data"],
+        seed=0,
         sampler=STRATEGIES[strategy].sampler,
         pruning=STRATEGIES[strategy].grace_epochs is not None,
-        eta=ETA, grace_epochs=STRATEGIES[strategy].grace_epochs or GRACE, report=False,
+        eta=ETA,
+        grace_epochs=STRATEGIES[strategy].grace_epochs or GRACE,
+        report=False,
     )
     url = f"sqlite:///{workdir}/live-{strategy}.db"
     storage = storage_module.open_storage(url)
-    study = optuna.create_study(study_name=options.study, storage=storage,
-                                directions=study_module.DIRECTIONS,
-                                sampler=study_module.make_sampler(options.sampler, options.seed))
+    study = optuna.create_study(
+        study_name=options.study,
+        storage=storage,
+        directions=study_module.DIRECTIONS,
+        sampler=study_module.make_sampler(options.sampler, options.seed),
+    )
     store = storage_module.artifact_store(workdir / f"artifacts-{strategy}")
     objective = study_module.Objective(options, grid_space(), data, store, target_total=10**6)
     spent = [0]
@@ -493,9 +588,12 @@ def live_run(strategy: str, budget: int, data: Any, workdir: Path,
         if trial.state == TrialState.COMPLETE:
             front.append((trial.values[0], trial.values[1]))
         points.append((spent[0], hypervolume(front)))
-        print(f"    ({strategy}) trial {trial.number} {trial.state.name.lower()} after "
-              f"{trial.user_attrs.get('epochs_run')} epochs; {spent[0]} epochs spent, HV "
-              f"{points[-1][1]:.5f}", flush=True)
+        print(
+            f"    ({strategy}) trial {trial.number} {trial.state.name.lower()} after "
+            f"{trial.user_attrs.get('epochs_run')} epochs; {spent[0]} epochs spent, HV "
+            f"{points[-1][1]:.5f}",
+            flush=True,
+        )
         if spent[0] >= budget:
             study.stop()
 
@@ -507,12 +605,23 @@ def live_run(strategy: str, budget: int, data: Any, workdir: Path,
     for t in trials:
         if t.duration is not None and "wall_time_s" in t.user_attrs:
             total = t.duration.total_seconds()
-            overheads.append({"number": t.number, "state": t.state.name, "trial_s": total,
-                              "wall_time_s": t.user_attrs["wall_time_s"],
-                              "parts": parts.get(t.number, {})})
-    return {"strategy": strategy, "points": points, "trials": len(trials),
-            "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-            "seconds": time.perf_counter() - started, "overheads": overheads}
+            overheads.append(
+                {
+                    "number": t.number,
+                    "state": t.state.name,
+                    "trial_s": total,
+                    "wall_time_s": t.user_attrs["wall_time_s"],
+                    "parts": parts.get(t.number, {}),
+                }
+            )
+    return {
+        "strategy": strategy,
+        "points": points,
+        "trials": len(trials),
+        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "seconds": time.perf_counter() - started,
+        "overheads": overheads,
+    }
 
 
 class Stopwatches:
@@ -578,19 +687,37 @@ def live_report(runs: dict[str, dict[str, Any]], budget: int) -> str:
     target = Trace("c", 0, [tuple(p) for p in c["points"]], 0, 0, 0).hv_at(budget)
     trace_a = Trace("a", 0, [tuple(p) for p in a["points"]], 0, 0, 0)
     need = trace_a.epochs_to_reach(target)
-    rows = [[f"({s}) {STRATEGIES[s].name}", r["trials"], r["pruned"], r["points"][-1][0],
-             f"{Trace(s, 0, [tuple(p) for p in r['points']], 0, 0, 0).hv_at(budget):.5f}",
-             f"{r['seconds']:.0f}"] for s, r in runs.items()]
-    table = markdown_table(["strategy (live)", "trials", "pruned", "epochs spent",
-                            f"HV at {budget} epochs", "wall s"], rows,
-                           ["l", "r", "r", "r", "r", "r"])
-    verdict = (f"(a) reached (c)'s final hypervolume ({target:.5f}) after {need:.0f} epochs "
-               f"= {need / budget:.0%} of the budget." if math.isfinite(need) else
-               f"(a) did not reach (c)'s final hypervolume ({target:.5f}) within {budget} "
-               f"epochs (its own: {trace_a.hv_at(budget):.5f}).")
-    return "\n\n".join([table, verdict + " One seed and a tiny budget: a smoke check that the "
-                        "replay's mechanics hold with real training (training seeds vary per "
-                        "trial here, unlike the table), not a measurement of the ratio."])
+    rows = [
+        [
+            f"({s}) {STRATEGIES[s].name}",
+            r["trials"],
+            r["pruned"],
+            r["points"][-1][0],
+            f"{Trace(s, 0, [tuple(p) for p in r['points']], 0, 0, 0).hv_at(budget):.5f}",
+            f"{r['seconds']:.0f}",
+        ]
+        for s, r in runs.items()
+    ]
+    table = markdown_table(
+        ["strategy (live)", "trials", "pruned", "epochs spent", f"HV at {budget} epochs", "wall s"],
+        rows,
+        ["l", "r", "r", "r", "r", "r"],
+    )
+    verdict = (
+        f"(a) reached (c)'s final hypervolume ({target:.5f}) after {need:.0f} epochs "
+        f"= {need / budget:.0%} of the budget."
+        if math.isfinite(need)
+        else f"(a) did not reach (c)'s final hypervolume ({target:.5f}) within {budget} "
+        f"epochs (its own: {trace_a.hv_at(budget):.5f})."
+    )
+    return "\n\n".join(
+        [
+            table,
+            verdict + " One seed and a tiny budget: a smoke check that the "
+            "replay's mechanics hold with real training (training seeds vary per "
+            "trial here, unlike the table), not a measurement of the ratio.",
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------- overhead
@@ -601,25 +728,53 @@ def cli_overhead(workdir: Path, preset: str, trials: int) -> tuple[str, list[dic
     name = "bench-overhead" if preset == "smoke" else f"bench-overhead-{preset}"
     db = Path(f"/tmp/{name}.db")
     db.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "search", "run", "--preset", preset, "--trials", str(trials),
-               "--data", "bundled", "--no-report", "--study", name,
-               "--storage", f"sqlite:///{db}", "--artifacts", str(workdir / f"{name}-artifacts")]
+    command = [
+        sys.executable,
+        "-m",
+        "search",
+        "run",
+        "--preset",
+        preset,
+        "--trials",
+        str(trials),
+        "--data",
+        "bundled",
+        "--no-report",
+        "--study",
+        name,
+        "--storage",
+        f"sqlite:///{db}",
+        "--artifacts",
+        str(workdir / f"{name}-artifacts"),
+    ]
     started = time.perf_counter()
     # cwd outside the repository: nothing of this run lands in the working tree.
-    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        command,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(
-            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}"
+        )
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
     rows = []
     for t in study.get_trials(deepcopy=False):
         if t.duration is None or "wall_time_s" not in t.user_attrs:
             continue
-        rows.append({"number": t.number, "state": t.state.name,
-                     "trial_s": t.duration.total_seconds(),
-                     "wall_time_s": t.user_attrs["wall_time_s"]})
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "trial_s": t.duration.total_seconds(),
+                "wall_time_s": t.user_attrs["wall_time_s"],
+            }
+        )
     shown = ["python", "-m", *command[2:-2]]  # the artifacts folder is a temporary one
     return " ".join(shown) + f" ({seconds:.0f} s in all, TensorFlow's import included)", rows
 
@@ -630,8 +785,17 @@ def overhead_rows(rows: list[dict[str, Any]], label: str) -> tuple[list[list[Any
     for r in rows:
         outside = r["trial_s"] - r["wall_time_s"]
         fractions.append(outside / r["trial_s"])
-        out.append([label, r["number"], r["state"].lower(), f"{r['trial_s']:.2f}",
-                    f"{r['wall_time_s']:.2f}", f"{outside:.2f}", f"{outside / r['trial_s']:.1%}"])
+        out.append(
+            [
+                label,
+                r["number"],
+                r["state"].lower(),
+                f"{r['trial_s']:.2f}",
+                f"{r['wall_time_s']:.2f}",
+                f"{outside:.2f}",
+                f"{outside / r['trial_s']:.1%}",
+            ]
+        )
     return out, (median(fractions) if fractions else math.nan)
 
 
@@ -645,14 +809,20 @@ def breakdown_table(runs: dict[str, dict[str, Any]]) -> str:
         mean = statistics.mean(t["parts"].get(label, 0.0) for t in trials)
         share = "-" if "inside" in label else f"{mean / outside:.0%}"
         rows.append([label, f"{mean:.3f}", share])
-    timed = statistics.mean(sum(v for k, v in t["parts"].items() if "inside" not in k)
-                            for t in trials)
-    rows.append(["rest (trial creation, tell, storage reads, callbacks)",
-                 f"{outside - timed:.3f}", f"{(outside - timed) / outside:.0%}"])
-    rows.append(["**overhead outside training (trial s - wall_time_s)**", f"{outside:.3f}",
-                 "100%"])
-    return markdown_table(["part (live runs, mean per trial)", "seconds", "share of overhead"],
-                          rows, ["l", "r", "r"])
+    timed = statistics.mean(
+        sum(v for k, v in t["parts"].items() if "inside" not in k) for t in trials
+    )
+    rows.append(
+        [
+            "rest (trial creation, tell, storage reads, callbacks)",
+            f"{outside - timed:.3f}",
+            f"{(outside - timed) / outside:.0%}",
+        ]
+    )
+    rows.append(["**overhead outside training (trial s - wall_time_s)**", f"{outside:.3f}", "100%"])
+    return markdown_table(
+        ["part (live runs, mean per trial)", "seconds", "share of overhead"], rows, ["l", "r", "r"]
+    )
 
 
 def brief(data: dict[str, Any]) -> str:
@@ -661,21 +831,26 @@ def brief(data: dict[str, Any]) -> str:
     lines = ["## In brief"]
     for s in COMPARED:
         fractions = replay["fractions_per_seed"][s]
-        lines.append(f"- ({s}) {STRATEGIES[s].name}: epochs to reach (c)'s hypervolume at "
-                     f"{replay['budget_epochs']} epochs, as a fraction of them, per seed: "
-                     + ", ".join("not reached" if not math.isfinite(f) else f"{f:.0%}"
-                                 for f in fractions)
-                     + f"; {describe_fractions(fractions)}.")
+        lines.append(
+            f"- ({s}) {STRATEGIES[s].name}: epochs to reach (c)'s hypervolume at "
+            f"{replay['budget_epochs']} epochs, as a fraction of them, per seed: "
+            + ", ".join("not reached" if not math.isfinite(f) else f"{f:.0%}" for f in fractions)
+            + f"; {describe_fractions(fractions)}."
+        )
     if "live" in data:
         live = data["live"]
-        lines.append(f"- Live check, real training: (a) ran {live['a']['trials']} trials "
-                     f"({live['a']['pruned']} pruned), (c) {live['c']['trials']}, on the same "
-                     f"epoch budget; see below.")
+        lines.append(
+            f"- Live check, real training: (a) ran {live['a']['trials']} trials "
+            f"({live['a']['pruned']} pruned), (c) {live['c']['trials']}, on the same "
+            f"epoch budget; see below."
+        )
     fractions = data.get("overhead_fractions", {})
     if fractions:
-        lines.append("- Per-trial overhead outside training, median share of trial time: "
-                     + ", ".join(f"{k} {v:.1%}" for k, v in fractions.items())
-                     + " (target <= 5% in the quick preset).")
+        lines.append(
+            "- Per-trial overhead outside training, median share of trial time: "
+            + ", ".join(f"{k} {v:.1%}" for k, v in fractions.items())
+            + " (target <= 5% in the quick preset)."
+        )
     return "\n".join(lines)
 
 
@@ -685,10 +860,18 @@ def brief(data: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--budget-trials", type=int, default=12,
-                        help="budget in full trials' worth of epochs (default 12 x 6 = 72)")
-    parser.add_argument("--live-epochs", type=int, default=30,
-                        help="epoch budget of each live run (default 30 = 5 full trials)")
+    parser.add_argument(
+        "--budget-trials",
+        type=int,
+        default=12,
+        help="budget in full trials' worth of epochs (default 12 x 6 = 72)",
+    )
+    parser.add_argument(
+        "--live-epochs",
+        type=int,
+        default=30,
+        help="epoch budget of each live run (default 30 = 5 full trials)",
+    )
     parser.add_argument("--no-live", action="store_true", help="skip the live confirmation")
     parser.add_argument("--no-cli", action="store_true", help="skip the CLI overhead run")
     parser.add_argument("--record", action="store_true", help="re-record the curves")
@@ -713,9 +896,11 @@ def main() -> None:
     sections = [
         "# Search efficiency at equal training budget (bench/bench_search.py)",
         f"Run {timestamp()} in {{total}} s. Machine: {described}.",
-        SHARED_NOTE.replace("variants are interleaved and medians reported, and CPU-seconds "
-                            "(less sensitive to the load) are given beside them",
-                            "the replay's results do not depend on timing"),
+        SHARED_NOTE.replace(
+            "variants are interleaved and medians reported, and CPU-seconds "
+            "(less sensitive to the load) are given beside them",
+            "the replay's results do not depend on timing",
+        ),
         "## Scenario and method",
         f"Bundled MNIST, {SCENARIO['subset']} training images "
         f"({table.get('data', {}).get('counts', {})}), {SCENARIO['epochs']} epochs per trial, "
@@ -735,8 +920,13 @@ def main() -> None:
         "## Replay: hypervolume against cumulative epochs",
         replay_text,
     ]
-    data: dict[str, Any] = {"machine": described, "scenario": SCENARIO, "grid": GRID,
-                            "reference_point": REFERENCE_POINT, "replay": summary}
+    data: dict[str, Any] = {
+        "machine": described,
+        "scenario": SCENARIO,
+        "grid": GRID,
+        "reference_point": REFERENCE_POINT,
+        "replay": summary,
+    }
 
     fractions: dict[str, float] = {}
     commands: list[str] = []
@@ -753,20 +943,26 @@ def main() -> None:
             # The recorded scenario as a preset, for this process only, so the live studies
             # train exactly what the table holds (the shipped presets use batch 64).
             PRESETS[LIVE_PRESET] = Preset(
-                epochs=SCENARIO["epochs"], subset=SCENARIO["subset"],
+                epochs=SCENARIO["epochs"],
+                subset=SCENARIO["subset"],
                 batch_size=SCENARIO["batch_size"],
                 validation_subset=SCENARIO["validation_subset"],
-                train_eval_subset=200, test_eval_subset=200)
+                train_eval_subset=200,
+                test_eval_subset=200,
+            )
             try:
                 with Stopwatches() as watches:
                     for strategy in ("c", "a"):
-                        runs[strategy] = live_run(strategy, args.live_epochs, live_data,
-                                                  workdir, watches)
+                        runs[strategy] = live_run(
+                            strategy, args.live_epochs, live_data, workdir, watches
+                        )
             finally:
                 del PRESETS[LIVE_PRESET]
             runs = {"a": runs["a"], "c": runs["c"]}
-            sections += [f"## Live check: real training, {args.live_epochs} epochs each",
-                         live_report(runs, args.live_epochs)]
+            sections += [
+                f"## Live check: real training, {args.live_epochs} epochs each",
+                live_report(runs, args.live_epochs),
+            ]
             data["live"] = runs
         if not args.no_cli:
             for preset, trials in (("smoke", 3), ("quick", 1)):
@@ -778,28 +974,40 @@ def main() -> None:
     if cli_rows or "live" in data:
         sections += ["## Per-trial overhead outside training"]
         if commands:
-            sections += ["Commands (each on a fresh SQLite file, run from a temporary folder "
-                         "with `--artifacts` there):\n\n"
-                         + "\n".join(f"- `{c}`" for c in commands)]
+            sections += [
+                "Commands (each on a fresh SQLite file, run from a temporary folder "
+                "with `--artifacts` there):\n\n" + "\n".join(f"- `{c}`" for c in commands)
+            ]
         sections += [
             "Overhead = the trial's duration in storage (datetime_complete - datetime_start) "
             "minus its `wall_time_s` user attr (train_vae from model build to the last "
             "scoring): sampling, `clear_session` + `gc.collect`, storage writes of params and "
             "user attrs, the reconstruction grid / latent / prior-sample / weights artifacts and "
-            "their upload."]
+            "their upload."
+        ]
         live_rows = []
         for s, run in data.get("live", {}).items():
             rows, fractions[f"live ({s})"] = overhead_rows(run["overheads"], f"live ({s})")
             trial_s = median([t["trial_s"] for t in run["overheads"]])
             wall_s = median([t["wall_time_s"] for t in run["overheads"]])
             out_s = median([t["trial_s"] - t["wall_time_s"] for t in run["overheads"]])
-            live_rows.append([f"live ({s}), median of {len(rows)} trials", "-", "-",
-                              f"{trial_s:.2f}", f"{wall_s:.2f}", f"{out_s:.2f}",
-                              f"{fractions[f'live ({s})']:.1%}"])
+            live_rows.append(
+                [
+                    f"live ({s}), median of {len(rows)} trials",
+                    "-",
+                    "-",
+                    f"{trial_s:.2f}",
+                    f"{wall_s:.2f}",
+                    f"{out_s:.2f}",
+                    f"{fractions[f'live ({s})']:.1%}",
+                ]
+            )
         sections += [
-            markdown_table(["run", "trial", "state", "trial s", "wall_time_s", "overhead s",
-                            "overhead %"], cli_rows + live_rows,
-                           ["l", "r", "l", "r", "r", "r", "r"]),
+            markdown_table(
+                ["run", "trial", "state", "trial s", "wall_time_s", "overhead s", "overhead %"],
+                cli_rows + live_rows,
+                ["l", "r", "l", "r", "r", "r", "r"],
+            ),
             "Median overhead fraction: "
             + ", ".join(f"{k} {v:.1%}" for k, v in fractions.items())
             + ". Target <= 5% of trial time in the quick preset (the `quick CLI` row).",

@@ -20,8 +20,12 @@ import time
 import numpy as np
 from common import SHARED_NOTE, clock, machine, markdown_table, median, timestamp, write_result
 
-SKIMAGE_KWARGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False,
-                  "data_range": 1.0}
+SKIMAGE_KWARGS = {
+    "gaussian_weights": True,
+    "sigma": 1.5,
+    "use_sample_covariance": False,
+    "data_range": 1.0,
+}
 
 
 def digit_pairs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -40,8 +44,9 @@ def digit_pairs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def skimage_loop(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from skimage.metrics import structural_similarity
 
-    return np.array([structural_similarity(x, y, **SKIMAGE_KWARGS)
-                     for x, y in zip(a, b, strict=True)])
+    return np.array(
+        [structural_similarity(x, y, **SKIMAGE_KWARGS) for x, y in zip(a, b, strict=True)]
+    )
 
 
 def timed(fn, *args) -> tuple[float, float, object]:
@@ -79,18 +84,42 @@ def main() -> None:
     diff_random = float(np.max(np.abs(ssim_per_image(ra, rb) - skimage_loop(ra, rb))))
 
     rows = [
-        ["skimage loop (reference; faster of 2 runs)", f"{ref_wall:.2f}", f"{ref_cpu:.2f}",
-         f"{n / ref_wall:,.0f}", "1.0x", "-"],
-        ["ssim_per_image, first call (op set-up)", f"{cold_wall:.3f}", f"{cold_cpu:.3f}",
-         f"{n / cold_wall:,.0f}", f"{ref_wall / cold_wall:.1f}x", f"{diff_digits:.1e}"],
-        [f"ssim_per_image, warm (median of {args.repeats})", f"{fast_wall:.3f}",
-         f"{fast_cpu:.3f}", f"{n / fast_wall:,.0f}", f"**{ref_wall / fast_wall:.1f}x**",
-         f"{diff_digits:.1e}"],
+        [
+            "skimage loop (reference; faster of 2 runs)",
+            f"{ref_wall:.2f}",
+            f"{ref_cpu:.2f}",
+            f"{n / ref_wall:,.0f}",
+            "1.0x",
+            "-",
+        ],
+        [
+            "ssim_per_image, first call (op set-up)",
+            f"{cold_wall:.3f}",
+            f"{cold_cpu:.3f}",
+            f"{n / cold_wall:,.0f}",
+            f"{ref_wall / cold_wall:.1f}x",
+            f"{diff_digits:.1e}",
+        ],
+        [
+            f"ssim_per_image, warm (median of {args.repeats})",
+            f"{fast_wall:.3f}",
+            f"{fast_cpu:.3f}",
+            f"{n / fast_wall:,.0f}",
+            f"**{ref_wall / fast_wall:.1f}x**",
+            f"{diff_digits:.1e}",
+        ],
     ]
     table = markdown_table(
-        ["SSIM of 10,000 pairs", "wall s", "CPU s", "pairs/s", "speed vs skimage (wall)",
-         "max abs diff vs skimage"],
-        rows, ["l", "r", "r", "r", "r", "r"],
+        [
+            "SSIM of 10,000 pairs",
+            "wall s",
+            "CPU s",
+            "pairs/s",
+            "speed vs skimage (wall)",
+            "max abs diff vs skimage",
+        ],
+        rows,
+        ["l", "r", "r", "r", "r", "r"],
     )
     verdict = (
         f"Speed ratio (warm, wall): **{ref_wall / fast_wall:.1f}x** (target >= 20x; by CPU time "
@@ -98,24 +127,36 @@ def main() -> None:
         f"10,000 digit pairs, {diff_random:.2e} on 2,000 uniform random pairs (limit 1e-4): "
         f"{'within' if max(diff_digits, diff_random) <= 1e-4 else 'OUTSIDE'} the limit."
     )
-    report = "\n\n".join([
-        "# SSIM: batched vs per-image skimage (bench/bench_ssim.py)",
-        f"Run {timestamp()} in {time.perf_counter() - started:.0f} s. Machine: {described}.",
-        SHARED_NOTE,
-        f"{n:,} pairs: the 5,000 bundled MNIST digits against a noisy copy (N(0, 0.1) noise, "
-        "clipped) and a blurred copy (Gaussian, sigma 1). Reference: "
-        "`skimage.metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5, "
-        "use_sample_covariance=False, data_range=1.0)` in a Python loop. Fast: "
-        "`search.metrics.ssim_per_image(a, b)`, all pairs in one call, float64.",
-        table,
-        verdict,
-    ])
-    write_result("ssim", report, {
-        "pairs": n, "machine": described, "skimage_wall_s": ref_wall, "skimage_cpu_s": ref_cpu,
-        "fast_first_wall_s": cold_wall, "fast_warm_wall_s": fast_wall, "fast_warm_cpu_s": fast_cpu,
-        "ratio_wall": ref_wall / fast_wall, "max_abs_diff_digits": diff_digits,
-        "max_abs_diff_random": diff_random,
-    })
+    report = "\n\n".join(
+        [
+            "# SSIM: batched vs per-image skimage (bench/bench_ssim.py)",
+            f"Run {timestamp()} in {time.perf_counter() - started:.0f} s. Machine: {described}.",
+            SHARED_NOTE,
+            f"{n:,} pairs: the 5,000 bundled MNIST digits against a noisy copy (N(0, 0.1) noise, "
+            "clipped) and a blurred copy (Gaussian, sigma 1). Reference: "
+            "`skimage.metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5, "
+            "use_sample_covariance=False, data_range=1.0)` in a Python loop. Fast: "
+            "`search.metrics.ssim_per_image(a, b)`, all pairs in one call, float64.",
+            table,
+            verdict,
+        ]
+    )
+    write_result(
+        "ssim",
+        report,
+        {
+            "pairs": n,
+            "machine": described,
+            "skimage_wall_s": ref_wall,
+            "skimage_cpu_s": ref_cpu,
+            "fast_first_wall_s": cold_wall,
+            "fast_warm_wall_s": fast_wall,
+            "fast_warm_cpu_s": fast_cpu,
+            "ratio_wall": ref_wall / fast_wall,
+            "max_abs_diff_digits": diff_digits,
+            "max_abs_diff_random": diff_random,
+        },
+    )
 
 
 if __name__ == "__main__":

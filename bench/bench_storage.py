@@ -44,8 +44,18 @@ import optuna  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 
 STUDY = "bench"
-USER_ATTRS = ("curve", "val_ssim", "val_mse", "train_ssim", "train_mse", "test_ssim",
-              "test_mse", "epochs_run", "wall_time_s", "worker")
+USER_ATTRS = (
+    "curve",
+    "val_ssim",
+    "val_mse",
+    "train_ssim",
+    "train_mse",
+    "test_ssim",
+    "test_mse",
+    "epochs_run",
+    "wall_time_s",
+    "worker",
+)
 
 
 @dataclass
@@ -97,13 +107,22 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def worker(url: str, sampler: str, records: bool, n_trials: int, seed: int, heartbeat: int,
-           barrier: mp.synchronize.Barrier, queue: mp.Queue) -> None:
+def worker(
+    url: str,
+    sampler: str,
+    records: bool,
+    n_trials: int,
+    seed: int,
+    heartbeat: int,
+    barrier: mp.synchronize.Barrier,
+    queue: mp.Queue,
+) -> None:
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(url, heartbeat_interval=heartbeat, grace_period=4 * heartbeat)
-    study = optuna.load_study(study_name=STUDY, storage=storage,
-                              sampler=make_sampler(sampler, seed))
+    study = optuna.load_study(
+        study_name=STUDY, storage=storage, sampler=make_sampler(sampler, seed)
+    )
     barrier.wait()
     start, cpu_start = time.perf_counter(), time.process_time()
     error = ""
@@ -115,18 +134,31 @@ def worker(url: str, sampler: str, records: bool, n_trials: int, seed: int, hear
     queue.put((start, time.perf_counter(), time.process_time() - cpu_start, error))
 
 
-def run_once(url: str, label: str, sampler: str, records: bool, n_workers: int, n_trials: int,
-             heartbeat: int = 30) -> Result:
+def run_once(
+    url: str,
+    label: str,
+    sampler: str,
+    records: bool,
+    n_workers: int,
+    n_trials: int,
+    heartbeat: int = 30,
+) -> Result:
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    optuna.create_study(study_name=STUDY, storage=open_storage(url),
-                        directions=["maximize", "minimize"])
+    optuna.create_study(
+        study_name=STUDY, storage=open_storage(url), directions=["maximize", "minimize"]
+    )
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(n_workers)
     queue: mp.Queue = ctx.Queue()
     shares = [n_trials // n_workers + (i < n_trials % n_workers) for i in range(n_workers)]
-    procs = [ctx.Process(target=worker, args=(url, sampler, records, shares[i], 1000 + i, heartbeat,
-                                               barrier, queue)) for i in range(n_workers)]
+    procs = [
+        ctx.Process(
+            target=worker,
+            args=(url, sampler, records, shares[i], 1000 + i, heartbeat, barrier, queue),
+        )
+        for i in range(n_workers)
+    ]
     for p in procs:
         p.start()
     reports = [queue.get(timeout=1800) for _ in procs]
@@ -142,16 +174,25 @@ def run_once(url: str, label: str, sampler: str, records: bool, n_workers: int, 
     numbers = Counter(t.number for t in trials)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     return Result(
-        storage=label, sampler=sampler, records=records, workers=n_workers, trials=n_trials,
-        seconds=seconds, cpu_seconds=cpu_seconds, load=os.getloadavg()[0],
+        storage=label,
+        sampler=sampler,
+        records=records,
+        workers=n_workers,
+        trials=n_trials,
+        seconds=seconds,
+        cpu_seconds=cpu_seconds,
+        load=os.getloadavg()[0],
         complete=len(complete),
         duplicates=sum(c - 1 for c in numbers.values()),
         running=sum(t.state == optuna.trial.TrialState.RUNNING for t in trials),
         missing_attrs=sum(any(k not in t.user_attrs for k in USER_ATTRS) for t in complete)
-        if records else 0,
-        failed_alive=sum(t.state == optuna.trial.TrialState.FAIL
-                         and str(t.user_attrs.get("fail_reason", "")).startswith("worker died")
-                         for t in trials),
+        if records
+        else 0,
+        failed_alive=sum(
+            t.state == optuna.trial.TrialState.FAIL
+            and str(t.user_attrs.get("fail_reason", "")).startswith("worker died")
+            for t in trials
+        ),
         errors=errors,
     )
 
@@ -166,18 +207,25 @@ def machine() -> str:
     except OSError:
         pass
     try:
-        pg = subprocess.run([str(_pg_bindir() / "postgres"), "--version"], capture_output=True,
-                            text=True, check=False).stdout.strip()
+        pg = subprocess.run(
+            [str(_pg_bindir() / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
     except Exception:
         pg = "PostgreSQL (version unknown)"
     import psycopg2
     import sqlalchemy
+
     load = os.getloadavg()[0]
-    return (f"{cpu}, {os.cpu_count()} logical CPUs (shared with other jobs; load average "
-            f"{load:.1f} at start), {platform.system()} {platform.release()}; Python "
-            f"{platform.python_version()}, Optuna {optuna.__version__}, SQLAlchemy "
-            f"{sqlalchemy.__version__}, psycopg2 {psycopg2.__version__.split()[0]}, {pg} "
-            "(local, 127.0.0.1 TCP, fsync on); SQLite and journal files on the local disk")
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs (shared with other jobs; load average "
+        f"{load:.1f} at start), {platform.system()} {platform.release()}; Python "
+        f"{platform.python_version()}, Optuna {optuna.__version__}, SQLAlchemy "
+        f"{sqlalchemy.__version__}, psycopg2 {psycopg2.__version__.split()[0]}, {pg} "
+        "(local, 127.0.0.1 TCP, fsync on); SQLite and journal files on the local disk"
+    )
 
 
 def _pg_bindir() -> Path:
@@ -229,8 +277,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--variants", default="tpe:bare,random:bare",
-                        help="sampler:objective pairs; objective bare or records")
+    parser.add_argument(
+        "--variants",
+        default="tpe:bare,random:bare",
+        help="sampler:objective pairs; objective bare or records",
+    )
     parser.add_argument("--storages", default="sqlite,journal,postgresql")
     parser.add_argument("--stress-writers", type=int, default=8)
     parser.add_argument("--stress-only", action="store_true")
@@ -248,6 +299,7 @@ def main() -> None:
     server = PostgresServer(durable=True).start() if "postgresql" in kinds else None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-storage-", dir=REPO / "bench") as tmp:
+
             def url(kind: str, tag: str) -> str:
                 if kind == "sqlite":
                     return f"sqlite:///{tmp}/{tag}.db"
@@ -261,46 +313,61 @@ def main() -> None:
                     sampler, what = variant.split(":")
                     for n in (int(w) for w in args.workers.split(",")):
                         tag = f"{kind}-{sampler}-{what}-{n}"
-                        r = run_once(url(kind, tag), kind, sampler, what == "records", n,
-                                     args.trials)
+                        r = run_once(
+                            url(kind, tag), kind, sampler, what == "records", n, args.trials
+                        )
                         results.append(r)
-                        print(f"{tag}: {r.trials_per_s:.1f} trials/s, "
-                              f"{r.overhead_ms:.1f} ms/trial, cpu {r.cpu_ms:.1f} ms/trial, "
-                              f"load {r.load:.1f}, complete {r.complete}, errors {r.errors}",
-                              flush=True)
+                        print(
+                            f"{tag}: {r.trials_per_s:.1f} trials/s, "
+                            f"{r.overhead_ms:.1f} ms/trial, cpu {r.cpu_ms:.1f} ms/trial, "
+                            f"load {r.load:.1f}, complete {r.complete}, errors {r.errors}",
+                            flush=True,
+                        )
             if args.stress_writers:
                 for kind in kinds:
                     tag = f"stress-{kind}"
-                    r = run_once(url(kind, tag), kind, "random", True, args.stress_writers,
-                                 args.stress_trials, heartbeat=1)
+                    r = run_once(
+                        url(kind, tag),
+                        kind,
+                        "random",
+                        True,
+                        args.stress_writers,
+                        args.stress_trials,
+                        heartbeat=1,
+                    )
                     stress.append(r)
-                    print(f"{tag}: complete {r.complete}/{r.trials}, errors {r.errors}",
-                          flush=True)
+                    print(f"{tag}: complete {r.complete}/{r.trials}, errors {r.errors}", flush=True)
     finally:
         if server is not None:
             server.stop()
 
     pg = [r.overhead_ms for r in results if r.storage == "postgresql" and not r.records]
-    report = "\n\n".join([
-        "# Storage and sampler overhead (bench/bench_storage.py)",
-        f"Machine: {described}.",
-        f"{args.trials} trials per row, shared by the workers. The objective returns at once after "
-        "suggesting the six parameters (`bare`), or after also writing the ten user attrs a "
-        "trial records (`+10 user attrs`); storages opened by `search.storage.open_storage` "
-        "with heartbeats on (30 s). "
-        "Overhead per trial = worker-seconds per finished trial; scaling efficiency = "
-        "throughput with N workers / (N x throughput with 1 worker). Worker CPU per trial = "
-        "CPU time of the worker processes per finished trial (the database server's own CPU "
-        "is not included): unlike wall time, it hardly depends on what else the machine runs. "
-        "Load avg = the machine's 1-minute load average when the row finished (2 CPUs; other "
-        "jobs were running, so wall times are inflated where it exceeds 2).",
-        table(results),
-        (f"PostgreSQL overhead per trial, bare objective: {min(pg):.1f}-{max(pg):.1f} ms "
-         f"(median {statistics.median(pg):.1f} ms; target < 50 ms)." if pg else ""),
-        f"## Concurrency stress: {args.stress_writers} writers, heartbeat every 1 s, random "
-        "sampler, ten user attrs per trial",
-        stress_table(stress) if stress else "(skipped)",
-    ])
+    report = "\n\n".join(
+        [
+            "# Storage and sampler overhead (bench/bench_storage.py)",
+            f"Machine: {described}.",
+            f"{args.trials} trials per row, shared by the workers. The objective returns at once after "
+            "suggesting the six parameters (`bare`), or after also writing the ten user attrs a "
+            "trial records (`+10 user attrs`); storages opened by `search.storage.open_storage` "
+            "with heartbeats on (30 s). "
+            "Overhead per trial = worker-seconds per finished trial; scaling efficiency = "
+            "throughput with N workers / (N x throughput with 1 worker). Worker CPU per trial = "
+            "CPU time of the worker processes per finished trial (the database server's own CPU "
+            "is not included): unlike wall time, it hardly depends on what else the machine runs. "
+            "Load avg = the machine's 1-minute load average when the row finished (2 CPUs; other "
+            "jobs were running, so wall times are inflated where it exceeds 2).",
+            table(results),
+            (
+                f"PostgreSQL overhead per trial, bare objective: {min(pg):.1f}-{max(pg):.1f} ms "
+                f"(median {statistics.median(pg):.1f} ms; target < 50 ms)."
+                if pg
+                else ""
+            ),
+            f"## Concurrency stress: {args.stress_writers} writers, heartbeat every 1 s, random "
+            "sampler, ten user attrs per trial",
+            stress_table(stress) if stress else "(skipped)",
+        ]
+    )
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report + "\n")

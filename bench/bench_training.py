@@ -107,9 +107,15 @@ def measure_train_vae(variant: Variant, data: Any, baseline: Baseline, epochs: i
             variant.base_cpu.append(cpu)
         marks.append(clock())
 
-    config = TrainConfig(epochs=epochs, batch_size=variant.batch_size, seed=0,
-                         validation_subset=VALIDATION_PER_EPOCH, train_eval_subset=64,
-                         test_eval_subset=64, jit_compile=variant.jit_compile)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=variant.batch_size,
+        seed=0,
+        validation_subset=VALIDATION_PER_EPOCH,
+        train_eval_subset=64,
+        test_eval_subset=64,
+        jit_compile=variant.jit_compile,
+    )
     result = train_vae(PARAMS, data, config, on_epoch)
     assert result.epochs_run == epochs, result.stopped_reason
 
@@ -156,8 +162,12 @@ def scoring_cost(data: Any, images: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1536, help="training images per epoch")
-    parser.add_argument("--epochs", type=int, default=5,
-                        help="epochs per variant; the first is excluded (default 5: 4 pairs)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=5,
+        help="epochs per variant; the first is excluded (default 5: 4 pairs)",
+    )
     args = parser.parse_args()
 
     from search.data import Split, load_mnist
@@ -174,8 +184,9 @@ def main() -> None:
     described = machine()
 
     variants = [Variant("train_vae default", "train_vae", default_batch)]
-    variants += [Variant("train_vae", "train_vae", b) for b in (32, 64, 128, 256)
-                 if b != default_batch]
+    variants += [
+        Variant("train_vae", "train_vae", b) for b in (32, 64, 128, 256) if b != default_batch
+    ]
     variants += [
         Variant("train_vae + XLA", "train_vae", default_batch, jit_compile=True),
         Variant("numpy instead of tf.data", "fit-numpy", default_batch),
@@ -183,71 +194,119 @@ def main() -> None:
         Variant("A/A check: the baseline again", "fit-numpy", BASELINE_BATCH),
     ]
     baseline = Baseline(data.train.images)
-    print(f"{n} training images, {args.epochs} epochs per variant ({args.epochs - 1} pairs); "
-          f"baseline traced in {baseline.first_epoch_s:.1f} s", flush=True)
+    print(
+        f"{n} training images, {args.epochs} epochs per variant ({args.epochs - 1} pairs); "
+        f"baseline traced in {baseline.first_epoch_s:.1f} s",
+        flush=True,
+    )
     for v in variants:
         measure = measure_train_vae if v.runner == "train_vae" else measure_fit_numpy
         measure(v, data, baseline, args.epochs)
         wall, cpu = v.ratios()
-        print(f"  {v.label}: "
-              + ", ".join(f"{b:.2f}/{w:.2f}s" for b, w in zip(v.base_wall, v.wall, strict=True))
-              + f" (baseline/variant wall) -> {wall:.2f}x wall, {cpu:.2f}x CPU", flush=True)
+        print(
+            f"  {v.label}: "
+            + ", ".join(f"{b:.2f}/{w:.2f}s" for b, w in zip(v.base_wall, v.wall, strict=True))
+            + f" (baseline/variant wall) -> {wall:.2f}x wall, {cpu:.2f}x CPU",
+            flush=True,
+        )
 
     base_wall = [w for v in variants for w in v.base_wall]
     base_cpu = [c for v in variants for c in v.base_cpu]
-    rows = [[f"baseline (model.fit, numpy arrays, batch {BASELINE_BATCH})",
-             f"{n / median(base_wall):.0f}", "1.00x", f"{n / median(base_cpu):.0f}", "1.00x",
-             f"{baseline.first_epoch_s:.1f}", len(base_wall)]]
+    rows = [
+        [
+            f"baseline (model.fit, numpy arrays, batch {BASELINE_BATCH})",
+            f"{n / median(base_wall):.0f}",
+            "1.00x",
+            f"{n / median(base_cpu):.0f}",
+            "1.00x",
+            f"{baseline.first_epoch_s:.1f}",
+            len(base_wall),
+        ]
+    ]
     records = []
     for v in variants:
         wall, cpu = v.ratios()
-        rows.append([v.label, f"{n / median(v.wall):.0f}", f"{wall:.2f}x",
-                     f"{n / median(v.cpu):.0f}", f"{cpu:.2f}x", f"{v.first_epoch_s:.1f}",
-                     len(v.wall)])
+        rows.append(
+            [
+                v.label,
+                f"{n / median(v.wall):.0f}",
+                f"{wall:.2f}x",
+                f"{n / median(v.cpu):.0f}",
+                f"{cpu:.2f}x",
+                f"{v.first_epoch_s:.1f}",
+                len(v.wall),
+            ]
+        )
         records.append({**dataclasses.asdict(v), "ratio_wall": wall, "ratio_cpu": cpu})
     table = markdown_table(
-        ["variant", "images/s (wall, median)", "speed vs baseline (paired, wall)",
-         "images per CPU-s", "vs baseline (CPU)", "first epoch s (build+trace)",
-         "steady epochs"],
-        rows, ["l", "r", "r", "r", "r", "r", "r"],
+        [
+            "variant",
+            "images/s (wall, median)",
+            "speed vs baseline (paired, wall)",
+            "images per CPU-s",
+            "vs baseline (CPU)",
+            "first epoch s (build+trace)",
+            "steady epochs",
+        ],
+        rows,
+        ["l", "r", "r", "r", "r", "r", "r"],
     )
 
     quick = PRESETS["quick"]
     score_s = scoring_cost(full, quick.validation_subset)
     quick_images = min(quick.subset or len(full.train), len(full.train))
-    quick_variant = next((v for v in variants if v.batch_size == quick.batch_size
-                          and v.runner == "train_vae" and not v.jit_compile), variants[0])
+    quick_variant = next(
+        (
+            v
+            for v in variants
+            if v.batch_size == quick.batch_size and v.runner == "train_vae" and not v.jit_compile
+        ),
+        variants[0],
+    )
     quick_epoch_s = quick_images / (n / median(quick_variant.wall))
     default = variants[0]
     default_wall, default_cpu = default.ratios()
     best = max(variants, key=lambda v: v.ratios()[1])
-    report = "\n\n".join([
-        "# Training throughput (bench/bench_training.py)",
-        f"Run {timestamp()} in {time.perf_counter() - started:.0f} s. Machine: {described}.",
-        SHARED_NOTE,
-        f"Model: `build_vae` defaults (latent_dim 8, 2 conv layers of 32 filters, dense 64, bce "
-        f"loss); {n} bundled MNIST training images per epoch; {args.epochs} epochs per variant, "
-        f"the first excluded. Baseline = `model.fit` on numpy arrays, batch {BASELINE_BATCH}, "
-        f"Adam(1e-3), one epoch run right after each variant epoch (paired; ratio = median of "
-        f"baseline seconds / variant seconds over the pairs). Variant epochs include train_vae's "
-        f"per-epoch scoring of {VALIDATION_PER_EPOCH} validation images; baseline epochs "
-        f"include one `fit` call's set-up each.",
-        table,
-        f"**Headline: train_vae at its default batch {default_batch} trains at "
-        f"{default_wall:.2f}x the baseline's wall-clock speed (target >= 1.3x) and "
-        f"{default_cpu:.2f}x its images per CPU-second.** Best by CPU time: {best.label} "
-        f"({best.ratios()[1]:.2f}x).",
-        f"Per-epoch validation scoring as the quick preset does it ({quick.validation_subset} "
-        f"images, `search.training.score`): {score_s:.2f} s, about "
-        f"{100 * score_s / quick_epoch_s:.0f}% of a quick-preset epoch ({quick_images} bundled "
-        f"images at batch {quick.batch_size}: {quick_epoch_s:.1f} s at the rate measured above).",
-    ])
-    write_result("training", report, {
-        "images": n, "epochs": args.epochs, "machine": described,
-        "baseline": {"wall": base_wall, "cpu": base_cpu, "first_epoch_s": baseline.first_epoch_s},
-        "variants": records, "score_seconds": score_s,
-        "score_images": quick.validation_subset,
-    })
+    report = "\n\n".join(
+        [
+            "# Training throughput (bench/bench_training.py)",
+            f"Run {timestamp()} in {time.perf_counter() - started:.0f} s. Machine: {described}.",
+            SHARED_NOTE,
+            f"Model: `build_vae` defaults (latent_dim 8, 2 conv layers of 32 filters, dense 64, bce "
+            f"loss); {n} bundled MNIST training images per epoch; {args.epochs} epochs per variant, "
+            f"the first excluded. Baseline = `model.fit` on numpy arrays, batch {BASELINE_BATCH}, "
+            f"Adam(1e-3), one epoch run right after each variant epoch (paired; ratio = median of "
+            f"baseline seconds / variant seconds over the pairs). Variant epochs include train_vae's "
+            f"per-epoch scoring of {VALIDATION_PER_EPOCH} validation images; baseline epochs "
+            f"include one `fit` call's set-up each.",
+            table,
+            f"**Headline: train_vae at its default batch {default_batch} trains at "
+            f"{default_wall:.2f}x the baseline's wall-clock speed (target >= 1.3x) and "
+            f"{default_cpu:.2f}x its images per CPU-second.** Best by CPU time: {best.label} "
+            f"({best.ratios()[1]:.2f}x).",
+            f"Per-epoch validation scoring as the quick preset does it ({quick.validation_subset} "
+            f"images, `search.training.score`): {score_s:.2f} s, about "
+            f"{100 * score_s / quick_epoch_s:.0f}% of a quick-preset epoch ({quick_images} bundled "
+            f"images at batch {quick.batch_size}: {quick_epoch_s:.1f} s at the rate measured above).",
+        ]
+    )
+    write_result(
+        "training",
+        report,
+        {
+            "images": n,
+            "epochs": args.epochs,
+            "machine": described,
+            "baseline": {
+                "wall": base_wall,
+                "cpu": base_cpu,
+                "first_epoch_s": baseline.first_epoch_s,
+            },
+            "variants": records,
+            "score_seconds": score_s,
+            "score_images": quick.validation_subset,
+        },
+    )
 
 
 if __name__ == "__main__":

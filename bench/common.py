@@ -63,8 +63,11 @@ def machine(*, tensorflow: bool = True) -> str:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        parts += [f"TensorFlow {tf.__version__}", f"Keras {keras.__version__}",
-                  f"{len(gpus)} GPU(s)" if gpus else "no GPU"]
+        parts += [
+            f"TensorFlow {tf.__version__}",
+            f"Keras {keras.__version__}",
+            f"{len(gpus)} GPU(s)" if gpus else "no GPU",
+        ]
     return ", ".join(parts)
 
 
@@ -79,8 +82,9 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
-                   align: Sequence[str] | None = None) -> str:
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str] | None = None
+) -> str:
     """A GitHub markdown table; `align` holds 'l' or 'r' per column (default: left)."""
     align = align or ["l"] * len(header)
     rule = ["---:" if a == "r" else "---" for a in align]

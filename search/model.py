@@ -80,9 +80,9 @@ def build_encoder(p: dict[str, Any]) -> keras.Model:
     images = keras.Input(shape=IMAGE_SHAPE, name="images")
     x = images
     for i in range(p["n_layers"]):
-        x = layers.Conv2D(
-            p["filters"], 3, strides=_strides(i), padding="same", activation="relu"
-        )(x)
+        x = layers.Conv2D(p["filters"], 3, strides=_strides(i), padding="same", activation="relu")(
+            x
+        )
     x = layers.Flatten()(x)
     x = layers.Dense(p["dense_units"], activation="relu")(x)
     # float32 heads keep the KL term stable under mixed precision

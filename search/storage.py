@@ -218,9 +218,7 @@ def open_storage(
             "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S},
         }
     else:
-        raise UsageError(
-            f"unsupported storage {redact_url(url)!r}: use one of {ACCEPTED_FORMS}"
-        )
+        raise UsageError(f"unsupported storage {redact_url(url)!r}: use one of {ACCEPTED_FORMS}")
     return _open_rdb(url, engine_kwargs, heartbeat_interval, grace_period, callback)
 
 
@@ -238,8 +236,9 @@ class _HeartbeatRDBStorage(RDBStorage):
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         trial_id = super().create_new_trial(study_id, template_trial)
-        if self.heartbeat_interval and (template_trial is None
-                                        or template_trial.state == TrialState.RUNNING):
+        if self.heartbeat_interval and (
+            template_trial is None or template_trial.state == TrialState.RUNNING
+        ):
             self.record_heartbeat(trial_id)
         return trial_id
 
@@ -331,8 +330,7 @@ def _open_rdb(
             # Optuna's schema version check: the stored schema is left as it is.
             if "optuna storage upgrade" in str(err) or "schema" in str(err).lower():
                 raise UsageError(
-                    f"the storage {shown} was written by another Optuna version: "
-                    f"{_first_line(err)}"
+                    f"the storage {shown} was written by another Optuna version: {_first_line(err)}"
                 ) from err
             raise
         except ValueError as err:
@@ -498,9 +496,7 @@ class _RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
         trial.user_attrs = {
             k: v for k, v in trial.user_attrs.items() if k in RETRY_KEEPS_USER_ATTRS
         }
-        trial.system_attrs = {
-            k: v for k, v in trial.system_attrs.items() if k != HEARTBEAT_ATTR
-        }
+        trial.system_attrs = {k: v for k, v in trial.system_attrs.items() if k != HEARTBEAT_ATTR}
         super().__call__(study, trial)
 
 

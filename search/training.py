@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,7 +102,13 @@ def configure_device(mixed_precision: bool = False) -> str:
             name = details.get("device_name", "GPU")
             _device = f"GPU:0 ({name})" + (f" of {len(gpus)} GPUs" if len(gpus) > 1 else "")
         else:
-            threads = tf.config.threading.get_intra_op_parallelism_threads() or "all"
+            # The `--workers` launcher splits the cores through this variable; TensorFlow
+            # honours it but get_intra_op_parallelism_threads() still reports 0 ("all").
+            threads = (
+                tf.config.threading.get_intra_op_parallelism_threads()
+                or os.environ.get("TF_NUM_INTRAOP_THREADS")
+                or f"all {os.cpu_count()}"
+            )
             _device = f"CPU ({threads} threads)"
     policy = "mixed_float16" if mixed_precision else "float32"
     keras.mixed_precision.set_global_policy(policy)

@@ -59,8 +59,9 @@ def detect_gpus() -> list[int]:
     if smi is None:
         return []
     try:
-        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20,
-                                 check=False)
+        listing = subprocess.run(
+            [smi, "-L"], capture_output=True, text=True, timeout=20, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return []
     if listing.returncode != 0:
@@ -87,9 +88,7 @@ def detect_gpus() -> list[int]:
     return chosen
 
 
-def plan_workers(
-    n_workers: int | None, gpus: list[int] | None = None
-) -> tuple[int, list[int]]:
+def plan_workers(n_workers: int | None, gpus: list[int] | None = None) -> tuple[int, list[int]]:
     """Check `--workers`/`--gpus` against this machine: (worker count, GPUs to use).
 
     `n_workers=None` means one worker per GPU (one worker without GPUs). A GPU that is not
@@ -104,9 +103,7 @@ def plan_workers(
         missing = [g for g in gpus if g not in present]
         if missing:
             have = ", ".join(map(str, present)) if present else "none"
-            raise UsageError(
-                f"GPU {', '.join(map(str, missing))} not found (GPUs present: {have})"
-            )
+            raise UsageError(f"GPU {', '.join(map(str, missing))} not found (GPUs present: {have})")
     chosen = gpus if gpus is not None else present
     if n_workers is None:
         n_workers = max(1, len(chosen))
@@ -175,14 +172,27 @@ def run_workers(n_workers: int, worker_argv: list[str], gpus: list[int] | None =
     try:
         for index, env in enumerate(envs):
             # Own process group: a Ctrl-C in the terminal reaches the workers once, from us.
-            command = [sys.executable, "-m", "search", "run", *worker_argv,
-                       "--worker-index", str(index)]
-            p = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, start_new_session=True)
+            command = [
+                sys.executable,
+                "-m",
+                "search",
+                "run",
+                *worker_argv,
+                "--worker-index",
+                str(index),
+            ]
+            p = subprocess.Popen(
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
             procs.append(p)
             for source, sink in ((p.stdout, sys.stdout), (p.stderr, sys.stderr)):
-                pump = threading.Thread(target=_pump, args=(source, sink, f"[w{index}] ", lock),
-                                        daemon=True)
+                pump = threading.Thread(
+                    target=_pump, args=(source, sink, f"[w{index}] ", lock), daemon=True
+                )
                 pump.start()
                 pumps.append(pump)
         _wait(procs, signals_seen)
@@ -212,8 +222,11 @@ def _wait(procs: list[subprocess.Popen[bytes]], signals_seen: list[int]) -> None
         if signals_seen and stop_deadline is None:
             stop_deadline = time.monotonic() + STOP_TIMEOUT_S
         if stop_deadline is not None and time.monotonic() > stop_deadline:
-            print(f"workers did not stop within {STOP_TIMEOUT_S:.0f} s: killing them",
-                  file=sys.stderr, flush=True)
+            print(
+                f"workers did not stop within {STOP_TIMEOUT_S:.0f} s: killing them",
+                file=sys.stderr,
+                flush=True,
+            )
             for p in procs:
                 if p.poll() is None:
                     p.kill()

@@ -113,11 +113,14 @@ class PostgresServer:
         self._run(
             [
                 str(self.bindir / "initdb"),
-                "-D", str(self.data_dir),
-                "-U", "postgres",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
-                "-E", "UTF8",
+                "-E",
+                "UTF8",
                 "--locale=C",
                 "--no-sync",
             ]
@@ -173,8 +176,13 @@ class PostgresServer:
 
     def _run(self, argv: list[str]) -> None:
         result = subprocess.run(
-            argv, capture_output=True, text=True, user=self._run_as, group=self._run_as,
-            cwd=self.root, check=False,
+            argv,
+            capture_output=True,
+            text=True,
+            user=self._run_as,
+            group=self._run_as,
+            cwd=self.root,
+            check=False,
         )
         if result.returncode != 0:
             raise PostgresUnavailable(
@@ -197,8 +205,13 @@ class PostgresServer:
             argv += ["-c", f"{key}={value}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the server owns it until it exits
         self._process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, user=self._run_as, group=self._run_as,
-            cwd=self.root, start_new_session=True,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self._run_as,
+            group=self._run_as,
+            cwd=self.root,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -210,8 +223,11 @@ class PostgresServer:
                 )
             try:
                 psycopg2.connect(
-                    host=str(self.socket_dir), port=self.port, user="postgres",
-                    dbname="postgres", connect_timeout=2,
+                    host=str(self.socket_dir),
+                    port=self.port,
+                    user="postgres",
+                    dbname="postgres",
+                    connect_timeout=2,
                 ).close()
                 return
             except psycopg2.OperationalError:
@@ -225,7 +241,10 @@ class PostgresServer:
     @contextlib.contextmanager
     def _admin(self) -> Iterator[psycopg2.extensions.cursor]:
         conn = psycopg2.connect(
-            host=str(self.socket_dir), port=self.port, user="postgres", dbname="postgres",
+            host=str(self.socket_dir),
+            port=self.port,
+            user="postgres",
+            dbname="postgres",
             connect_timeout=5,
         )
         conn.autocommit = True

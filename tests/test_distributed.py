@@ -25,8 +25,22 @@ from search.storage import open_storage
 from search.workers import WORKER_INDEX_ENV, detect_gpus, plan_workers, worker_environments
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--preset", "smoke", "--data", "bundled", "--subset", "64", "--epochs", "1",
-        "--no-pruning", "--keep-models", "none", "--no-report", "--seed", "1"]
+TINY = [
+    "--preset",
+    "smoke",
+    "--data",
+    "bundled",
+    "--subset",
+    "64",
+    "--epochs",
+    "1",
+    "--no-pruning",
+    "--keep-models",
+    "none",
+    "--no-report",
+    "--seed",
+    "1",
+]
 # A short grace period keeps the kill test quick; much shorter and a live trial whose heartbeat
 # is late on a loaded CI machine would be failed as dead.
 HEARTBEAT = ["--heartbeat-interval", "1", "--grace-period", "6"]
@@ -43,8 +57,14 @@ def _env() -> dict[str, str]:
 
 
 def _search(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "search", "run", *args], cwd=cwd, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "search", "run", *args],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = RUN_TIMEOUT_S) -> tuple[int, str, str]:
@@ -81,8 +101,21 @@ def _assert_consistent(trials: list[optuna.trial.FrozenTrial], complete: int) ->
 
 
 def test_three_workers_share_one_budget(storage_url: str, tmp_path: Path) -> None:
-    code, out, err = _finish(_search(tmp_path, *TINY, "--trials", "3", "--workers", "3",
-                                     "--study", "three", "--storage", storage_url, *HEARTBEAT))
+    code, out, err = _finish(
+        _search(
+            tmp_path,
+            *TINY,
+            "--trials",
+            "3",
+            "--workers",
+            "3",
+            "--study",
+            "three",
+            "--storage",
+            storage_url,
+            *HEARTBEAT,
+        )
+    )
     assert code == 0, err[-3000:]
     for index in range(3):
         assert f"[w{index}] " in out + err
@@ -105,8 +138,9 @@ def _wait_for_second_trial(url: str, study: str, worker: subprocess.Popen[str]) 
         except KeyError:  # the study is not created yet
             trials = []
         done = [t for t in trials if t.state == TrialState.COMPLETE]
-        running = [t for t in trials if t.state == TrialState.RUNNING
-                   and t.user_attrs.get("worker") == me]
+        running = [
+            t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("worker") == me
+        ]
         if done and running:
             return done
         time.sleep(0.2)
@@ -144,14 +178,28 @@ def test_a_killed_workers_trial_is_retried_and_nothing_is_lost(
 
 def test_sigint_to_the_parent_stops_every_worker_cleanly(tmp_path: Path) -> None:
     url = f"journal:///{tmp_path}/study.log"
-    parent = _search(tmp_path, *TINY, "--trials", "4", "--workers", "2", "--study", "stop",
-                     "--storage", url, *HEARTBEAT)
+    parent = _search(
+        tmp_path,
+        *TINY,
+        "--trials",
+        "4",
+        "--workers",
+        "2",
+        "--study",
+        "stop",
+        "--storage",
+        url,
+        *HEARTBEAT,
+    )
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:  # both workers are training
         assert parent.poll() is None, parent.communicate()[1][-3000:]
         try:
-            running = [t for t in _trials(url, "stop")
-                       if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+            running = [
+                t
+                for t in _trials(url, "stop")
+                if t.state == TrialState.RUNNING and "worker" in t.user_attrs
+            ]
         except KeyError:
             running = []
         if len(running) == 2:
@@ -162,8 +210,12 @@ def test_sigint_to_the_parent_stops_every_worker_cleanly(tmp_path: Path) -> None
     assert code == 130, err[-3000:]
     trials = _trials(url, "stop")
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    interrupted = [t for t in trials if t.state == TrialState.FAIL
-                   and t.user_attrs.get("fail_reason", "").startswith("interrupted")]
+    interrupted = [
+        t
+        for t in trials
+        if t.state == TrialState.FAIL
+        and t.user_attrs.get("fail_reason", "").startswith("interrupted")
+    ]
     assert len(interrupted) >= 1
 
 
@@ -174,8 +226,21 @@ def test_unreachable_database_is_one_line_and_exit_2(workers: str, tmp_path: Pat
         port = s.getsockname()[1]  # nothing listens once the socket is closed
     url = f"postgresql://vae:topsecret@127.0.0.1:{port}/nowhere"
     start = time.monotonic()
-    code, out, err = _finish(_search(tmp_path, *TINY, "--trials", "2", "--workers", workers,
-                                     "--study", "down", "--storage", url), timeout=120)
+    code, out, err = _finish(
+        _search(
+            tmp_path,
+            *TINY,
+            "--trials",
+            "2",
+            "--workers",
+            workers,
+            "--study",
+            "down",
+            "--storage",
+            url,
+        ),
+        timeout=120,
+    )
     elapsed = time.monotonic() - start
     assert code == 2
     lines = err.strip().splitlines()
@@ -220,8 +285,12 @@ def test_worker_environments_split_cpus_or_pin_gpus() -> None:
 
 def test_a_gpu_that_is_not_there_is_one_line_and_exit_2(tmp_path: Path) -> None:
     absent = str(max(detect_gpus(), default=-1) + 1)
-    code, _, err = _finish(_search(tmp_path, *TINY, "--trials", "2", "--workers", "2",
-                                   "--gpus", absent, "--study", "nogpu"), timeout=120)
+    code, _, err = _finish(
+        _search(
+            tmp_path, *TINY, "--trials", "2", "--workers", "2", "--gpus", absent, "--study", "nogpu"
+        ),
+        timeout=120,
+    )
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and absent in lines[0], err

@@ -57,7 +57,8 @@ def test_default_storage_is_sqlite_under_studies_and_journal_for_workers(
 
     # A study created by parallel workers is found again by later one-process commands.
     optuna.create_study(
-        study_name="p", storage=open_storage(default_storage_url("p", parallel=True)),
+        study_name="p",
+        storage=open_storage(default_storage_url("p", parallel=True)),
         directions=DIRECTIONS,
     )
     assert default_storage_url("p") == "journal:///studies/p.log"
@@ -70,8 +71,16 @@ def test_default_storage_is_sqlite_under_studies_and_journal_for_workers(
 
 @pytest.mark.parametrize(
     "url",
-    ["", "garbage", "http://example.com/db", "foo://x", "sqlite:/x.db", "journal://x.log",
-     "journal:///", "redis://localhost:6379"],
+    [
+        "",
+        "garbage",
+        "http://example.com/db",
+        "foo://x",
+        "sqlite:/x.db",
+        "journal://x.log",
+        "journal:///",
+        "redis://localhost:6379",
+    ],
 )
 def test_bad_urls_name_the_accepted_forms(url: str) -> None:
     with pytest.raises(UsageError) as info:
@@ -212,8 +221,12 @@ def test_postgres_round_trip(fresh_postgres_url: str) -> None:
 def test_workers_opening_a_fresh_database_together_all_succeed(fresh_postgres_url: str) -> None:
     code = "import sys; from search.storage import open_storage; open_storage(sys.argv[1])"
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, fresh_postgres_url], cwd=REPO,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, fresh_postgres_url],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     for p in procs:
@@ -245,8 +258,14 @@ VICTIM = textwrap.dedent(
 
 
 def _die_in_a_trial(url: str, max_retry: int) -> None:
-    result = subprocess.run([sys.executable, "-c", VICTIM, url, str(max_retry)], cwd=REPO,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", VICTIM, url, str(max_retry)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == -9, result.stderr
 
 

@@ -11,13 +11,28 @@ import pytest
 from search.training import TrainConfig, TrainingFailed, _gradient_registry, train_vae
 
 TINY = {"latent_dim": 4, "n_layers": 1, "filters": 8, "dense_units": 16, "loss": "bce"}
-CONFIG = TrainConfig(epochs=2, batch_size=64, validation_subset=100, train_eval_subset=200,
-                     test_eval_subset=200, seed=0)
+CONFIG = TrainConfig(
+    epochs=2,
+    batch_size=64,
+    validation_subset=100,
+    train_eval_subset=200,
+    test_eval_subset=200,
+    seed=0,
+)
 
 
 def test_training_reduces_loss_and_reports_everything(mnist):
-    result = train_vae({**TINY, "latent_dim": 8}, mnist, TrainConfig(
-        epochs=4, batch_size=32, validation_subset=200, train_eval_subset=200, test_eval_subset=200))
+    result = train_vae(
+        {**TINY, "latent_dim": 8},
+        mnist,
+        TrainConfig(
+            epochs=4,
+            batch_size=32,
+            validation_subset=200,
+            train_eval_subset=200,
+            test_eval_subset=200,
+        ),
+    )
     losses = [row["loss"] for row in result.curve]
     assert len(result.curve) == 4 and losses[-1] < losses[0]
     assert result.curve[-1]["val_mse"] < result.curve[0]["val_mse"]
@@ -41,16 +56,23 @@ def test_same_seed_same_metrics(mnist):
 
 
 def test_predictor_trains_jointly(mnist):
-    result = train_vae({**TINY, "predictor": True}, mnist,
-                       TrainConfig(**{**CONFIG.__dict__, "epochs": 3, "batch_size": 32}))
+    result = train_vae(
+        {**TINY, "predictor": True},
+        mnist,
+        TrainConfig(**{**CONFIG.__dict__, "epochs": 3, "batch_size": 32}),
+    )
     assert "predictor_accuracy" in result.curve[-1]
     # the classifier on z_mean learns: its loss falls from the first epoch to the last
     assert result.curve[-1]["predictor_loss"] < result.curve[0]["predictor_loss"]
 
 
 def test_on_epoch_hook_stops_training(mnist):
-    result = train_vae(TINY, mnist, TrainConfig(**{**CONFIG.__dict__, "epochs": 3}),
-                       on_epoch=lambda record: "stop here" if record["epoch"] == 1 else None)
+    result = train_vae(
+        TINY,
+        mnist,
+        TrainConfig(**{**CONFIG.__dict__, "epochs": 3}),
+        on_epoch=lambda record: "stop here" if record["epoch"] == 1 else None,
+    )
     assert result.epochs_run == 1 and result.stopped_reason == "stop here"
 
 
@@ -61,10 +83,15 @@ def test_nan_loss_fails_with_the_reason(mnist):
 
 def test_twenty_trainings_do_not_keep_growing_memory(mnist):
     """Loose bound: after a warm-up, 20 more trainings add < 300 MB of peak RSS."""
-    config = TrainConfig(epochs=1, batch_size=128, validation_subset=50, train_eval_subset=50,
-                         test_eval_subset=50)
-    small = type(mnist)(type(mnist.train)(mnist.train.images[:256], mnist.train.labels[:256]),
-                        mnist.validation, mnist.test, mnist.provenance)
+    config = TrainConfig(
+        epochs=1, batch_size=128, validation_subset=50, train_eval_subset=50, test_eval_subset=50
+    )
+    small = type(mnist)(
+        type(mnist.train)(mnist.train.images[:256], mnist.train.labels[:256]),
+        mnist.validation,
+        mnist.test,
+        mnist.provenance,
+    )
     for _ in range(3):
         train_vae(TINY, small, config)
     gc.collect()
