@@ -44,6 +44,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _gpu_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -215,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--filters", type=_positive_int, default=32)
     train.add_argument("--dense-units", type=_positive_int, default=64)
     train.add_argument("--loss", default="bce", choices=["bce", "mse"])
-    train.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1)")
+    train.add_argument("--beta", type=_non_negative, default=1.0, help="KL weight (default 1)")
     train.add_argument("--predictor", action="store_true", help="add the digit predictor head")
     train.add_argument("--batch-size", type=_positive_int, default=64)
     train.add_argument(

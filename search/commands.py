@@ -16,6 +16,14 @@ from search.errors import UsageError
 def train_command(args: argparse.Namespace) -> int:
     """Train one configuration and print a small table of its measurements."""
     from search.data import load_mnist
+
+    save_dir = Path(args.save) if args.save else None
+    if save_dir is not None and save_dir.exists() and not save_dir.is_dir():
+        raise UsageError(f"--save {save_dir} exists and is not a folder")
+    # Data first: a bad file is reported before TensorFlow loads (and prints its start-up lines).
+    data = load_mnist(
+        args.data, seed=args.seed, subset=args.subset, extra_unlabeled=args.extra_unlabeled
+    )
     from search.model import check_params
     from search.training import TrainConfig, TrainingFailed, train_vae
 
@@ -29,12 +37,6 @@ def train_command(args: argparse.Namespace) -> int:
             "beta": args.beta,
             "predictor": args.predictor,
         }
-    )
-    save_dir = Path(args.save) if args.save else None
-    if save_dir is not None and save_dir.exists() and not save_dir.is_dir():
-        raise UsageError(f"--save {save_dir} exists and is not a folder")
-    data = load_mnist(
-        args.data, seed=args.seed, subset=args.subset, extra_unlabeled=args.extra_unlabeled
     )
     config = TrainConfig(
         epochs=args.epochs or 5,
