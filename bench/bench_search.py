@@ -441,7 +441,19 @@ def replay_report(
         "mean_fraction_a": statistics.mean(fractions["a"]) if len(finite_a) == seeds else math.inf,
         "fraction_a_vs_median_c": vs_median,
         "by_budget": {b: {s: paired_fractions(traces, b, s) for s in COMPARED} for b in budgets},
-        "traces": {s: [dataclasses.asdict(t) for t in ts] for s, ts in traces.items()},
+        # The hypervolume curves, rounded; per-trial outcomes would make the file ~1 MB.
+        "traces": {
+            s: [
+                {
+                    "seed": t.seed,
+                    "trials": t.trials,
+                    "pruned": t.pruned,
+                    "points": [(spent, round(hv, 6)) for spent, hv in t.points],
+                }
+                for t in ts
+            ]
+            for s, ts in traces.items()
+        },
     }
     median_a = statistics.median(fractions["a"])
     median_text = f"{median_a:.0%}" if math.isfinite(median_a) else "not reached"

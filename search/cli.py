@@ -147,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--grace-epochs",
         type=_positive_int,
-        default=1,
-        help="pruning: first rung after this many epochs (default 1)",
+        default=2,
+        help="pruning: first rung after this many epochs (default 2: after one epoch the "
+        "ranking barely predicts the final one, see bench/results/search.md)",
     )
     run.add_argument("--timeout", type=_seconds, help="stop starting new trials after SECONDS")
     run.add_argument(

@@ -70,7 +70,7 @@ class RunOptions:
     sampler: str = "tpe"
     pruning: bool = True
     eta: int = 3
-    grace_epochs: int = 1
+    grace_epochs: int = 2  # bench/results/search.md: epoch-1 rankings barely predict epoch 6
     timeout: float | None = None
     workers: int | None = None  # None: one per GPU, or one on a CPU-only machine
     gpus: list[int] | None = None
