@@ -167,8 +167,7 @@ def train_vae(
     params = check_params(params)
     # A fresh Keras state per training (layer names, graph); the traced steps themselves are
     # only freed once their custom-gradient registrations are dropped (after fit, below).
-    keras.backend.clear_session()
-    gc.collect()
+    keras.backend.clear_session()  # Keras 3's clear_session runs gc.collect() itself
     device = configure_device(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
 

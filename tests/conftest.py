@@ -47,7 +47,7 @@ class SmokeStudy(NamedTuple):
 
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory) -> SmokeStudy:
-    """A real 4-trial study trained here on the smoke preset (pruning on: rung at epoch 1, eta 2, so it fires)."""
+    """A real 4-trial study trained here on the smoke preset; pruning fires (rung 1, eta 2)."""
     workdir = tmp_path_factory.mktemp("smoke-study")
     result = run_cli(
         "run",
