@@ -346,10 +346,10 @@ def main() -> None:
         [
             "# Storage and sampler overhead (bench/bench_storage.py)",
             f"Machine: {described}.",
-            f"{args.trials} trials per row, shared by the workers. The objective returns at once after "
-            "suggesting the six parameters (`bare`), or after also writing the ten user attrs a "
-            "trial records (`+10 user attrs`); storages opened by `search.storage.open_storage` "
-            "with heartbeats on (30 s). "
+            f"{args.trials} trials per row, shared by the workers. The objective returns at "
+            "once after suggesting the six parameters (`bare`), or after also writing the ten "
+            "user attrs a trial records (`+10 user attrs`); storages opened by "
+            "`search.storage.open_storage` with heartbeats on (30 s). "
             "Overhead per trial = worker-seconds per finished trial; scaling efficiency = "
             "throughput with N workers / (N x throughput with 1 worker). Worker CPU per trial = "
             "CPU time of the worker processes per finished trial (the database server's own CPU "

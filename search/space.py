@@ -122,7 +122,7 @@ def describe_space(space: SearchSpace) -> dict[str, dict[str, Any]]:
     for name, dist in space.items():
         if isinstance(dist, CategoricalDistribution):
             described[name] = {"type": "categorical", "choices": list(dist.choices)}
-        else:
+        elif isinstance(dist, IntDistribution | FloatDistribution):
             kind = "int" if isinstance(dist, IntDistribution) else "float"
             described[name] = {
                 "type": kind,
@@ -195,6 +195,8 @@ def _in_space(value: Any, dist: BaseDistribution) -> bool:
     if not isinstance(value, int | float):
         return False
     if isinstance(dist, IntDistribution) and value != int(value):
+        return False
+    if not isinstance(dist, IntDistribution | FloatDistribution):
         return False
     return bool(dist.low <= value <= dist.high)
 

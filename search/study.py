@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import TrialState
@@ -39,7 +39,7 @@ from search.pruning import ParetoPrunerConfig, prune_reason
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ["maximize", "minimize"]
+DIRECTIONS: list[Literal["maximize", "minimize"]] = ["maximize", "minimize"]
 METRIC_NAMES = ["SSIM", "MSE"]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -336,7 +336,7 @@ class BudgetReached(Exception):
 class Progress:
     """One line per finished trial, a progress bar, and the stop rule for the trial budget."""
 
-    def __init__(self, target_total: int, already: int, requested: int, max_failures: int) -> None:
+    def __init__(self, target_total: int, requested: int, max_failures: int) -> None:
         from tqdm import tqdm
 
         self.target_total = target_total
@@ -350,7 +350,6 @@ class Progress:
             disable=not sys.stderr.isatty(),
             leave=False,
         )
-        self.already = already
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         attrs = trial.user_attrs
@@ -406,7 +405,7 @@ def sampler_seed(options: RunOptions, url: str) -> int:
 def open_run_storage(options: RunOptions) -> tuple[optuna.storages.BaseStorage, str]:
     """Open (never create a study in) the run's storage: a bad URL fails here, in seconds."""
     url = options.storage or storage_module.default_storage_url(
-        options.study, parallel=options.workers > 1
+        options.study, parallel=(options.workers or 1) > 1
     )
     storage = storage_module.open_storage(
         url,
@@ -496,7 +495,7 @@ def run_study(options: RunOptions) -> int:
     if data.provenance["bundled_subset"]:
         log.info("data: the bundled 5,000-image MNIST subset (%s)", data.provenance["counts"])
 
-    if is_parent and (options.workers > 1 or options.gpus):
+    if is_parent and ((options.workers or 1) > 1 or options.gpus):
         from search.workers import run_workers
 
         worker_argv = [
@@ -508,7 +507,7 @@ def run_study(options: RunOptions) -> int:
             "--artifacts",
             str(artifacts_dir),
         ]
-        code = run_workers(options.workers, worker_argv, options.gpus or None)
+        code = run_workers(options.workers or 1, worker_argv, options.gpus or None)
         return _finish(study, options, url, code)
     return _optimize(study, options, space, data, store, target_total, already, url)
 
@@ -529,7 +528,7 @@ def _optimize(
     log.info("device: %s", configure_device(options.mixed_precision))
     objective = Objective(options, space, data, store, target_total)
     progress = Progress(
-        target_total, already, target_total - already, max_failures=max(3, target_total - already)
+        target_total, target_total - already, max_failures=max(3, target_total - already)
     )
     previous = {sig: signal.signal(sig, STOP) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
