@@ -315,6 +315,7 @@ def build_study(
             }
             if sweep is not None:
                 attrs["sweep"] = sweep
+                attrs["designed"] = True  # enqueued: an experiment, never pruned
             values = None
             if state == "COMPLETE":
                 attrs.update(metrics)
@@ -415,6 +416,92 @@ def _set_study_attrs(
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
+
+
+@dataclass(frozen=True)
+class FixtureRun:
+    """One trial with exactly the numbers a test needs (parameters default to the sweep base).
+
+    `confirms` names the first trial of the configuration this run confirms; `sweep`, when
+    given, is the sweep attr ({"name", "value"}). Both make the trial designed, as does
+    `designed`.
+    """
+
+    params: dict[str, Any]
+    ssim: float
+    mse: float
+    train_mse: float | None = None
+    state: str = "COMPLETE"
+    sweep: dict[str, Any] | None = None
+    confirms: int | None = None
+    designed: bool = False
+    test: tuple[float, float] | None = None
+    seed: int | None = None
+
+
+def build_runs_study(
+    directory: Path,
+    runs: list[FixtureRun],
+    *,
+    name: str = "verdicts",
+    counts: dict[str, int] | None = None,
+) -> optuna.Study:
+    """A vae-search study (SQLite, no artifacts) holding exactly `runs`, in trial-number order."""
+    directory.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(
+        storage=f"sqlite:///{directory / 'study.db'}",
+        study_name=name,
+        directions=["maximize", "minimize"],
+    )
+    study.set_metric_names(["SSIM", "MSE"])
+    for key, value in {
+        "created_by": "vae-search",
+        "search_space": SEARCH_SPACE,
+        "data": {
+            "source": "bundled",
+            "counts": counts or {"train": 4000, "validation": 500, "test": 500},
+            "bundled_subset": True,
+        },
+        "budget": {"epochs": EPOCHS},
+        "pruning": {"enabled": True, "grace_epochs": 2, "eta": 2, "rungs": list(RUNGS)},
+        "seed": 0,
+    }.items():
+        study.set_user_attr(key, value)
+    trials = []
+    for number, run in enumerate(runs):
+        params = {**SWEEP_BASE, **run.params}
+        attrs: dict[str, Any] = {
+            "seed": number if run.seed is None else run.seed,
+            "epochs_planned": EPOCHS,
+            "epochs_run": EPOCHS if run.state == "COMPLETE" else RUNGS[0],
+        }
+        if run.state == "PRUNED":
+            attrs["pruned_at_epoch"] = RUNGS[0]
+        if run.sweep is not None:
+            attrs["sweep"] = run.sweep
+        if run.confirms is not None:
+            attrs["confirms"] = run.confirms
+        if run.designed or run.sweep is not None or run.confirms is not None:
+            attrs["designed"] = True
+        if run.state == "COMPLETE":
+            attrs.update(val_ssim=run.ssim, val_mse=run.mse)
+            if run.train_mse is not None:
+                attrs["train_mse"] = run.train_mse
+            if run.test is not None:
+                attrs.update(test_ssim=run.test[0], test_mse=run.test[1])
+        start = T0 + dt.timedelta(minutes=number)
+        trial = create_trial(
+            state=TrialState[run.state],
+            values=[run.ssim, run.mse] if run.state == "COMPLETE" else None,
+            params=params,
+            distributions=DISTRIBUTIONS,
+            user_attrs=attrs,
+        )
+        trial.datetime_start = start
+        trial.datetime_complete = start + dt.timedelta(seconds=30)
+        trials.append(trial)
+    study.add_trials(trials)
+    return study
 
 
 def plain_optuna_study(directory: Path, n_trials: int = 15) -> optuna.Study:

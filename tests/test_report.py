@@ -20,7 +20,8 @@ import pytest
 from optuna._hypervolume import compute_hypervolume
 
 from search.report import prose, report_context, write_report
-from search.report.analysis import hypervolume_2d, knee_index, pareto_mask, project_2d
+from search.configurations import Run, choose, group_runs, pareto_front
+from search.report.analysis import hypervolume_2d, project_2d
 from search.report.figures import build_figures
 from search.report.sections import CapacityAxis, CapacityGroup, SeedSpread
 from search.report.trials import redact_url
@@ -335,24 +336,23 @@ def _axis(groups: list[tuple[float, float, float]]) -> CapacityAxis:
 
 
 def test_prose_rules_on_hand_made_numbers():
-    spread = SeedSpread(n_configs=3, n_runs=6, val_sd=0.001, gap_sd=0.001)
+    # t(3) = 3.18: two means of 2 runs differ when further apart than 3.18 x 0.001 x 1 = 0.0032
+    spread = SeedSpread(n_configs=3, n_runs=6, dof=3, val_sd=0.001, gap_sd=0.001, which="test")
     # validation rises past the minimum but train rises as much: the gap does not widen
     rises_no_gap = _axis([(0.020, 0.030, 0), (0.010, 0.020, 0), (0.020, 0.030, 0)])
     text = " ".join(prose.capacity_sentences(rises_no_gap, spread))
     assert "signature of overfitting" not in text and "not attributed to overfitting" in text
-    # a rise smaller than twice the seed-to-seed SD is called indistinguishable
-    tiny = _axis([(0.020, 0.030, 0), (0.0195, 0.0290, 0), (0.0195, 0.0295, 0)])
+    # a rise smaller than the threshold is called indistinguishable
+    tiny = _axis([(0.020, 0.030, 0), (0.0195, 0.0290, 0), (0.0195, 0.0310, 0)])
     text = " ".join(prose.capacity_sentences(tiny, spread))
     assert "not distinguishable" in text and "overfit" not in text
     # validation rises and the gap widens by more than the threshold: overfitting
     overfit = _axis([(0.020, 0.030, 0), (0.010, 0.020, 0), (0.005, 0.030, 0)])
     text = " ".join(prose.capacity_sentences(overfit, spread))
     assert "overfitting beyond latent dimension k 4" in text
-    # without a known spread, train error rising with validation error is not overfitting,
-    # even when the gap widens a little
-    together = _axis([(0.020, 0.030, 0), (0.010, 0.020, 0), (0.0195, 0.0301, 0)])
-    text = " ".join(prose.capacity_sentences(together, None))
-    assert "signature of overfitting" not in text and "not attributed to overfitting" in text
+    # without a known spread there is no verdict at all, whatever the numbers
+    text = " ".join(prose.capacity_sentences(overfit, None))
+    assert "overfit" not in text and "lowest" not in text and "no verdict" in text
     # falling error all the way: no rise, no overfitting
     falling = _axis([(0.020, 0.030, 0), (0.015, 0.025, 0), (0.010, 0.020, 0)])
     text = " ".join(prose.capacity_sentences(falling, spread))
@@ -362,15 +362,17 @@ def test_prose_rules_on_hand_made_numbers():
 # ---------------------------------------------------------------- context, with numbers
 
 
-def test_pareto_mask_and_knee_on_hand_made_points():
-    # minimisation space: (-SSIM, MSE)
-    losses = np.array([[-0.9, 0.05], [-0.8, 0.02], [-0.85, 0.03], [-0.7, 0.04], [-0.6, 0.01]])
-    assert pareto_mask(losses).tolist() == [True, True, True, False, True]
-    front = losses[pareto_mask(losses)]
-    # scaled to [0, 1] over the front: (0, 1), (1/3, 1/4), (1/6, 1/2), (1, 0); the second is
+def test_pareto_front_and_knee_on_hand_made_points():
+    # (SSIM, MSE) of five single-run configurations
+    points = [(0.9, 0.05), (0.8, 0.02), (0.85, 0.03), (0.7, 0.04), (0.6, 0.01)]
+    configurations = group_runs(Run(i, {"k": i}, p) for i, p in enumerate(points))
+    front = pareto_front(configurations, (True, False))
+    assert [c.first for c in front] == [0, 1, 2, 4]
+    # scaled to [0, 1] over the front: (0, 1), (1/3, 1/4), (1/6, 1/2), (1, 0); trial 1 is
     # nearest the ideal corner (0, 0)
-    assert knee_index(front) == 1
-    assert knee_index(front[:1]) == 0
+    choice = choose(front, (True, False), configurations)
+    assert choice.configuration.first == 1 and choice.has_knee
+    assert not choose(front[:1], (True, False), configurations).has_knee
 
 
 def test_hypervolume_matches_optuna(context):
@@ -381,8 +383,10 @@ def test_hypervolume_matches_optuna(context):
     assert hypervolume_2d(points, reference) == pytest.approx(
         compute_hypervolume(inside, reference)
     )
+    # the fixture's repeated configurations are sweep runs, which never reach the front's
+    # region before the sampled ones: here the hypervolume of the means never falls
     values = context.diagnostics.hypervolume.values
-    assert all(b >= a for a, b in itertools.pairwise(values))  # never falls
+    assert all(b >= a for a, b in itertools.pairwise(values))
 
 
 def test_pca_projection_keeps_the_two_largest_variances():
@@ -397,17 +401,22 @@ def test_pca_projection_keeps_the_two_largest_variances():
     assert np.array_equal(project_2d(two)[0], two)
 
 
-def test_seed_spread_is_the_pooled_sd_of_repeated_sweep_configurations(fixture_study, context):
+def test_seed_spread_is_the_pooled_sd_of_repeated_configurations(fixture_study, context):
     spread = context.bias_variance.spread
     assert spread is not None
-    assert spread.n_configs == sum(len(v) for v in SWEEPS.values())
-    groups: dict[tuple, list[float]] = {}
+    # the sweeps' base configuration (k 8, l 2) is in both sweeps: one configuration, 4 runs
+    assert spread.n_configs == sum(len(v) for v in SWEEPS.values()) - 1
+    groups: dict[str, list[float]] = {}
     for t in fixture_study.study.get_trials():
-        sweep = t.user_attrs.get("sweep")
-        if t.state.name == "COMPLETE" and sweep:
-            groups.setdefault((sweep["name"], sweep["value"]), []).append(t.user_attrs["val_mse"])
-    pooled = np.sqrt(np.mean([np.var(v, ddof=1) for v in groups.values()]))  # all n = 2
+        if t.state.name == "COMPLETE":
+            key = repr(sorted(t.params.items()))
+            groups.setdefault(key, []).append(t.user_attrs["val_mse"])
+    repeated = [v for v in groups.values() if len(v) >= 2]
+    dof = sum(len(v) - 1 for v in repeated)
+    pooled = np.sqrt(sum(np.var(v, ddof=1) * (len(v) - 1) for v in repeated) / dof)
+    assert (spread.dof, spread.n_runs) == (dof, sum(len(v) for v in repeated))
     assert spread.val_sd == pytest.approx(pooled)
+    assert spread.which == "5 latent_dim sweep values, 4 n_layers sweep values"
 
 
 def test_importance_finds_what_the_formula_depends_on(context):

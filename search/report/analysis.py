@@ -1,6 +1,7 @@
-"""Small numeric analyses on plain arrays: Pareto front, knee, hypervolume, bins, PCA.
+"""Small numeric analyses on plain arrays: spread along the front, hypervolume, bins, PCA.
 
-Each is a pure function testable with hand-made numbers; none knows about Optuna.
+Each is a pure function testable with hand-made numbers; none knows about Optuna. The front
+and the knee are `search.configurations`', where the study reads them too.
 """
 
 from __future__ import annotations
@@ -9,51 +10,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from search.configurations import Configuration
 from search.report import prose
-from search.report.trials import Objective, TrialRecord
 
 MAX_SHOWN_FRONT = 8  # Pareto trials shown as reconstructions and learning curves
 MAX_DISTINCT_VALUES = 12  # above this, a numeric axis is shown in quantile bins
 N_BINS = 6
 
 
-def minimisation_values(
-    records: Sequence[TrialRecord], objectives: Sequence[Objective]
-) -> np.ndarray:
-    """(n, m) objective values with maximised objectives negated: lower is better everywhere."""
-    signs = np.array([-1.0 if o.maximize else 1.0 for o in objectives])
-    if not records:
-        return np.zeros((0, len(objectives)))
-    return np.array([r.values for r in records], dtype=np.float64) * signs
-
-
-def pareto_mask(losses: np.ndarray) -> np.ndarray:
-    """Non-dominated rows of a minimisation matrix (duplicates of a front point stay on it)."""
-    n = len(losses)
-    mask = np.ones(n, dtype=bool)
-    for i in range(n):
-        dominated = np.all(losses <= losses[i], axis=1) & np.any(losses < losses[i], axis=1)
-        mask[i] = not dominated.any()
-    return mask
-
-
-def knee_index(front_losses: np.ndarray) -> int:
-    """The front point nearest the ideal point after scaling each objective to [0, 1] on the front.
-
-    Ties go to the earlier row. With one point, that point.
-    """
-    low = front_losses.min(axis=0)
-    span = front_losses.max(axis=0) - low
-    span[span == 0] = 1.0
-    scaled = (front_losses - low) / span
-    return int(np.argmin(np.linalg.norm(scaled, axis=1)))
-
-
 def spread_along_front(
-    front: Sequence[TrialRecord], objective_index: int, limit: int
-) -> list[TrialRecord]:
-    """Up to `limit` front trials evenly spaced in the order of one objective."""
-    ordered = sorted(front, key=lambda r: (r.values[objective_index], r.number))  # type: ignore[index]
+    front: Sequence[Configuration], objective_index: int, limit: int
+) -> list[Configuration]:
+    """Up to `limit` front configurations evenly spaced in the order of one objective's mean."""
+    ordered = sorted(front, key=lambda c: (c.mean[objective_index], c.key))
     if len(ordered) <= limit:
         return ordered
     picks = np.unique(np.round(np.linspace(0, len(ordered) - 1, limit)).astype(int))

@@ -1,21 +1,29 @@
 """Section 5, bias and variance: train against validation error along capacity axes.
 
-Trials per value are combined by their mean when a one-factor `sweep` of that axis exists
-(other parameters fixed, several seeds), else by their median over all complete trials. The
-seed-to-seed spread of repeated sweep configurations decides what counts as a difference.
+Trials are first grouped into configurations (equal parameters) and averaged over their seeds.
+Along an axis with a one-factor `sweep` (other parameters fixed), each value is the mean of its
+sweep configuration's runs; otherwise, the median over the configurations with that value. The
+seed-to-seed spread pooled over every repeated configuration (sweeps, repeats and confirmation
+runs alike) decides what counts as a difference; without any repeat, no verdict is drawn.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from search.configurations import (
+    CONFIDENCE,
+    Configuration,
+    Run,
+    group_runs,
+    pooled_noise,
+    t_quantile,
+)
 from search.report import prose
-from search.report.analysis import MAX_SHOWN_FRONT, quantile_bins, spread_along_front
+from search.report.analysis import quantile_bins
 from search.report.sections import (
     BiasVarianceInfo,
     CapacityAxis,
@@ -26,30 +34,57 @@ from search.report.sections import (
 from search.report.trials import StudyRecords, TrialRecord, as_float
 
 
-def seed_spread(records: StudyRecords) -> SeedSpread | None:
-    """Pooled SD of validation MSE and of the gap over `sweep` configurations run more than once."""
+def _error_runs(records: StudyRecords) -> list[Configuration]:
+    """Configurations of the complete trials that recorded a train error, with runs of
+    (validation MSE, gap) per seed."""
     error = records.error
-    if error is None:
-        return None
-    groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    assert error is not None
+    runs = []
     for trial in records.complete:
-        sweep = trial.dict_attr("sweep")
         train = trial.number_attr("train_mse")
         val = trial.metric("val", error)
-        if sweep.get("name") is None or train is None or val is None:
-            continue
-        groups[(str(sweep.get("name")), repr(sweep.get("value")))].append((val, val - train))
-    repeated = [np.array(g) for g in groups.values() if len(g) >= 2]
-    if not repeated:
+        if train is not None and val is not None:
+            runs.append(Run(trial.number, trial.params, (val, val - train)))
+    return group_runs(runs)
+
+
+def _which(records: StudyRecords, repeated: Sequence[Configuration]) -> str:
+    """In words, which configurations were repeated: sweep values, confirmed ones, others."""
+    sweeps: dict[str, int] = {}
+    confirmed = other = 0
+    for configuration in repeated:
+        trials = [records.trial(n) for n in configuration.numbers]
+        names = {str(t.dict_attr("sweep").get("name")) for t in trials if t.dict_attr("sweep")}
+        if names:
+            for name in names:
+                sweeps[name] = sweeps.get(name, 0) + 1
+        elif any(t.int_attr("confirms") is not None for t in trials):
+            confirmed += 1
+        else:
+            other += 1
+    parts = [prose.fmt_count(count, f"{name} sweep value") for name, count in sweeps.items()]
+    if confirmed:
+        parts.append(prose.fmt_count(confirmed, "confirmed configuration"))
+    if other:
+        parts.append(prose.fmt_count(other, "other repeated configuration"))
+    return ", ".join(parts)
+
+
+def seed_spread(records: StudyRecords) -> SeedSpread | None:
+    """Pooled SD of validation MSE and of the gap over every configuration run more than once."""
+    if records.error is None:
         return None
-    dof = sum(len(g) - 1 for g in repeated)
-    val_var = sum(float(np.var(g[:, 0], ddof=1)) * (len(g) - 1) for g in repeated) / dof
-    gap_var = sum(float(np.var(g[:, 1], ddof=1)) * (len(g) - 1) for g in repeated) / dof
+    configurations = _error_runs(records)
+    noise = pooled_noise(configurations)
+    if noise is None:
+        return None
     return SeedSpread(
-        n_configs=len(repeated),
-        n_runs=sum(len(g) for g in repeated),
-        val_sd=float(np.sqrt(val_var)),
-        gap_sd=float(np.sqrt(gap_var)),
+        n_configs=noise.n_configs,
+        n_runs=noise.n_runs,
+        dof=noise.dof,
+        val_sd=noise.sd[0],
+        gap_sd=noise.sd[1],
+        which=_which(records, [c for c in configurations if c.n >= 2]),
     )
 
 
@@ -58,67 +93,110 @@ CAPACITY_AXES = (
     ("n_layers", "layer count l"),
     ("n_params", "parameter count"),
 )
+# Axes a one-factor sweep can vary (n_params is measured, not set).
+SWEEPABLE = ("latent_dim", "n_layers")
+
+
+@dataclass(frozen=True)
+class _Point:
+    """One configuration on a capacity axis: its position and mean errors over its runs."""
+
+    x: float
+    train_mse: float
+    val_mse: float
+    gap: float
+    n: int
+    number: int
+    in_sweep: bool
+
+
+def _points(records: StudyRecords, name: str) -> list[_Point]:
+    points = []
+    for configuration in _error_runs(records):
+        first = records.trial(configuration.first)
+        x = (
+            as_float(configuration.params.get(name))
+            if name != "n_params"
+            else first.number_attr("n_params")
+        )
+        if x is None:
+            continue
+        val, gap = configuration.mean
+        in_sweep = any(
+            records.trial(n).dict_attr("sweep").get("name") == name for n in configuration.numbers
+        )
+        points.append(
+            _Point(x, val - gap, val, gap, configuration.n, configuration.first, in_sweep)
+        )
+    return sorted(points, key=lambda p: (p.x, p.number))
+
+
+def _group(label: str, x: float, members: list[_Point], statistic: str) -> CapacityGroup:
+    if statistic == "mean":
+        # a sweep value: the mean over all runs of its configuration(s), weighted by runs
+        weights = np.array([p.n for p in members], dtype=np.float64)
+
+        def centre(values: list[float]) -> float:
+            return float(np.average(values, weights=weights))
+    else:
+
+        def centre(values: list[float]) -> float:
+            return float(np.median(values))
+
+    return CapacityGroup(
+        label=label,
+        x=x,
+        n=sum(p.n for p in members),
+        train_mse=centre([p.train_mse for p in members]),
+        val_mse=centre([p.val_mse for p in members]),
+        gap=centre([p.gap for p in members]),
+        n_configs=len(members),
+    )
 
 
 def _capacity_axis(
     records: StudyRecords, name: str, title: str, spread: SeedSpread | None
 ) -> CapacityAxis | None:
-    error = records.error
-    assert error is not None
-    rows = []
-    for trial in records.complete:
-        x = (
-            as_float(trial.params.get(name))
-            if name != "n_params"
-            else trial.number_attr("n_params")
-        )
-        train_value = trial.number_attr("train_mse")
-        val_value = trial.metric("val", error)
-        if x is None or train_value is None or val_value is None:
-            continue
-        in_sweep = trial.dict_attr("sweep").get("name") == name
-        rows.append((x, train_value, val_value, trial.number, in_sweep))
-    if not rows:
+    points = _points(records, name)
+    if not points:
         return None
-    sweep_rows = [r for r in rows if r[4]]
-    centre_of: Callable[[np.ndarray], Any]
-    if len({r[0] for r in sweep_rows}) >= 2:
-        used, source, statistic = sweep_rows, "sweep trials, other parameters fixed", "mean"
-        centre_of = np.mean
+    swept = [p for p in points if p.in_sweep]
+    if len({p.x for p in swept}) >= 2:
+        used, statistic = swept, "mean"
+        source = "sweep configurations, other parameters fixed; mean over each one's seeds"
     else:
-        used, source, statistic = rows, "all complete trials, other parameters vary", "median"
-        centre_of = np.median
-    xs = np.array([r[0] for r in used])
-    train = np.array([r[1] for r in used])
-    val = np.array([r[2] for r in used])
+        used, statistic = points, "median"
+        source = "median over configurations, other parameters vary"
+    xs = np.array([p.x for p in used])
     bins = quantile_bins(xs, geometric=name == "n_params")
     if bins is None:
         bins = [
             (prose.fmt_number(_as_int_if_whole(float(v))), float(v), xs == v) for v in np.unique(xs)
         ]
     groups = [
-        CapacityGroup(
-            label=label,
-            x=centre,
-            n=int(members.sum()),
-            train_mse=float(centre_of(train[members])),
-            val_mse=float(centre_of(val[members])),
-            gap=float(centre_of(val[members] - train[members])),
+        _group(
+            label, centre, [p for p, inside in zip(used, members, strict=True) if inside], statistic
         )
         for label, centre, members in bins
     ]
+    command = (
+        prose.sweep_command(records.name, name, sorted({p.x for p in used}))
+        if name in SWEEPABLE
+        else prose.confirm_command(records.name)
+    )
     axis = CapacityAxis(
         name=name,
         title=title,
         source=source,
         statistic=statistic,
         log_x=name == "n_params",
-        xs=[float(x) for x in xs],
-        train_mse=[float(t) for t in train],
-        val_mse=[float(v) for v in val],
-        numbers=[r[3] for r in used],
+        xs=[p.x for p in used],
+        train_mse=[p.train_mse for p in used],
+        val_mse=[p.val_mse for p in used],
+        numbers=[p.number for p in used],
         groups=groups,
         sentences=[],
+        evidence_command=command,
     )
     return replace(axis, sentences=prose.capacity_sentences(axis, spread))
 
@@ -145,11 +223,10 @@ def _learning_curves(trials: list[TrialRecord]) -> list[LearningCurve]:
     return curves
 
 
-def bias_variance_info(records: StudyRecords, front: list[TrialRecord]) -> BiasVarianceInfo:
+def bias_variance_info(records: StudyRecords, shown_front: list[TrialRecord]) -> BiasVarianceInfo:
+    """Section 5; `shown_front` are the runs whose learning curves are drawn (one per front
+    configuration, spread along the front)."""
     error = records.error
-    shown_front = (
-        spread_along_front(front, error.index if error else -1, MAX_SHOWN_FRONT) if front else []
-    )
     curves = _learning_curves(shown_front)
     last_changes = [
         c.val_mse[-1] - c.val_mse[-2]
@@ -175,15 +252,23 @@ def bias_variance_info(records: StudyRecords, front: list[TrialRecord]) -> BiasV
         )
     if spread is None:
         spread_sentence = (
-            "No configuration was repeated with different seeds, so the seed-to-seed spread is "
-            "unknown and the differences below are single-run numbers, not tested against noise."
+            "No configuration was run under more than one seed, so the seed-to-seed spread is "
+            "unknown: the numbers below are single runs, not tested against noise, and no "
+            "verdict is drawn from them. A repeated sweep "
+            f"(`{prose.sweep_command(records.name, 'latent_dim', (2, 4, 8, 16))}`) or "
+            f"confirmation runs of the front (`{prose.confirm_command(records.name)}`) would "
+            "measure it."
         )
     else:
         spread_sentence = (
-            f"Seed-to-seed spread, pooled over {spread.n_configs} repeated sweep configurations "
-            f"({spread.n_runs} runs): validation MSE SD {prose.fmt_mse(spread.val_sd)}, gap SD "
-            f"{prose.fmt_mse(spread.gap_sd)}. A difference is called distinguishable only when it "
-            f"exceeds twice the SD ({prose.fmt_mse(spread.val_threshold)} for validation MSE, "
-            f"{prose.fmt_mse(spread.gap_threshold)} for the gap)."
+            f"Seed-to-seed spread, pooled over all {spread.n_configs} configurations run under "
+            f"more than one seed ({spread.which}; {spread.n_runs} runs, {spread.dof} degrees of "
+            f"freedom): validation MSE SD {prose.fmt_mse(spread.val_sd)}, gap SD "
+            f"{prose.fmt_mse(spread.gap_sd)}. Two means of n_a and n_b runs are called different "
+            f"only when they differ by more than t x SD x sqrt(1/n_a + 1/n_b), the "
+            f"{int(100 * CONFIDENCE)} % t quantile ({t_quantile(spread.dof):.2f} at "
+            f"{spread.dof} degrees of freedom) times the standard error of the difference: for "
+            f"two single runs {prose.fmt_mse(spread.val_threshold(1, 1))} in validation MSE, for "
+            f"two means of 3 runs {prose.fmt_mse(spread.val_threshold(3, 3))}."
         )
     return BiasVarianceInfo(note, spread, spread_sentence, axes, curves, curve_sentence)

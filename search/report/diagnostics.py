@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 
 import numpy as np
 import optuna
 
+from search.configurations import Configuration, Run, group_runs, losses
 from search.report import prose
-from search.report.analysis import hypervolume_2d, minimisation_values
+from search.report.analysis import hypervolume_2d
 from search.report.sections import (
     Budget,
     DiagnosticsInfo,
@@ -22,13 +24,8 @@ from search.report.sections import (
     TimelineBar,
     WorkerRow,
 )
-from search.report.trials import VAE_SEARCH_OBJECTIVES, StudyRecords, TrialRecord, as_float
+from search.report.trials import StudyRecords, TrialRecord, as_float
 
-# Hypervolume reference point for vae-search studies, in the objectives' own units:
-# SSIM 0 (no structure reproduced) and MSE 0.25 (a constant-0.5 image on binary digits scores
-# 0.25), so every useful model lies inside the box and the hypervolume is comparable across
-# studies. Other studies use their worst observed values plus 10 % of the range.
-VAE_SEARCH_REFERENCE = {"SSIM": 0.0, "MSE": 0.25}
 MIN_TRIALS_FOR_IMPORTANCE = 10
 
 
@@ -73,46 +70,56 @@ def importance_info(study: optuna.Study, records: StudyRecords) -> ImportanceInf
 
 
 def hypervolume_reference(
-    records: StudyRecords, complete: list[TrialRecord]
+    records: StudyRecords, configurations: Sequence[Configuration]
 ) -> tuple[dict[str, float], str]:
-    names = tuple((o.name.upper(), o.maximize) for o in records.objectives)
-    if names == VAE_SEARCH_OBJECTIVES:
-        return dict(VAE_SEARCH_REFERENCE), (
-            "Reference point SSIM 0, MSE 0.25 (fixed for all vae-search studies, so "
-            "hypervolumes are comparable between them)."
-        )
-    losses = minimisation_values(complete, records.objectives)
-    worst = losses.max(axis=0)
-    span = losses.max(axis=0) - losses.min(axis=0)
-    margin = np.where(span > 0, 0.1 * span, 1.0)
+    """Reference point from the data: each objective's worst configuration mean plus 10 % of
+    the range of the means (so every configuration lies strictly inside the box)."""
+    points = losses(configurations, records.maximize)
+    worst = points.max(axis=0)
+    span = worst - points.min(axis=0)
+    margin = np.where(span > 0, 0.1 * span, np.maximum(0.1 * np.abs(worst), 1e-6))
     point = worst + margin
     reference = {
         o.name: float(-point[o.index] if o.maximize else point[o.index]) for o in records.objectives
     }
+    where = ", ".join(
+        f"{o.name} {prose.fmt_metric(o.name, reference[o.name])}" for o in records.objectives
+    )
     return reference, (
-        "Reference point: the worst observed value of each objective plus 10 % of its range "
-        "(this study is not a vae-search study, which would use a fixed point)."
+        f"Reference point {where}: each objective's worst configuration mean plus 10 % of the "
+        "range of the means, so the values compare trials of this study, not studies."
     )
 
 
 def _hypervolume(records: StudyRecords, complete: list[TrialRecord]) -> HypervolumeInfo | None:
     if len(records.objectives) != 2 or not complete:
         return None
-    reference, note = hypervolume_reference(records, complete)
+    ordered = sorted(complete, key=lambda r: r.number)
+    runs = [Run(t.number, t.params, t.values) for t in ordered if t.values is not None]
+    reference, note = hypervolume_reference(records, group_runs(runs))
     ref = np.array(
         [-reference[o.name] if o.maximize else reference[o.name] for o in records.objectives]
     )
-    ordered = sorted(complete, key=lambda r: r.number)
-    losses = minimisation_values(ordered, records.objectives)
-    values = [hypervolume_2d(losses[: i + 1], ref) for i in range(len(ordered))]
-    return HypervolumeInfo(reference, note, [r.number for r in ordered], values)
+    # the study as it stood after each completed trial: configurations and their means so far
+    values = [
+        hypervolume_2d(losses(group_runs(runs[: i + 1]), records.maximize), ref)
+        for i in range(len(runs))
+    ]
+    basis = (
+        "Computed on the configurations' means over their seeds as they stood after each "
+        "completed trial, so a new seed that worsens a front configuration's mean can lower it."
+    )
+    return HypervolumeInfo(reference, note, [r.number for r in runs], values, basis)
 
 
 def _pruning(records: StudyRecords, budget: Budget) -> PruningInfo:
+    """Pruning counts of the sampled trials; designed trials are experiments, counted apart."""
     config = records.attrs.get("pruning") if isinstance(records.attrs.get("pruning"), dict) else {}
     planned = as_float(budget.settings.get("epochs"))
+    sampled = [t for t in records.trials if not t.designed]
+    designed = [t for t in records.trials if t.designed]
     by_rung: dict[int, list[int]] = defaultdict(list)
-    for trial in records.trials:
+    for trial in sampled:
         if trial.state != "PRUNED":
             continue
         epoch = trial.int_attr("pruned_at_epoch") or trial.epochs_run() or 0
@@ -126,8 +133,23 @@ def _pruning(records: StudyRecords, budget: Budget) -> PruningInfo:
         share = f" ({100 * saved / total:.1f} % of the epochs trained and saved)" if total else ""
         verb = "was" if n_pruned == 1 else "were"
         sentence = (
-            f"{prose.fmt_count(n_pruned, 'trial')} {verb} pruned, saving {saved} epochs{share}."
+            f"{n_pruned} of the {prose.fmt_count(len(sampled), 'sampled trial')} {verb} pruned, "
+            f"saving {saved} epochs{share}."
         )
+    designed_pruned = sum(1 for t in designed if t.state == "PRUNED")
+    designed_sentence = None
+    if designed:
+        designed_sentence = (
+            f"{prose.fmt_count(len(designed), 'trial')} {'was' if len(designed) == 1 else 'were'} "
+            "designed (sweeps, repeats, confirmation runs): experiments, exempt from pruning "
+            "and not counted above."
+        )
+        if designed_pruned:
+            designed_sentence += (
+                f" Yet {designed_pruned} of them {'was' if designed_pruned == 1 else 'were'} "
+                "pruned (the study was run by a version that pruned designed trials): their "
+                "configurations lack the runs they were designed to give."
+            )
     return PruningInfo(
         config={str(k): v for k, v in config.items()} if config else {},
         rows=rows,
@@ -135,6 +157,10 @@ def _pruning(records: StudyRecords, budget: Budget) -> PruningInfo:
         epochs_saved=saved,
         epochs_trained=budget.epochs_trained,
         sentence=sentence,
+        n_sampled=len(sampled),
+        n_designed=len(designed),
+        n_designed_pruned=designed_pruned,
+        designed_sentence=designed_sentence,
     )
 
 

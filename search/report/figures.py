@@ -161,39 +161,60 @@ def _metric_title(objective: Objective) -> str:
 # ---------------------------------------------------------------- 2. Pareto front
 
 
+def _mean_hover(objective: Objective, mean: float, sd: float | None) -> str:
+    spread = "" if sd is None else f" ± {prose.fmt_metric(objective.name, sd)} SD"
+    return f"{_text(objective.name)} {prose.fmt_metric(objective.name, mean)}{spread}"
+
+
+def _error_bars(sds: list[tuple[float, ...] | None], index: int) -> dict[str, Any]:
+    return {
+        "type": "data",
+        "visible": any(sd is not None for sd in sds),
+        "array": [0.0 if sd is None else sd[index] for sd in sds],
+        "thickness": 1,
+        "width": 2,
+    }
+
+
 def pareto_figure(info: ParetoInfo) -> go.Figure:
-    """Objective 0 against objective 1: dominated trials faint, front joined, knee starred."""
+    """Objective 0 against objective 1, one point per configuration at its mean over seeds
+    (± SD where repeated): dominated ones faint, front joined, recommended one starred."""
     y_obj, x_obj = info.objectives[0], info.objectives[1]
     hover = [
-        f"trial {n}<br>{_text(y_obj.name)} {prose.fmt_metric(y_obj.name, v[0])}<br>"
-        f"{_text(x_obj.name)} {prose.fmt_metric(x_obj.name, v[1])}<br>{_params_hover(p)}"
-        for n, v, p in zip(info.numbers, info.values, info.params, strict=True)
+        f"configuration of trial {num}, {prose.fmt_count(n, 'run')}<br>"
+        f"{_mean_hover(y_obj, v[0], None if sd is None else sd[0])}<br>"
+        f"{_mean_hover(x_obj, v[1], None if sd is None else sd[1])}<br>{_params_hover(p)}"
+        for num, n, v, sd, p in zip(
+            info.numbers, info.n, info.values, info.sd, info.params, strict=True
+        )
     ]
     dominated = [i for i, on in enumerate(info.on_front) if not on]
     front = sorted((i for i, on in enumerate(info.on_front) if on), key=lambda i: info.values[i][1])
-    traces: list[dict[str, Any]] = [
-        {
-            "type": "scatter",
-            "x": [info.values[i][1] for i in dominated],
-            "y": [info.values[i][0] for i in dominated],
-            "mode": "markers",
-            "name": "dominated trials",
-            "marker": {"color": DOMINATED_COLOUR, "size": 7},
-            "hovertext": [hover[i] for i in dominated],
-            "hoverinfo": "text",
-        },
-        {
-            "type": "scatter",
-            "x": [info.values[i][1] for i in front],
-            "y": [info.values[i][0] for i in front],
-            "mode": "lines+markers",
-            "name": "Pareto front",
-            "line": {"color": FRONT_COLOUR, "width": 1.5, "shape": "hv"},
-            "marker": {"color": FRONT_COLOUR, "size": 9},
-            "hovertext": [hover[i] for i in front],
-            "hoverinfo": "text",
-        },
-    ]
+    traces: list[dict[str, Any]] = []
+    for name, chosen, marker, line in (
+        ("dominated configurations", dominated, {"color": DOMINATED_COLOUR, "size": 7}, None),
+        (
+            "Pareto front (means)",
+            front,
+            {"color": FRONT_COLOUR, "size": 9},
+            {"color": FRONT_COLOUR, "width": 1.5, "shape": "hv"},
+        ),
+    ):
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [info.values[i][1] for i in chosen],
+                "y": [info.values[i][0] for i in chosen],
+                "error_x": _error_bars([info.sd[i] for i in chosen], 1),
+                "error_y": _error_bars([info.sd[i] for i in chosen], 0),
+                "mode": "markers" if line is None else "lines+markers",
+                "name": name,
+                "marker": marker,
+                **({"line": line} if line else {}),
+                "hovertext": [hover[i] for i in chosen],
+                "hoverinfo": "text",
+            }
+        )
     knee = [row for row in info.front if row.is_knee]
     if knee:
         traces.append(
@@ -202,7 +223,7 @@ def pareto_figure(info: ParetoInfo) -> go.Figure:
                 "x": [knee[0].values[1]],
                 "y": [knee[0].values[0]],
                 "mode": "markers",
-                "name": f"recommended (trial {knee[0].number})",
+                "name": f"recommended (configuration of trial {knee[0].number})",
                 "marker": {"color": "#111827", "size": 16, "symbol": "star"},
                 "hoverinfo": "skip",
             }
@@ -219,7 +240,8 @@ def pareto_figure(info: ParetoInfo) -> go.Figure:
 
 
 def effect_figure(effect: ParamEffect, objectives: Sequence[Objective]) -> go.Figure:
-    """Each objective against one parameter: trials as points, best and median as lines."""
+    """Each objective against one parameter: configurations (means over their seeds) as
+    points, best and median of those means as lines, sweep means ± SD where swept."""
     layout = _panels(len(objectives))
     group_x = [g.x for g in effect.groups]
     per = " per bin" if effect.binned else " per value"
@@ -236,11 +258,14 @@ def effect_figure(effect: ParamEffect, objectives: Sequence[Objective]) -> go.Fi
                 "x": effect.xs,
                 "y": [v[j] for v in effect.values],
                 "mode": "markers",
-                "name": "trials",
-                "legendgroup": "trials",
+                "name": "configurations (mean over seeds)",
+                "legendgroup": "configurations",
                 "showlegend": first,
                 "marker": {"color": DOMINATED_COLOUR, "size": 6},
-                "hovertext": [f"trial {n}" for n in effect.numbers],
+                "hovertext": [
+                    f"configuration of trial {num}, {prose.fmt_count(n, 'run')}"
+                    for num, n in zip(effect.numbers, effect.n, strict=True)
+                ],
                 "hoverinfo": "text+y",
             },
             {
@@ -279,6 +304,10 @@ def effect_figure(effect: ParamEffect, objectives: Sequence[Objective]) -> go.Fi
                         "array": [g.sd[j] if g.sd else 0.0 for g in effect.sweep],
                     },
                     "mode": "markers",
+                    "hovertext": [
+                        f"sweep value, {prose.fmt_count(g.n, 'run')}" for g in effect.sweep
+                    ],
+                    "hoverinfo": "text+y",
                     "name": "sweep: mean ± SD over seeds",
                     "legendgroup": "sweep",
                     "showlegend": first,
@@ -301,7 +330,7 @@ def capacity_figure(axis: CapacityAxis) -> go.Figure:
     """Train and validation MSE against one capacity axis, and their gap."""
     layout = _panels(2, spacing=0.14)
     xs = [g.x for g in axis.groups]
-    hover = [f"trial {n}" for n in axis.numbers]
+    hover = [f"configuration of trial {n}" for n in axis.numbers]
     traces: list[dict[str, Any]] = []
     for name, colour, points, line in (
         ("train", TRAIN_COLOUR, axis.train_mse, [g.train_mse for g in axis.groups]),
@@ -313,7 +342,7 @@ def capacity_figure(axis: CapacityAxis) -> go.Figure:
                 "x": axis.xs,
                 "y": points,
                 "mode": "markers",
-                "name": f"{name} (trials)",
+                "name": f"{name} (configurations)",
                 "marker": {"color": colour, "size": 5, "opacity": 0.3},
                 "hovertext": hover,
                 "hoverinfo": "text+y",
@@ -335,7 +364,7 @@ def capacity_figure(axis: CapacityAxis) -> go.Figure:
             "x": axis.xs,
             "y": gaps,
             "mode": "markers",
-            "name": "gap (trials)",
+            "name": "gap (configurations)",
             "marker": {"color": GAP_COLOUR, "size": 5, "opacity": 0.3},
             "hovertext": hover,
             "hoverinfo": "text+y",
@@ -431,7 +460,7 @@ def hypervolume_figure(info: HypervolumeInfo) -> go.Figure:
         320,
         showlegend=False,
         xaxis={"title": _title("trial number")},
-        yaxis={"title": _title("hypervolume so far")},
+        yaxis={"title": _title("hypervolume of the configuration means so far")},
     )
 
 
@@ -526,8 +555,9 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
             "pareto",
             "pareto-front",
             f"{pareto.objectives[0].name} against {pareto.objectives[1].name} for all "
-            f"{len(pareto.numbers)} complete trials; the Pareto front is joined, the recommended "
-            "trial starred.",
+            f"{len(pareto.numbers)} configurations ({pareto.n_trials} complete trials), each at "
+            "its mean over seeds with ± SD bars where repeated; the Pareto front is joined, the "
+            "recommended configuration starred.",
             pareto_figure(pareto),
         )
     _add_effects(add, context.effects)
@@ -542,7 +572,7 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
         add(
             "bias_variance",
             "learning-curves",
-            "Learning curves of Pareto trials spread along the front.",
+            "Learning curves of one run per front configuration, spread along the front.",
             learning_curves_figure(context.bias_variance.curves),
         )
     if context.importance.per_objective:
@@ -570,8 +600,8 @@ def _add_effects(add: Any, effects: EffectsInfo) -> None:
         add(
             "effects",
             f"effect-{index}",  # not the name: keys become file names and HTML ids
-            f"Objectives against {effect.name}: every complete trial as a point, best and median "
-            f"per {shown} as lines"
+            f"Objectives against {effect.name}: every configuration as a point at its mean over "
+            f"seeds, best and median of those means per {shown} as lines"
             + ("; sweep means with seed-to-seed SD as error bars." if effect.sweep else "."),
             effect_figure(effect, effects.objectives),
         )
@@ -582,7 +612,9 @@ def _add_diagnostics(add: Any, diagnostics: DiagnosticsInfo) -> None:
         add(
             "diagnostics",
             "hypervolume",
-            "Hypervolume of the completed trials after each trial. "
+            "Hypervolume after each completed trial. "
+            + diagnostics.hypervolume.basis
+            + " "
             + diagnostics.hypervolume.reference_note,
             hypervolume_figure(diagnostics.hypervolume),
         )

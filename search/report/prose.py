@@ -7,11 +7,12 @@ a sentence read identically.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from search.report.sections import CapacityAxis, SeedSpread
+    from search.report.sections import CapacityAxis, CapacityGroup, SeedSpread
 
 
 def fmt_metric(name: str, value: float | None) -> str:
@@ -77,14 +78,56 @@ def _moved(delta: float, up: str, down: str) -> str:
     return "stayed"
 
 
+def fmt_values(values: Sequence[float]) -> str:
+    """Parameter values as a sweep list for the command line: 2,4,8."""
+    return ",".join(fmt_number(int(v) if float(v).is_integer() else v) for v in values)
+
+
+def run_command(study: str, *options: str) -> str:
+    """A `python -m search run` command on this study (the name quoted for a shell)."""
+    return " ".join(["python -m search run --study", shlex.quote(study), *options])
+
+
+def sweep_command(study: str, name: str, values: Sequence[float], repeats: int = 3) -> str:
+    """The command that measures one axis under several seeds (a repeated one-factor sweep)."""
+    return run_command(study, f"--sweep {name}={fmt_values(values)}", f"--repeats {repeats}")
+
+
+def confirm_command(study: str, repeats: int = 2) -> str:
+    """The command that re-runs the front's configurations under new seeds.
+
+    `--confirm R` confirms at the end of any run; `--trials` must be positive, so one more
+    sampled trial comes with it.
+    """
+    return run_command(study, "--trials 1", f"--confirm {repeats}")
+
+
+def _joined(labels: Sequence[str]) -> str:
+    if len(labels) <= 1:
+        return "".join(labels)
+    return ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def _noise_n(axis: CapacityAxis, group: CapacityGroup) -> int:
+    """Runs behind a group's number, as the noise test counts them.
+
+    A mean over a sweep value's seeds has the standard error of n runs. A median over
+    configurations whose other parameters differ is no average over seeds: it is judged as
+    conservatively as a single run.
+    """
+    return group.n if axis.statistic == "mean" else 1
+
+
 def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[str]:
     """What train error, validation error and their gap did along one capacity axis.
 
-    The rule for "overfitting" is the report's only one: validation error rises beyond its
-    minimum while the gap (validation minus train) widens, both by more than the seed-to-seed
-    threshold when one is known, and the widening carries at least half of the rise (if train
-    error rose as much as validation error, the model got worse, it did not overfit).
-    Differences within the threshold are called indistinguishable.
+    With no repeated configuration (`spread` None) the study does not know its noise: the
+    numbers are given, no verdict is drawn, and the command that would measure the noise is
+    named. Otherwise two numbers differ only by more than the seed-to-seed threshold, t x the
+    standard error of their difference (`SeedSpread`). The rule for "overfitting" is the
+    report's only one: validation error rises beyond its minimum while the gap (validation
+    minus train) widens, both by more than the threshold, and the widening carries at least
+    half of the rise (if train error rose as much, the model got worse, it did not overfit).
     """
     groups = axis.groups
     if len(groups) < 2:
@@ -96,6 +139,19 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
     d_val = last.val_mse - first.val_mse
     d_train = last.train_mse - first.train_mse
     d_gap = last.gap - first.gap
+    if spread is None:
+        command = f" `{axis.evidence_command}`" if axis.evidence_command else ""
+        return [
+            f"At {axis.title} {first.label} and {last.label} ({axis.source}), the "
+            f"{axis.statistic} validation MSE was {fmt_mse(first.val_mse)} and "
+            f"{fmt_mse(last.val_mse)} ({fmt_signed_mse(d_val)}), the {axis.statistic} train MSE "
+            f"{fmt_mse(first.train_mse)} and {fmt_mse(last.train_mse)} "
+            f"({fmt_signed_mse(d_train)}), and the gap {fmt_mse(first.gap)} and "
+            f"{fmt_mse(last.gap)} ({fmt_signed_mse(d_gap)}).",
+            "No configuration of this study was run under more than one seed, so nobody knows "
+            "how much of these differences is seed-to-seed noise: no verdict on this axis is "
+            f"drawn from single runs. Repeats would give the evidence:{command}.",
+        ]
     sentences = [
         f"From {axis.title} {first.label} to {last.label} ({axis.source}), the {axis.statistic} "
         f"validation MSE {_moved(d_val, 'rose', 'fell')} from {fmt_mse(first.val_mse)} to "
@@ -105,53 +161,71 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
         f"{_moved(d_gap, 'widened', 'narrowed')} from {fmt_mse(first.gap)} to "
         f"{fmt_mse(last.gap)} ({fmt_signed_mse(d_gap)})."
     ]
-    val_threshold = spread.val_threshold if spread else None
-    gap_threshold = spread.gap_threshold if spread else None
-    if val_threshold is not None and abs(d_val) <= val_threshold:
+    ends_threshold = spread.val_threshold(_noise_n(axis, first), _noise_n(axis, last))
+    if abs(d_val) <= ends_threshold:
         sentences.append(
             f"The change in validation MSE between the two ends ({fmt_signed_mse(d_val)}) is "
-            f"within the seed-to-seed threshold of {fmt_mse(val_threshold)}, so the two ends "
+            f"within the seed-to-seed threshold of {fmt_mse(ends_threshold)}, so the two ends "
             "are not distinguishable."
         )
 
-    best_index = min(range(len(groups)), key=lambda i: groups[i].val_mse)
+    best_index = min(range(len(groups)), key=lambda i: (groups[i].val_mse, i))
     best = groups[best_index]
-    if best_index == len(groups) - 1:
+    tied = [
+        g
+        for g in groups
+        if g is not best
+        and g.val_mse - best.val_mse
+        <= spread.val_threshold(_noise_n(axis, best), _noise_n(axis, g))
+    ]
+    if tied:
+        together = [g.label for g in groups if g is best or g in tied]
         sentences.append(
-            f"Validation MSE is lowest at the largest {axis.title} ({best.label}); "
-            "no rise in validation error is visible along this axis."
+            f"The smallest {axis.statistic} validation MSE, {fmt_mse(best.val_mse)} at "
+            f"{axis.title} {best.label}, is within the seed-to-seed threshold of "
+            f"{_joined([g.label for g in tied])}: {axis.title} {_joined(together)} cannot be "
+            "told apart at this budget."
         )
+    if best_index == len(groups) - 1:
+        if not tied:
+            sentences.append(
+                f"Validation MSE is lowest at the largest {axis.title} ({best.label}), by more "
+                "than the seed-to-seed threshold; no rise in validation error is visible along "
+                "this axis."
+            )
         return sentences
+    n_best, n_last = _noise_n(axis, best), _noise_n(axis, last)
+    val_threshold = spread.val_threshold(n_best, n_last)
+    gap_threshold = spread.gap_threshold(n_best, n_last)
     rise = last.val_mse - best.val_mse
     widening = last.gap - best.gap
-    rise_counts = rise > (val_threshold or 0.0)
+    rise_counts = rise > val_threshold
     # validation rise = train rise + gap widening; it is overfitting only when the widening
     # gap, not rising train error, carries most of the rise
-    widening_counts = widening > max(gap_threshold or 0.0, 0.5 * rise)
+    widening_counts = widening > max(gap_threshold, 0.5 * rise)
     where = (
-        f"Validation MSE is lowest at {axis.title} {best.label} ({fmt_mse(best.val_mse)}); "
-        f"from there to {last.label} it rose by {fmt_mse(rise)} while the gap changed by "
-        f"{fmt_signed_mse(widening)}"
+        f"From {axis.title} {best.label} ({fmt_mse(best.val_mse)}) to {last.label}, validation "
+        f"MSE rose by {fmt_mse(rise)} while the gap changed by {fmt_signed_mse(widening)}"
     )
     if rise_counts and widening_counts:
-        unknown = "" if spread else " (single runs; seed-to-seed spread unknown)"
         sentences.append(
-            f"{where}: validation error rises while the gap widens, the signature of "
-            f"overfitting beyond {axis.title} {best.label}{unknown}."
+            f"Validation MSE is lowest at {axis.title} {best.label} ({fmt_mse(best.val_mse)}); "
+            f"from there to {last.label} it rose by {fmt_mse(rise)} while the gap widened by "
+            f"{fmt_mse(widening)}, both beyond the seed-to-seed thresholds "
+            f"({fmt_mse(val_threshold)}, {fmt_mse(gap_threshold)}): validation error rises while "
+            f"the gap widens, the signature of overfitting beyond {axis.title} {best.label}."
         )
-    elif not rise_counts and val_threshold is not None:
+    elif not rise_counts:
         sentences.append(
             f"{where}; the rise is within the seed-to-seed threshold of "
             f"{fmt_mse(val_threshold)}, so it is not distinguishable from noise."
         )
-    elif rise_counts:
+    else:
         if widening <= 0.5 * rise:
             reason = "train error rose too, so the widening gap carries less than half the rise"
         else:
             reason = f"the gap widened by less than the threshold of {fmt_mse(gap_threshold)}"
         sentences.append(f"{where}; {reason}, so this rise is not attributed to overfitting.")
-    else:
-        sentences.append(f"{where}.")
     return sentences
 
 

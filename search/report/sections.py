@@ -6,11 +6,13 @@ figures and templates only read them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from search.configurations import t_quantile
 from search.report.trials import Objective
 
 
@@ -40,11 +42,27 @@ class Budget:
 
 @dataclass(frozen=True)
 class Recommendation:
+    """The recommended configuration: its mean over seeds decides, its first run is shown beside.
+
+    `number` is the configuration's first (selected) run, the one whose artifacts are shown;
+    `values`, `sd` and `test_values` are over all `numbers` (its runs under different seeds).
+    """
+
     number: int
+    numbers: tuple[int, ...]
     params: dict[str, Any]
     values: dict[str, float]
+    sd: dict[str, float | None]
+    first_values: dict[str, float]
     test_values: dict[str, float | None]
     method: str
+    has_knee: bool
+    evidence: str
+    confirm_command: str | None
+
+    @property
+    def n(self) -> int:
+        return len(self.numbers)
 
 
 @dataclass(frozen=True)
@@ -60,23 +78,36 @@ class Summary:
 
 @dataclass(frozen=True)
 class ParetoRow:
+    """A configuration on the front: `values` are means over its `n` runs, `sd` their spread."""
+
     number: int
+    numbers: tuple[int, ...]
     params: dict[str, Any]
     values: tuple[float, ...]
+    sd: tuple[float, ...] | None
     test_values: tuple[float | None, ...]
     is_knee: bool
+
+    @property
+    def n(self) -> int:
+        return len(self.numbers)
 
 
 @dataclass(frozen=True)
 class ParetoInfo:
+    """One point per configuration (its mean over seeds), named by its first trial number."""
+
     objectives: tuple[Objective, ...]
     numbers: list[int]
     values: list[tuple[float, ...]]
+    n: list[int]
+    sd: list[tuple[float, ...] | None]
     on_front: list[bool]
     params: list[dict[str, Any]]
     front: list[ParetoRow]
     param_names: list[str]
     has_test: bool
+    n_trials: int
     sentences: list[str]
 
 
@@ -96,11 +127,14 @@ class ReconstructionInfo:
 
 @dataclass(frozen=True)
 class ValueGroup:
+    """Configurations sharing one parameter value (or bin): best and median of their means."""
+
     label: str
     x: float | str
     n: int
     best: tuple[float, ...]
     median: tuple[float, ...]
+    n_runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +147,8 @@ class SweepGroup:
 
 @dataclass(frozen=True)
 class ParamEffect:
+    """One point per configuration (`values` are means over its `n` runs)."""
+
     name: str
     numeric: bool
     log_x: bool
@@ -120,6 +156,7 @@ class ParamEffect:
     xs: list[float | str]
     values: list[tuple[float, ...]]
     numbers: list[int]
+    n: list[int]
     groups: list[ValueGroup]
     sweep: list[SweepGroup]
 
@@ -132,33 +169,38 @@ class EffectsInfo:
 
 @dataclass(frozen=True)
 class SeedSpread:
-    """Pooled seed-to-seed standard deviations from repeated `sweep` trials.
+    """Seed-to-seed standard deviations pooled over every configuration run more than once.
 
-    A difference counts as distinguishable only when it exceeds twice the pooled SD.
+    A difference of two means (of n_a and n_b runs) counts only when it exceeds
+    t(dof) x SD x sqrt(1/n_a + 1/n_b): the t quantile times the standard error of the
+    difference. `which` says in words which configurations the spread was pooled over.
     """
 
     n_configs: int
     n_runs: int
+    dof: int
     val_sd: float
     gap_sd: float
+    which: str
 
-    @property
-    def val_threshold(self) -> float:
-        return 2.0 * self.val_sd
+    def val_threshold(self, n_a: int = 1, n_b: int = 1) -> float:
+        return t_quantile(self.dof) * self.val_sd * math.sqrt(1 / n_a + 1 / n_b)
 
-    @property
-    def gap_threshold(self) -> float:
-        return 2.0 * self.gap_sd
+    def gap_threshold(self, n_a: int = 1, n_b: int = 1) -> float:
+        return t_quantile(self.dof) * self.gap_sd * math.sqrt(1 / n_a + 1 / n_b)
 
 
 @dataclass(frozen=True)
 class CapacityGroup:
+    """One value (or bin) of a capacity axis; `n` runs in `n_configs` configurations."""
+
     label: str
     x: float
     n: int
     train_mse: float
     val_mse: float
     gap: float
+    n_configs: int = 1
 
 
 @dataclass(frozen=True)
@@ -177,6 +219,8 @@ class CapacityAxis:
     numbers: list[int]
     groups: list[CapacityGroup]
     sentences: list[str]
+    # the command that would measure this axis's noise, for a study that cannot judge it yet
+    evidence_command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,10 +256,13 @@ class ImportanceInfo:
 
 @dataclass(frozen=True)
 class HypervolumeInfo:
+    """Hypervolume of the configurations' means as they stood after each completed trial."""
+
     reference: dict[str, float]
     reference_note: str
     numbers: list[int]
     values: list[float]
+    basis: str
 
 
 @dataclass(frozen=True)
@@ -227,12 +274,18 @@ class RungRow:
 
 @dataclass(frozen=True)
 class PruningInfo:
+    """Pruning of sampled trials; designed trials (experiments) are counted apart."""
+
     config: dict[str, Any]
     rows: list[RungRow]
     n_pruned: int
     epochs_saved: int
     epochs_trained: int
     sentence: str | None
+    n_sampled: int = 0
+    n_designed: int = 0
+    n_designed_pruned: int = 0
+    designed_sentence: str | None = None
 
 
 @dataclass(frozen=True)

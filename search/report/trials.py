@@ -17,6 +17,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search.configurations import Configuration, Run, group_runs
+
 # The objectives a vae-search study records, in order (docs/study-records.md).
 VAE_SEARCH_OBJECTIVES = (("SSIM", True), ("MSE", False))
 
@@ -97,6 +99,19 @@ class TrialRecord:
             return 0
         return max(planned - run, 0)
 
+    @property
+    def designed(self) -> bool:
+        """Enqueued as an experiment (sweep, repeat, confirmation run): never to be pruned.
+
+        The `designed` attr says so; sweep and confirmation attrs imply it, for studies written
+        before the attr existed (their sweep trials were enqueued too).
+        """
+        return (
+            self.attrs.get("designed") is True
+            or bool(self.dict_attr("sweep"))
+            or self.int_attr("confirms") is not None
+        )
+
     def duration_s(self) -> float | None:
         if self.start is None or self.complete is None:
             return None
@@ -116,6 +131,19 @@ class StudyRecords:
     @property
     def complete(self) -> list[TrialRecord]:
         return [t for t in self.trials if t.state == "COMPLETE" and t.values is not None]
+
+    def configurations(self) -> list[Configuration]:
+        """Complete trials grouped by parameters: one configuration, its runs under each seed."""
+        return group_runs(
+            Run(t.number, t.params, t.values) for t in self.complete if t.values is not None
+        )
+
+    def trial(self, number: int) -> TrialRecord:
+        return next(t for t in self.trials if t.number == number)
+
+    @property
+    def maximize(self) -> tuple[bool, ...]:
+        return tuple(o.maximize for o in self.objectives)
 
     @property
     def is_vae_search(self) -> bool:
