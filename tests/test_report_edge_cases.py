@@ -47,11 +47,15 @@ def test_one_complete_trial(tmp_path):
     context = report_context(fixture.study)
     only = fixture.study.trials[0]
     assert context.summary.recommendation.number == only.number
-    assert "the only trial on the Pareto front" in context.summary.recommendation.method
+    assert "the only configuration on the Pareto front" in context.summary.recommendation.method
+    assert "single run" in context.summary.recommendation.evidence
     assert "at least 10 complete trials" in context.importance.note
     parsed = _html(write_report(fixture.study, tmp_path / "out", formats=("html",)))
     assert _sections(parsed) == SECTION_IDS
-    assert f"Trial {only.number}, the only trial on the Pareto front" in parsed.visible_text()
+    assert (
+        f"first measured by trial {only.number}, chosen as the only configuration on the "
+        "Pareto front" in parsed.visible_text()
+    )
     assert len(context.reconstructions.panels) == 1
 
 
@@ -62,7 +66,7 @@ def test_only_pruned_trials(tmp_path):
     parsed = _html(write_report(fixture.study, tmp_path / "out", formats="html"))
     assert _sections(parsed) == ["summary", "diagnostics", "reproducibility"]
     text = parsed.visible_text()
-    assert "4 trials were pruned" in text and "No trial has completed" in text
+    assert "4 of the 4 sampled trials were pruned" in text and "No trial has completed" in text
 
 
 def test_several_workers(tmp_path):

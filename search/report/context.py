@@ -130,7 +130,8 @@ def _recommendation(records: StudyRecords, choice: Choice | None) -> Recommendat
         others = ", ".join(str(n) for n in chosen.numbers[1:])
         evidence = (
             f"Its numbers are means over {chosen.n} runs under different seeds{seed_text}: "
-            f"trial {chosen.first}, which first measured it, and trials {others}."
+            f"trial {chosen.first}, which first measured it, and "
+            f"{'trial' if chosen.n == 2 else 'trials'} {others}."
         )
     return Recommendation(
         number=chosen.first,
@@ -251,8 +252,9 @@ def _pareto(
         f"Each point is a configuration (a parameter set) at its mean over its runs under "
         f"different seeds; the {n_trials} complete trials are "
         f"{prose.fmt_count(len(configurations), 'configuration')}. "
-        f"{repeated} of the {len(front)} front configurations were run more than once; the "
-        "others are single runs, one draw each."
+        f"{repeated} of the {len(front)} front configurations "
+        f"{'was' if repeated == 1 else 'were'} run more than once"
+        + ("; the others are single runs, one draw each." if repeated < len(front) else ".")
     )
     if has_test:
         for objective in objectives:

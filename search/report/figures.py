@@ -303,7 +303,11 @@ def effect_figure(effect: ParamEffect, objectives: Sequence[Objective]) -> go.Fi
                         "visible": True,
                         "array": [g.sd[j] if g.sd else 0.0 for g in effect.sweep],
                     },
-                    "mode": "markers",
+                    # n beside each sweep point: the PDF's static figures have no hover
+                    "mode": "markers+text",
+                    "text": [f"n={g.n}" for g in effect.sweep],
+                    "textposition": "middle right",
+                    "textfont": {"size": 9},
                     "hovertext": [
                         f"sweep value, {prose.fmt_count(g.n, 'run')}" for g in effect.sweep
                     ],
@@ -597,12 +601,14 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
 def _add_effects(add: Any, effects: EffectsInfo) -> None:
     for index, effect in enumerate(effects.effects):
         shown = "bin" if effect.binned else "value"
+        low, high = min(effect.n, default=1), max(effect.n, default=1)
+        runs = f"{low}" if low == high else f"{low} to {high}"
         add(
             "effects",
             f"effect-{index}",  # not the name: keys become file names and HTML ids
             f"Objectives against {effect.name}: every configuration as a point at its mean over "
-            f"seeds, best and median of those means per {shown} as lines"
-            + ("; sweep means with seed-to-seed SD as error bars." if effect.sweep else "."),
+            f"its seeds ({runs} runs each), best and median of those means per {shown} as lines"
+            + ("; sweep means with seed-to-seed SD as error bars and n." if effect.sweep else "."),
             effect_figure(effect, effects.objectives),
         )
 

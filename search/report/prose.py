@@ -221,7 +221,9 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
             f"{fmt_mse(val_threshold)}, so it is not distinguishable from noise."
         )
     else:
-        if widening <= 0.5 * rise:
+        if widening <= 0:
+            reason = "the gap did not widen, train error rose instead"
+        elif widening <= 0.5 * rise:
             reason = "train error rose too, so the widening gap carries less than half the rise"
         else:
             reason = f"the gap widened by less than the threshold of {fmt_mse(gap_threshold)}"

@@ -7,6 +7,7 @@ value is treated as absent, never as an error, so the report shows what can be s
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -138,8 +139,12 @@ class StudyRecords:
             Run(t.number, t.params, t.values) for t in self.complete if t.values is not None
         )
 
+    @functools.cached_property
+    def _by_number(self) -> dict[int, TrialRecord]:
+        return {t.number: t for t in self.trials}
+
     def trial(self, number: int) -> TrialRecord:
-        return next(t for t in self.trials if t.number == number)
+        return self._by_number[number]
 
     @property
     def maximize(self) -> tuple[bool, ...]:
