@@ -145,6 +145,23 @@ def test_a_single_seed_sweep_draws_no_verdict_and_names_the_command(tmp_path):
     assert "--confirm 2" in bias_variance.spread_sentence
 
 
+def test_sweep_values_without_a_complete_run_are_named(tmp_path):
+    # a study from a version that pruned designed trials: k = 8 and 16 never finished
+    runs = _sweep({2: [(0.0600, 0.0560)], 4: [(0.0500, 0.0460)]})
+    runs += [
+        FixtureRun(
+            {"latent_dim": k}, 0, 0, state="PRUNED", sweep={"name": "latent_dim", "value": k}
+        )
+        for k in (8, 16)
+    ]
+    context = report_context(build_runs_study(tmp_path, runs, name=NAME))
+    axis = next(a for a in context.bias_variance.axes if a.name == "latent_dim")
+    assert (
+        "The sweep also planned latent_dim = 8, 16, but no run of them completed (pruned)"
+        in " ".join(axis.sentences)
+    )
+
+
 def test_a_repeated_sweep_says_which_values_cannot_be_told_apart(tmp_path):
     # the means seen in the issue (k >= 4 within noise), three seeds each with SD 0.003
     means = {2: 0.0567, 4: 0.0483, 6: 0.0465, 8: 0.0448, 10: 0.0468}

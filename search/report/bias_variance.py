@@ -198,7 +198,31 @@ def _capacity_axis(
         sentences=[],
         evidence_command=command,
     )
-    return replace(axis, sentences=prose.capacity_sentences(axis, spread))
+    sentences = prose.capacity_sentences(axis, spread)
+    if statistic == "mean":
+        sentences += _missing_sweep_values(records, name, {p.x for p in used})
+    return replace(axis, sentences=sentences)
+
+
+def _missing_sweep_values(records: StudyRecords, name: str, measured: set[float]) -> list[str]:
+    """A sweep value without a complete run would silently shorten the axis: say so."""
+    planned = {
+        x: t.state
+        for t in records.trials
+        if t.dict_attr("sweep").get("name") == name
+        and (x := as_float(t.dict_attr("sweep").get("value"))) is not None
+        and x not in measured
+    }
+    if not planned:
+        return []
+    values = [prose.fmt_number(_as_int_if_whole(x)) for x in sorted(planned)]
+    states = sorted({state.lower() for state in planned.values()})
+    return [
+        f"The sweep also planned {name} = {', '.join(values)}, but no run of "
+        f"{'it' if len(values) == 1 else 'them'} completed ({' or '.join(states)}), so the "
+        "comparison above does not cover "
+        f"{'that value' if len(values) == 1 else 'those values'}."
+    ]
 
 
 def _as_int_if_whole(value: float) -> float | int:
