@@ -66,6 +66,7 @@ def test_the_summary_shows_the_selected_run_beside_the_confirmed_mean(tmp_path):
     assert "trial 1 alone (the selected run) 0.8700 0.04500" in text
     assert "mean over 3 seeds (SD) 0.8700 (0.0020) 0.04500 (0.00020)" in text
     assert "Its numbers are means over 3 runs under different seeds" in text
+    assert "(test metrics from 1 of its 3 runs)" in text  # only trial 1 recorded test metrics
     assert "300 held-out test images" in text and "the other 200 images" in text
     assert "test split was never read" not in text
 

@@ -113,9 +113,11 @@ def _recommendation(records: StudyRecords, choice: Choice | None) -> Recommendat
     objectives = records.objectives
     runs = [records.trial(n) for n in chosen.numbers]
     test_values: dict[str, float | None] = {}
+    n_test = 0
     for o in objectives:
         tested = [v for t in runs if (v := t.metric("test", o)) is not None]
         test_values[o.name] = float(np.mean(tested)) if tested else None
+        n_test = max(n_test, len(tested))
     seeds = _seeds(records, chosen)
     seed_text = f" (seeds {', '.join(str(s) for s in seeds)})" if len(seeds) == chosen.n else ""
     confirm = None
@@ -141,6 +143,7 @@ def _recommendation(records: StudyRecords, choice: Choice | None) -> Recommendat
         sd={o.name: None if chosen.sd is None else chosen.sd[o.index] for o in objectives},
         first_values={o.name: chosen.runs[0][o.index] for o in objectives},
         test_values=test_values,
+        n_test=n_test,
         method=choice.method,
         has_knee=choice.has_knee,
         evidence=evidence,
@@ -258,16 +261,24 @@ def _pareto(
     )
     if has_test:
         for objective in objectives:
-            pairs = [
-                (row.test_values[objective.index], row.values[objective.index])
-                for row in rows
-                if row.test_values[objective.index] is not None
-            ]
-            if not pairs:
+            # test minus validation on the same runs, averaged per configuration, then over
+            # the front: a configuration whose runs lack test metrics is left out
+            per_configuration = []
+            for row in rows:
+                runs = [records.trial(n) for n in row.numbers]
+                differences = [
+                    test - t.value(objective)
+                    for t in runs
+                    if (test := t.metric("test", objective)) is not None
+                ]
+                if differences:
+                    per_configuration.append(float(np.mean(differences)))
+            if not per_configuration:
                 continue
-            diff = float(np.mean([t - v for t, v in pairs if t is not None]))
+            diff = float(np.mean(per_configuration))
             sentences.append(
-                f"On the {prose.fmt_count(len(pairs), 'front configuration')} with test metrics, "
+                f"On the {prose.fmt_count(len(per_configuration), 'front configuration')} with "
+                "test metrics, "
                 f"test {objective.name} differs from validation {objective.name} by {diff:+.5f} "
                 "on average (test minus validation)."
             )

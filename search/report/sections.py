@@ -55,6 +55,7 @@ class Recommendation:
     sd: dict[str, float | None]
     first_values: dict[str, float]
     test_values: dict[str, float | None]
+    n_test: int
     method: str
     has_knee: bool
     evidence: str
