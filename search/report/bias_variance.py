@@ -278,10 +278,9 @@ def bias_variance_info(records: StudyRecords, shown_front: list[TrialRecord]) ->
         spread_sentence = (
             "No configuration was run under more than one seed, so the seed-to-seed spread is "
             "unknown: the numbers below are single runs, not tested against noise, and no "
-            "verdict is drawn from them. A repeated sweep "
-            f"(`{prose.sweep_command(records.name, 'latent_dim', (2, 4, 8, 16))}`) or "
-            f"confirmation runs of the front (`{prose.confirm_command(records.name)}`) would "
-            "measure it."
+            "verdict is drawn from them. Repeats would measure it: a repeated sweep (its command "
+            "is given under each axis below) or confirmation runs of the front "
+            f"(`{prose.confirm_command(records.name)}`)."
         )
     else:
         spread_sentence = (

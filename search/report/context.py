@@ -119,7 +119,10 @@ def _recommendation(records: StudyRecords, choice: Choice | None) -> Recommendat
         test_values[o.name] = float(np.mean(tested)) if tested else None
         n_test = max(n_test, len(tested))
     seeds = _seeds(records, chosen)
-    seed_text = f" (seeds {', '.join(str(s) for s in seeds)})" if len(seeds) == chosen.n else ""
+    seed_word = "seed" if len(seeds) == 1 else "seeds"
+    seed_text = (
+        f" ({seed_word} {', '.join(str(s) for s in seeds)})" if len(seeds) == chosen.n else ""
+    )
     confirm = None
     if chosen.n == 1:
         confirm = prose.confirm_command(records.name)

@@ -180,9 +180,12 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
     ]
     if tied:
         together = [g.label for g in groups if g is best or g in tied]
+        thresholds = [spread.val_threshold(_noise_n(axis, best), _noise_n(axis, g)) for g in tied]
+        low, high = fmt_mse(min(thresholds)), fmt_mse(max(thresholds))
         sentences.append(
             f"The smallest {axis.statistic} validation MSE, {fmt_mse(best.val_mse)} at "
-            f"{axis.title} {best.label}, is within the seed-to-seed threshold of "
+            f"{axis.title} {best.label}, is within the seed-to-seed threshold "
+            f"({low if low == high else f'{low} to {high}'}) of the values at "
             f"{_joined([g.label for g in tied])}: {axis.title} {_joined(together)} cannot be "
             "told apart at this budget."
         )
