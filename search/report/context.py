@@ -205,10 +205,17 @@ def _summary_sentences(
             "metric to report; the sections below show only what the unfinished trials recorded."
         )
     designed = sum(1 for t in records.trials if t.designed)
+    designed_pruned = sum(1 for t in records.trials if t.designed and t.state == "PRUNED")
     if designed:
+        exemption = (
+            "experiments, exempt from pruning"
+            if not designed_pruned
+            else f"experiments, yet {designed_pruned} of them "
+            f"{'was' if designed_pruned == 1 else 'were'} pruned by the version that ran this study"
+        )
         sentences.append(
             f"{designed} of the {prose.fmt_count(budget.n_trials, 'trial')} were designed "
-            "(sweeps, repeats, confirmation runs): experiments, never pruned; the other "
+            f"(sweeps, repeats, confirmation runs): {exemption}; the other "
             f"{budget.n_trials - designed} were sampled."
         )
     if budget.epochs_saved:
