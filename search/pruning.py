@@ -166,7 +166,7 @@ def _rung_order(
                 key = (front_index, -round(contribution[i], 12), *values[index].tolist())
                 order.append((key, numbers[valid[index]], front_index))
     last_front = (max(f for _, _, f in order) + 1) if order else 1
-    for i in np.flatnonzero(~finite):
+    for i in np.flatnonzero(~finite).tolist():
         order.append(((last_front, 0.0, math.inf, math.inf), numbers[i], last_front))
     # The trial number only orders the listing of exactly equal results, which share one fate.
     return sorted(order)

@@ -81,8 +81,12 @@ def test_hypervolume_contribution_is_the_area_only_that_point_dominates() -> Non
     # Normalised, minimised points of one front; the reference point is (1.1, 1.1).
     contribution = hypervolume_contribution([(0.0, 1.0), (0.2, 0.6), (0.5, 0.3), (1.0, 0.0)])
     assert contribution == pytest.approx(
-        [(0.2 - 0.0) * (1.1 - 1.0), (0.5 - 0.2) * (1.0 - 0.6), (1.0 - 0.5) * (0.6 - 0.3),
-         (1.1 - 1.0) * (0.3 - 0.0)]
+        [
+            (0.2 - 0.0) * (1.1 - 1.0),
+            (0.5 - 0.2) * (1.0 - 0.6),
+            (1.0 - 0.5) * (0.6 - 0.3),
+            (1.1 - 1.0) * (0.3 - 0.0),
+        ]
     )
 
 
