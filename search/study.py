@@ -467,8 +467,7 @@ def run_study(options: RunOptions) -> int:
         subset=options.subset if options.subset is not None else preset.subset,
         extra_unlabeled=options.extra_unlabeled,
     )
-    config = training_config(options, options.seed)
-    check_same_budget(storage, options, data.provenance, config)
+    check_same_budget(storage, options, data.provenance)
     study = create_or_load_study(storage, url, options)
     stored = study.user_attrs
     if "search_space_distributions" in stored and not options.space:
@@ -480,6 +479,7 @@ def run_study(options: RunOptions) -> int:
         or Path("studies") / options.study / "artifacts"
     )
     store = storage_module.artifact_store(artifacts_dir)
+    config = training_config(options, options.seed)
     is_parent = options.worker_index is None
     if is_parent:
         _record_study(study, options, space, data.provenance, config, url, artifacts_dir)
@@ -683,7 +683,6 @@ def check_same_budget(
     storage: optuna.storages.BaseStorage,
     options: RunOptions,
     provenance: dict[str, Any],
-    config: Any,
 ) -> None:
     """Refuse to resume a study under another budget; reads storage, writes nothing.
 
@@ -698,7 +697,7 @@ def check_same_budget(
     budget, data = stored.get("budget"), stored.get("data")
     if not isinstance(budget, dict) or not isinstance(data, dict):
         return  # not written by vae-search's run (or before budgets were recorded)
-    now = study_budget(options, provenance, config)
+    now = study_budget(options, provenance)
     names = {
         "preset": "--preset",
         "epochs": "--epochs",
@@ -721,16 +720,20 @@ def check_same_budget(
         )
 
 
-def study_budget(options: RunOptions, provenance: dict[str, Any], config: Any) -> dict[str, Any]:
-    """What one trial's training costs and sees: stored once, checked on every resume."""
+def study_budget(options: RunOptions, provenance: dict[str, Any]) -> dict[str, Any]:
+    """What one trial's training costs and sees: stored once, checked on every resume.
+
+    Read from the preset, not from a TrainConfig: the check runs before TensorFlow is imported.
+    """
+    preset = search_space.PRESETS[options.preset]
     counts = provenance["counts"]
     return {
         "preset": options.preset,
-        "epochs": config.epochs,
+        "epochs": options.epochs or preset.epochs,
         "subset": counts["train"] - counts.get("unlabeled", 0),
         "extra_unlabeled": options.extra_unlabeled,
-        "batch_size": config.batch_size,
-        "validation_subset": config.validation_subset,
+        "batch_size": preset.batch_size,
+        "validation_subset": preset.validation_subset,
     }
 
 
@@ -788,7 +791,7 @@ def _record_study(
         study.set_user_attr("sampler", options.sampler)
         study.set_user_attr("seed", options.seed)
         study.set_user_attr("artifacts_dir", str(artifacts_dir))
-    study.set_user_attr("budget", study_budget(options, provenance, config))
+    study.set_user_attr("budget", study_budget(options, provenance))
     rungs = ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs
     study.set_user_attr(
         "pruning",
@@ -823,7 +826,7 @@ def print_front(configurations: list[configs.Configuration]) -> None:
     print("Pareto front (validation; configurations, mean over seeds):")
     print(f"  {'trial':>5}  {'n':>2}  {'SSIM':>7}  {'SD':>6}  {'MSE':>8}  {'SD':>8}  params")
     for c in sorted(front, key=lambda c: c.mean[1]):
-        sd = [f"{v:6.4f}" for v in c.sd] if c.sd else ["     -"] * 2
+        sd = [f"{c.sd[0]:6.4f}", f"{c.sd[1]:8.5f}"] if c.sd else ["-", "-"]
         print(
             f"  {c.first:>5}  {c.n:>2}  {c.mean[0]:7.4f}  {sd[0]:>6}  {c.mean[1]:8.5f}  "
             f"{sd[1]:>8}  {_describe(c.params)}"
