@@ -651,6 +651,12 @@ def confirm_front(
         )
         if code != 0:
             return code
+    if not planned:
+        log.info(
+            "confirmation: every front configuration considered (up to %d) has %d or more seeds",
+            configs.MAX_CONFIRMED,
+            1 + options.confirm,
+        )
     _log_confirmed(study, planned)
     return 0
 
