@@ -3,6 +3,7 @@ configurations are confirmed under new seeds, and one study keeps one budget."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -203,3 +204,30 @@ def test_workers_finish_then_the_parent_confirms(tmp_path):
     workers = {t.user_attrs["worker"] for t in sampled}
     assert not {t.user_attrs["worker"] for t in confirming} & workers
     assert "recommended: trial" in result.stdout
+
+
+def test_confirmation_runs_left_waiting_resume_and_are_not_asked_for_twice(tmp_path):
+    """An interrupted confirmation leaves its runs WAITING; the next run trains them first and
+    plans again, counting them, so the configuration ends with exactly 1 + R runs."""
+    tiny = [*BASE, "--subset", "64", "--epochs", "1", "--no-pruning", "--no-report"]
+    tiny += ["--study", "resume-confirm"]
+    first = run_cli("run", *tiny, "--trials", "1", "--confirm", "0", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    study = optuna.load_study(
+        study_name="resume-confirm", storage=f"sqlite:///{tmp_path}/studies/resume-confirm.db"
+    )
+    (original,) = study.get_trials()
+    for _ in range(2):  # what a run stopped before its confirmation runs started leaves
+        study.enqueue_trial(
+            original.params, user_attrs={"confirms": 0, "designed": True}, skip_if_exists=False
+        )
+
+    second = run_cli("run", *tiny, "--trials", "1", "--confirm", "2", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert all(t.params == original.params for t in trials)
+    assert [t.user_attrs.get("confirms") for t in trials] == [None, 0, 0]
+    # the printed front: trial 0's configuration, n = 3
+    front = second.stdout.split("Pareto front")[1]
+    assert re.search(r"^\s+0\s+3\s", front, re.MULTILINE), second.stdout
