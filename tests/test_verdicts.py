@@ -167,6 +167,7 @@ def test_resume_under_another_budget_is_refused_and_touches_nothing(
     assert sorted(p.name for p in (tmp_path / "studies").iterdir()) == ["verdicts.db"]
 
 
+@pytest.mark.slow
 def test_workers_finish_then_the_parent_confirms(tmp_path):
     storage = f"journal:///{tmp_path}/study.log"
     result = run_cli(
