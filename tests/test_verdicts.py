@@ -18,6 +18,7 @@ from search.pruning import rung_decision, rung_results
 from tests.conftest import run_cli
 
 EPOCHS = 2  # the smoke preset's
+REFERENCES = 12
 BASE = ["--preset", "smoke", "--data", "bundled", "--subset", "256", "--keep-models", "none"]
 STUDY_ARGS = [
     *BASE,
@@ -50,8 +51,24 @@ class VerdictStudy(NamedTuple):
 @pytest.fixture(scope="module")
 def verdict_study(tmp_path_factory) -> VerdictStudy:
     """A 2-configuration x 2-repeat sweep plus 2 sampled trials, pruning on (rung 1, eta 2),
-    then confirmation runs to 1 + 2 seeds per front configuration."""
+    then confirmation runs to 1 + 2 seeds per front configuration; the first REFERENCES trials
+    are unbeatable rung references added before the run."""
     workdir = tmp_path_factory.mktemp("verdicts")
+    (workdir / "studies").mkdir()
+    study = optuna.create_study(
+        study_name="verdicts",
+        storage=f"sqlite:///{workdir}/studies/verdicts.db",
+        directions=["maximize", "minimize"],
+    )
+    # References at rung 1 that no real trial can beat (as if from another process). With eta 2
+    # a real trial ranks at best REFERENCES + 1 of n and the quota is n // 2: as long as fewer
+    # than REFERENCES + 2 real trials have reached the rung, the rule would prune each one.
+    for _ in range(REFERENCES):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED, user_attrs={"rung_values": {"1": [0.99, 0.0001]}}
+            )
+        )
     result = run_cli("run", *STUDY_ARGS, cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     study = optuna.load_study(
@@ -76,17 +93,16 @@ def test_designed_trials_run_every_epoch_where_the_rule_would_prune(verdict_stud
     assert not any("designed" in t.user_attrs for t in trials if not _designed(t))
 
     # Replay the rung as each trial met it (one process: trial numbers are arrival order).
-    # The rule would have pruned some designed trial, so the exemption was exercised; and
-    # every sampled trial got the rule's verdict, judged against designed values too.
-    would_prune = []
-    for trial in trials:
+    # The rule would have pruned every designed trial (the references dominate them), yet all
+    # ran on; every sampled trial got the rule's verdict, judged against designed values too.
+    trained = trials[REFERENCES:]
+    assert len(trained) < REFERENCES + 2
+    for trial in trained:
         seen = rung_results([t for t in trials if t.number <= trial.number], 1)
         decision = rung_decision(trial.number, seen, eta=2)
-        if _designed(trial):
-            would_prune.append(decision.prune)
-        else:
-            assert (trial.state == TrialState.PRUNED) == decision.prune, trial.number
-    assert any(would_prune), "no designed trial ranked below the quota: the test proves nothing"
+        assert decision.prune, trial.number
+        if not _designed(trial):
+            assert trial.state == TrialState.PRUNED, trial.number
 
 
 def test_confirmation_runs_train_front_configurations_under_new_seeds(verdict_study):
