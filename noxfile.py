@@ -73,13 +73,33 @@ def bench(session: nox.Session) -> None:
         session.run("python", script)
 
 
+# `nox -s run` without arguments (README, step 1). The quick preset at 4 epochs: 6 designed
+# trials (k = 2, 8, 16, two seeds each), 10 sampled ones, then the front confirmed to 3 seeds.
+MAIN_JOB = [
+    "--preset",
+    "quick",
+    "--epochs",
+    "4",
+    "--sweep",
+    "latent_dim=2,8,16",
+    "--repeats",
+    "2",
+    "--trials",
+    "16",
+]
+
+
 @nox.session(python=PYTHON)
 def run(session: nox.Session) -> None:
     """The main job on this machine: a quick study (bundled data when offline) and its report.
 
-    Pass other `run` options after `--`, e.g. `nox -s run -- --preset full --trials 200`.
+    Sized to finish in about 10 minutes on a 2-core CPU with every report section filled: a
+    latent-dimension sweep repeated under two seeds (the measured seed spread), sampled trials
+    (enough complete ones for parameter importance) and confirmation runs of the front.
+    Pass other `run` options after `--`, e.g. `nox -s run -- --preset full --trials 200
+    --study gpu` (a study keeps one budget, so another preset needs another study).
     """
     install_system_packages(session, ["chromium", "fonts-dejavu-core"])
     session.install("-e", ".")
-    args = session.posargs or ["--preset", "quick", "--trials", "12"]
+    args = session.posargs or MAIN_JOB
     session.run("python", "-m", "search", "run", *args)

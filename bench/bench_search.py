@@ -749,6 +749,8 @@ def cli_overhead(workdir: Path, preset: str, trials: int) -> tuple[str, list[dic
         preset,
         "--trials",
         str(trials),
+        "--confirm",
+        "0",  # exactly `trials` trials, as measured before confirmation runs existed
         "--data",
         "bundled",
         "--no-report",

@@ -34,6 +34,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -80,7 +90,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--extra-unlabeled",
         action="store_true",
-        help="also train on the test images without labels (never used for evaluation)",
+        help="train also on half of the source's test images, without labels; test metrics "
+        "use only the other half",
     )
     p.add_argument(
         "--mixed-precision",
@@ -183,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1,
         help="repeat each sweep configuration under different seeds (default 1)",
+    )
+    run.add_argument(
+        "--confirm",
+        type=_non_negative_int,
+        default=2,
+        metavar="R",
+        help="at the end, train the Pareto-front configurations (up to 5, nearest the knee "
+        "first) again until each has 1+R seeds; 0 skips (default 2)",
     )
     run.add_argument(
         "--space",

@@ -79,7 +79,8 @@ def load_mnist(
     when the source has one; otherwise `test_size` images (default 1,000 or 20%) are held out.
     `validation_size` (default 10% of the remaining, at most 5,000) comes out of the training
     images before `subset` caps the training split. With `extra_unlabeled`, the test images are
-    appended to *training* without labels (a VAE needs none) and never reach validation/test.
+    split in two (see `split_unlabeled`): one half joins *training* without labels (a VAE needs
+    none), the other half stays the held-out test split, so no scored test image is trained on.
     """
     raw = _load_raw(source)
     x = _to_unit_images(raw.x, what="images")
@@ -112,10 +113,12 @@ def load_mnist(
     validation = Split(x[val_idx], y[val_idx])
     test = Split(x_test, y_test)
 
+    unlabeled = Split(x_test[:0], y_test[:0])
     if extra_unlabeled:
+        unlabeled, test = split_unlabeled(test, rng)
         train = Split(
-            np.concatenate([train.images, test.images]),
-            np.concatenate([train.labels, np.full(len(test), -1, dtype=np.int64)]),
+            np.concatenate([train.images, unlabeled.images]),
+            np.concatenate([train.labels, np.full(len(unlabeled), -1, dtype=np.int64)]),
         )
 
     provenance = {
@@ -126,8 +129,8 @@ def load_mnist(
         "counts": {
             "train": len(train),
             "validation": len(validation),
-            "test": len(test),
-            "extra_unlabeled": len(test) if extra_unlabeled else 0,
+            "test": len(test),  # held out and scored; never trained on
+            "unlabeled": len(unlabeled),  # part of "train": source test images, labels dropped
         },
         "seed": seed,
         "note": (
@@ -137,6 +140,25 @@ def load_mnist(
         ),
     }
     return MnistData(train, validation, test, provenance)
+
+
+def split_unlabeled(test: Split, rng: np.random.Generator) -> tuple[Split, Split]:
+    """Split the source's test images into (unlabeled training part, held-out test part).
+
+    Half each, drawn by `rng` (so by the data seed). Test metrics are computed on the second
+    part only: an image the model was trained on, even without its label, is no held-out image.
+    """
+    if len(test) < 2:
+        raise UsageError(
+            f"--extra-unlabeled needs at least 2 test images to split, the source has {len(test)}"
+        )
+    order = rng.permutation(len(test))
+    cut = len(test) // 2
+    extra, held_out = np.sort(order[:cut]), np.sort(order[cut:])
+    return (
+        Split(test.images[extra], test.labels[extra]),
+        Split(test.images[held_out], test.labels[held_out]),
+    )
 
 
 def _load_raw(source: str) -> RawMnist:

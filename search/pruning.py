@@ -6,14 +6,24 @@ brings its own rule in the spirit of MO-ASHA (Schmucker et al. 2021, arXiv 2106.
 Rule. Rungs sit at `grace_epochs * eta**i` epochs, strictly below `max_epochs`. A trial that
 reaches a rung records `(ssim, mse)` there. Once `n >= eta` trials (itself included) have
 results at that rung, all of them are ranked: non-dominated sorting on `(-ssim, mse)` first,
-then, inside a front, larger crowding distance (on objectives min-max normalised over the rung)
-first, then smaller trial number. Results with a NaN or infinite value rank after every finite
-one, by trial number. The trial goes on iff its rank is within the top `max(1, n // eta)`
-(Optuna's SuccessiveHalvingPruner keeps the same count).
+then, inside a front, larger hypervolume contribution (on objectives min-max normalised over the
+rung) first, then the values themselves (better SSIM first). Results with a NaN or infinite
+value rank after every finite one. The trial goes on iff it is on the rung's first front, or
+its rank is within the top `max(1, n // eta)` (Optuna's SuccessiveHalvingPruner keeps the same
+count), or it ties exactly with the last trial kept.
 
-Why a trial that dominates every other point is never pruned: nothing dominates it, so it is
-on the first front; everything else is dominated by it, so nothing else is. It is alone on the
-first front, ranks first whatever the crowding distances, and the rule always keeps >= 1.
+Why nothing depends on arrival order: the ranking looks only at the values, and equal values
+share one fate. A trial number never decides (an earlier rule broke ties by it, so a newcomer
+that halved the best MSE was pruned because an older trial with the best SSIM came first).
+
+Why keep the whole first front: each of its points is the best trade-off seen so far for some
+weighting of the two objectives; a rung that keeps one trial would otherwise have to drop the
+best SSIM or the best MSE. With SSIM and MSE as correlated as they are, first fronts are short.
+
+Why a trial that dominates every other point is never pruned: it is alone on the first front.
+
+Designed trials (anything enqueued) are judged by no rule here: the objective records their
+rung values (they serve as references for sampled trials) and never prunes them.
 """
 
 from __future__ import annotations
@@ -109,40 +119,40 @@ def non_dominated_sort(points: ArrayLike) -> list[list[int]]:
     return fronts
 
 
-def crowding_distance(points: ArrayLike) -> list[float]:
-    """NSGA-II crowding distance of each point within `points` (one front, already normalised).
+# The hypervolume reference point in rung-normalised coordinates (every finite result lies in
+# [0, 1]): a little beyond the worst value, so the rung's extreme points contribute too.
+REFERENCE = 1.1
 
-    Per objective, the extreme points get infinity and the others the gap between their
-    neighbours; the distance is the sum over objectives. Equal points are treated as one point
-    and get equal distances, so the result does not depend on the order of `points`.
+
+def hypervolume_contribution(points: ArrayLike) -> list[float]:
+    """Exclusive 2-D hypervolume of each point of one front (minimised, normalised objectives).
+
+    The area only that point dominates, bounded by `REFERENCE`: losing the point loses that much
+    hypervolume. Equal points are treated as one point and share its contribution, so the result
+    does not depend on the order of `points`.
     """
     p = np.asarray(points, dtype=float)
     if p.size == 0:
         return []
     unique, inverse = np.unique(p, axis=0, return_inverse=True)
-    distance = np.zeros(len(unique))
-    for objective in range(unique.shape[1]):
-        # np.unique sorted the rows, so a stable argsort breaks ties the same way every time.
-        order = np.argsort(unique[:, objective], kind="stable")
-        values = unique[order, objective]
-        distance[order[1:-1]] += values[2:] - values[:-2]
-        distance[order[[0, -1]]] = np.inf
-    return distance[inverse.reshape(-1)].tolist()
+    # np.unique sorts rows by the first objective; on one front the second then descends.
+    xs, ys = unique[:, 0], unique[:, 1]
+    right = np.append(xs[1:], REFERENCE)
+    above = np.insert(ys[:-1], 0, REFERENCE)
+    contribution = (right - xs) * (above - ys)
+    return contribution[inverse.reshape(-1)].tolist()
 
 
-def rank_at_rung(results: Mapping[int, Sequence[float]]) -> list[RankedTrial]:
-    """Order the results of one rung, `{trial_number: (ssim, mse)}`, best first.
-
-    Order: Pareto front on (-ssim, mse); inside a front, larger crowding distance on the rung's
-    min-max normalised objectives; then smaller trial number. Results with a non-finite value
-    come last, by trial number. Depends only on the mapping's contents, not on its order.
-    """
+def _rung_order(
+    results: Mapping[int, Sequence[float]],
+) -> list[tuple[tuple[float, ...], int, int]]:
+    """(sort key, trial number, front) per result, best first; equal values give equal keys."""
     numbers = sorted(results)
     minimised = np.array([[-results[n][0], results[n][1]] for n in numbers], dtype=float)
     minimised = minimised.reshape(len(numbers), 2)
     finite = np.isfinite(minimised).all(axis=1)
     valid = np.flatnonzero(finite)
-    ranked: list[RankedTrial] = []
+    order: list[tuple[tuple[float, ...], int, int]] = []
     if valid.size:
         values = minimised[valid]
         low, high = values.min(axis=0), values.max(axis=0)
@@ -150,14 +160,27 @@ def rank_at_rung(results: Mapping[int, Sequence[float]]) -> list[RankedTrial]:
         normalised = (values - low) / np.where(high > low, high - low, 1.0)
         # Sort fronts on the raw values: normalising can round distinct values together.
         for front_index, front in enumerate(non_dominated_sort(values), start=1):
-            crowding = crowding_distance(normalised[front])
-            order = sorted(
-                range(len(front)), key=lambda i: (-crowding[i], numbers[valid[front[i]]])
-            )
-            ranked += [RankedTrial(numbers[valid[front[i]]], front_index) for i in order]
-    last_front = (ranked[-1].front + 1) if ranked else 1
-    ranked += [RankedTrial(numbers[i], last_front) for i in np.flatnonzero(~finite)]
-    return ranked
+            contribution = hypervolume_contribution(normalised[front])
+            for i, index in enumerate(front):
+                # Larger contribution first, then the values (better SSIM, then lower MSE).
+                key = (front_index, -round(contribution[i], 12), *values[index].tolist())
+                order.append((key, numbers[valid[index]], front_index))
+    last_front = (max(f for _, _, f in order) + 1) if order else 1
+    for i in np.flatnonzero(~finite).tolist():
+        order.append(((last_front, 0.0, math.inf, math.inf), numbers[i], last_front))
+    # The trial number only orders the listing of exactly equal results, which share one fate.
+    return sorted(order)
+
+
+def rank_at_rung(results: Mapping[int, Sequence[float]]) -> list[RankedTrial]:
+    """Order the results of one rung, `{trial_number: (ssim, mse)}`, best first.
+
+    Order: Pareto front on (-ssim, mse); inside a front, larger hypervolume contribution on the
+    rung's min-max normalised objectives; then better SSIM, then lower MSE. Results with a
+    non-finite value come last. Exactly equal results are listed by trial number. Depends only
+    on the mapping's contents, not on its order.
+    """
+    return [RankedTrial(number, front) for _, number, front in _rung_order(results)]
 
 
 def rung_decision(
@@ -165,14 +188,18 @@ def rung_decision(
 ) -> RungDecision:
     """Judge `trial_number` (a key of `results`) against everything recorded at its rung.
 
-    Never prunes while `len(results) < eta`; otherwise prunes iff the trial's rank in
-    `rank_at_rung(results)` is beyond `max(1, len(results) // eta)`.
+    Never prunes while `len(results) < eta`, nor a trial on the rung's first front; otherwise
+    prunes iff the trial ranks beyond `max(1, len(results) // eta)` in `rank_at_rung(results)`
+    and does not tie exactly with the last trial kept. Renumbering the trials never changes
+    which results are pruned.
     """
-    ranked = rank_at_rung(results)
-    rank = next(i for i, r in enumerate(ranked, start=1) if r.number == trial_number)
-    n = len(ranked)
+    order = _rung_order(results)
+    rank = next(i for i, (_, number, _) in enumerate(order, start=1) if number == trial_number)
+    key, _, front = order[rank - 1]
+    n = len(order)
     keep = n if n < eta else max(1, n // eta)
-    return RungDecision(prune=rank > keep, rank=rank, front=ranked[rank - 1].front, n=n, keep=keep)
+    prune = front > 1 and rank > keep and key != order[keep - 1][0]
+    return RungDecision(prune=prune, rank=rank, front=front, n=n, keep=keep)
 
 
 def rung_results(
@@ -201,20 +228,24 @@ def prune_reason(
     mse: float,
     *,
     config: ParetoPrunerConfig,
+    judge: bool = True,
 ) -> str | None:
     """Record this epoch's validation metrics if it is a rung; say why to prune, or None.
 
     At a rung, adds `{"<epoch>": [ssim, mse]}` to the trial's `rung_values` user attr (keeping
     earlier rungs; NaN/inf stored as null, which strict JSON readers such as the dashboard
     accept), then judges the trial against every trial in the storage with a value at that
-    rung. Other epochs return None and touch no storage. Raising `optuna.TrialPruned` is the
-    caller's job.
+    rung. Other epochs return None and touch no storage. With `judge=False` (designed trials)
+    the values are recorded, to serve as references for others, and None is returned. Raising
+    `optuna.TrialPruned` is the caller's job.
     """
     if epoch not in config.rungs:
         return None
     recorded = dict(trial.user_attrs.get(RUNG_VALUES_ATTR, {}))
     recorded[str(epoch)] = [_to_json(ssim), _to_json(mse)]
     trial.set_user_attr(RUNG_VALUES_ATTR, recorded)
+    if not judge:
+        return None
     results = rung_results(study.get_trials(deepcopy=False), epoch)
     results[trial.number] = (float(ssim), float(mse))  # our own value, whatever the cache says
     decision = rung_decision(trial.number, results, config.eta)

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import TrialState
 
+from search import configurations as configs
 from search import space as search_space
 from search import storage as storage_module
 from search.errors import UsageError
@@ -78,6 +79,7 @@ class RunOptions:
     keep_models: str = "pareto"
     sweep: list[str] = field(default_factory=list)
     repeats: int = 1
+    confirm: int = 2  # seeds beyond the first that a front configuration needs (0: no confirming)
     space: list[str] = field(default_factory=list)
     predictor: bool = False
     extra_unlabeled: bool = False
@@ -182,14 +184,6 @@ def count_states(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return (
-        sorted(study.best_trials, key=lambda t: t.values[1])
-        if count_states(study)["COMPLETE"]
-        else []
-    )
-
-
 def dominated_by_any(values: list[float], trials: list[optuna.trial.FrozenTrial]) -> bool:
     """Is (ssim, mse) dominated by a completed trial: no worse in both and better in one?"""
     ssim, mse = values
@@ -198,6 +192,17 @@ def dominated_by_any(values: list[float], trials: list[optuna.trial.FrozenTrial]
         if o_ssim >= ssim and o_mse <= mse and (o_ssim > ssim or o_mse < mse):
             return True
     return False
+
+
+def is_designed(trial: optuna.Trial) -> bool:
+    """Was this trial enqueued (a sweep, a repeat, a confirmation run, anything a user enqueues)?
+
+    Optuna marks every enqueued trial with the system attr `fixed_params`; a retry of a failed
+    trial carries its original's system attrs, so it is designed exactly when the original was.
+    Designed trials are experiments: they are never pruned.
+    """
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    return "fixed_params" in frozen.system_attrs
 
 
 def _worker_name() -> str:
@@ -245,6 +250,9 @@ class Objective:
         self._claim_budget(study, trial)
         params = search_space.suggest_params(trial, self.space)
         params["predictor"] = self.options.predictor
+        designed = is_designed(trial)
+        if designed:
+            trial.set_user_attr("designed", True)
         seed = self.options.seed + trial.number
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("worker", _worker_name())
@@ -261,6 +269,7 @@ class Objective:
                 record["val_ssim"],
                 record["val_mse"],
                 config=self.pruner,
+                judge=not designed,  # an experiment runs to its end; its values still count
             )
 
         try:
@@ -447,6 +456,7 @@ def run_study(options: RunOptions) -> int:
         for cfg in search_space.sweep_configurations(name, values, options.repeats, space)
     ]
     requested = options.trials or len(enqueued) or DEFAULT_TRIALS
+    deadline = time.monotonic() + options.timeout if options.timeout else None
 
     # Order matters: every check that can fail runs before the study is created or changed.
     storage, url = open_run_storage(options)
@@ -457,6 +467,7 @@ def run_study(options: RunOptions) -> int:
         subset=options.subset if options.subset is not None else preset.subset,
         extra_unlabeled=options.extra_unlabeled,
     )
+    check_same_budget(storage, options, data.provenance)
     study = create_or_load_study(storage, url, options)
     stored = study.user_attrs
     if "search_space_distributions" in stored and not options.space:
@@ -480,7 +491,7 @@ def run_study(options: RunOptions) -> int:
     rungs = ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs
     log.info(
         "study %r in %s: %d finished trials, running %d more (%s preset: %d epochs, "
-        "%d training images, batch %d; sampler %s; pruning %s)",
+        "%d training images, batch %d; sampler %s; pruning %s; %s)",
         options.study,
         storage_module.redact_url(url),
         already,
@@ -490,7 +501,10 @@ def run_study(options: RunOptions) -> int:
         len(data.train),
         config.batch_size,
         options.sampler,
-        f"on, rungs at {rungs} epochs" if options.pruning else "off",
+        f"on for sampled trials, rungs at {rungs} epochs" if options.pruning else "off",
+        f"then front configurations confirmed to {1 + options.confirm} seeds"
+        if options.confirm and is_parent
+        else "no confirmation runs",
     )
     if data.provenance["bundled_subset"]:
         log.info("data: the bundled 5,000-image MNIST subset (%s)", data.provenance["counts"])
@@ -508,8 +522,16 @@ def run_study(options: RunOptions) -> int:
             str(artifacts_dir),
         ]
         code = run_workers(options.workers or 1, worker_argv, options.gpus or None)
+        if code == 0:
+            # The parent trains the confirmation runs itself once the workers are done: the
+            # plan needs every worker's results, and a handful of trials needs no fan-out.
+            code = confirm_front(study, options, space, data, store, deadline)
         return _finish(study, options, url, code)
-    return _optimize(study, options, space, data, store, target_total, already, url)
+    code = _optimize(study, options, space, data, store, target_total, already, deadline)
+    if code != 0 or not is_parent:
+        return code
+    code = confirm_front(study, options, space, data, store, deadline)
+    return _finish(study, options, url, code) if code == 0 else code
 
 
 def _optimize(
@@ -520,9 +542,12 @@ def _optimize(
     store: Any,
     target_total: int,
     already: int,
-    url: str,
+    deadline: float | None = None,
 ) -> int:
-    """This process trains trials until the study holds `target_total` finished ones."""
+    """This process trains trials until the study holds `target_total` finished ones.
+
+    Returns the exit code; the caller confirms the front and prints the summary.
+    """
     from search.training import TrainingFailed, configure_device
 
     log.info("device: %s", configure_device(options.mixed_precision))
@@ -535,7 +560,7 @@ def _optimize(
         study.optimize(
             objective,
             n_trials=None,
-            timeout=options.timeout,
+            timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0),
             callbacks=[progress],
             catch=(TrainingFailed, BudgetReached),
         )
@@ -551,9 +576,171 @@ def _optimize(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         progress.bar.close()
-    if options.worker_index is not None:
-        return 0  # the `--workers` parent prints the summary and writes the report
-    return _finish(study, options, url, 0)
+    return 0
+
+
+MAXIMIZE = [direction == "maximize" for direction in DIRECTIONS]
+# Confirming can change the front (a configuration's mean moves), so the plan is made again
+# after each round; a few rounds settle it, and a bound keeps a noisy front from running on.
+CONFIRM_ROUNDS = 3
+
+
+def completed_configurations(study: optuna.Study) -> list[configs.Configuration]:
+    """The study's completed trials grouped into configurations (equal parameters)."""
+    runs = [
+        configs.Run(t.number, t.params, tuple(t.values))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ]
+    return configs.group_runs(runs)
+
+
+def confirm_front(
+    study: optuna.Study,
+    options: RunOptions,
+    space: search_space.SearchSpace,
+    data: Any,
+    store: Any,
+    deadline: float | None = None,
+) -> int:
+    """Train front configurations again under new seeds until each has `1 + confirm` runs.
+
+    A confirmation run is a designed trial tagged `confirms: <the configuration's first trial>`;
+    its seed is new (`--seed` + its trial number) and its budget the study's. The plan
+    (configurations.confirmation_plan: at most 5, nearest the knee first) is made again after
+    each round, since new means can move the front. Returns the exit code.
+    """
+    if options.confirm < 1:
+        return 0
+    planned: dict[int, configs.Configuration] = {}
+    for _ in range(CONFIRM_ROUNDS):
+        plan = configs.confirmation_plan(completed_configurations(study), MAXIMIZE, options.confirm)
+        trials = study.get_trials(deepcopy=False)
+        # Runs already asked for (a run interrupted earlier, another machine at work) count.
+        pending: dict[int, int] = {}
+        for t in trials:
+            if t.state in (TrialState.WAITING, TrialState.RUNNING) and "confirms" in t.user_attrs:
+                pending[t.user_attrs["confirms"]] = pending.get(t.user_attrs["confirms"], 0) + 1
+        needed = [(c, k - pending.get(c.first, 0)) for c, k in plan]
+        needed = [(c, k) for c, k in needed if k > 0]
+        waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+        if not needed and not waiting:
+            break
+        if deadline is not None and deadline <= time.monotonic():
+            log.info("confirmation: skipped, --timeout reached; a later run confirms the front")
+            break
+        for configuration, runs in needed:
+            planned[configuration.first] = configuration
+            log.info(
+                "confirmation: trial %d's configuration (%s) has %d run(s): %d more under new "
+                "seeds",
+                configuration.first,
+                _describe(configuration.params),
+                configuration.n,
+                runs,
+            )
+            for _ in range(runs):
+                study.enqueue_trial(
+                    dict(configuration.params),
+                    user_attrs={"confirms": configuration.first, "designed": True},
+                    skip_if_exists=False,
+                )
+        finished = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
+        to_train = waiting + sum(k for _, k in needed)
+        code = _optimize(
+            study, options, space, data, store, finished + to_train, finished, deadline
+        )
+        if code != 0:
+            return code
+    if not planned:
+        log.info(
+            "confirmation: every front configuration considered (up to %d) has %d or more seeds",
+            configs.MAX_CONFIRMED,
+            1 + options.confirm,
+        )
+    _log_confirmed(study, planned)
+    return 0
+
+
+def _log_confirmed(study: optuna.Study, planned: dict[int, configs.Configuration]) -> None:
+    """Say in the run log what was confirmed: each configuration's mean, SD and n now."""
+    now = {c.first: c for c in completed_configurations(study)}
+    for first in sorted(planned):
+        configuration = now.get(first)
+        if configuration is None:
+            continue
+        sd = configuration.sd or (math.nan, math.nan)
+        log.info(
+            "confirmed: trial %d's configuration over %d seeds: SSIM %.4f (SD %.4f), "
+            "MSE %.5f (SD %.5f)",
+            first,
+            configuration.n,
+            configuration.mean[0],
+            sd[0],
+            configuration.mean[1],
+            sd[1],
+        )
+
+
+def _describe(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
+def check_same_budget(
+    storage: optuna.storages.BaseStorage,
+    options: RunOptions,
+    provenance: dict[str, Any],
+) -> None:
+    """Refuse to resume a study under another budget; reads storage, writes nothing.
+
+    Rungs, fronts and means only compare trials trained alike: the same preset, epochs,
+    training images, data and unlabeled extra. A study holds one budget.
+    """
+    try:
+        study_id = storage.get_study_id_from_name(options.study)
+    except KeyError:
+        return  # a new study
+    stored = storage.get_study_user_attrs(study_id)
+    budget, data = stored.get("budget"), stored.get("data")
+    if not isinstance(budget, dict) or not isinstance(data, dict):
+        return  # not written by vae-search's run (or before budgets were recorded)
+    now = study_budget(options, provenance)
+    names = {
+        "preset": "--preset",
+        "epochs": "--epochs",
+        "subset": "--subset (training images)",
+        "extra_unlabeled": "--extra-unlabeled",
+    }
+    changed = [
+        f"{flag} {budget[key]} (now {now[key]})"
+        for key, flag in names.items()
+        if key in budget and budget[key] != now[key]
+    ]
+    source = lambda p: (p.get("source"), p.get("path"), p.get("sha256"))  # noqa: E731
+    if source(data) != source(provenance):
+        was = data.get("path") or data.get("source")
+        changed.append(f"--data {was} (now {provenance.get('path') or provenance['source']})")
+    if changed:
+        raise UsageError(
+            f"study {options.study!r} was run with {', '.join(changed)}; one study holds one "
+            "budget: resume with its options, or start a new study with --study NEW_NAME"
+        )
+
+
+def study_budget(options: RunOptions, provenance: dict[str, Any]) -> dict[str, Any]:
+    """What one trial's training costs and sees: stored once, checked on every resume.
+
+    Read from the preset, not from a TrainConfig: the check runs before TensorFlow is imported.
+    """
+    preset = search_space.PRESETS[options.preset]
+    counts = provenance["counts"]
+    return {
+        "preset": options.preset,
+        "epochs": options.epochs or preset.epochs,
+        "subset": counts["train"] - counts.get("unlabeled", 0),
+        "extra_unlabeled": options.extra_unlabeled,
+        "batch_size": preset.batch_size,
+        "validation_subset": preset.validation_subset,
+    }
 
 
 class StopRequest:
@@ -610,16 +797,7 @@ def _record_study(
         study.set_user_attr("sampler", options.sampler)
         study.set_user_attr("seed", options.seed)
         study.set_user_attr("artifacts_dir", str(artifacts_dir))
-    study.set_user_attr(
-        "budget",
-        {
-            "preset": options.preset,
-            "epochs": config.epochs,
-            "subset": provenance["counts"]["train"],
-            "batch_size": config.batch_size,
-            "validation_subset": config.validation_subset,
-        },
-    )
+    study.set_user_attr("budget", study_budget(options, provenance))
     rungs = ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs
     study.set_user_attr(
         "pruning",
@@ -646,20 +824,38 @@ def _record_study(
     study.set_user_attr("runs", runs)
 
 
+def print_front(configurations: list[configs.Configuration]) -> None:
+    """The front of configuration means (n and SD beside each) and the recommendation."""
+    front = configs.pareto_front(configurations, MAXIMIZE)
+    if not front:
+        return
+    print("Pareto front (validation; configurations, mean over seeds):")
+    print(f"  {'trial':>5}  {'n':>2}  {'SSIM':>7}  {'SD':>6}  {'MSE':>8}  {'SD':>8}  params")
+    for c in sorted(front, key=lambda c: c.mean[1]):
+        sd = [f"{c.sd[0]:6.4f}", f"{c.sd[1]:8.5f}"] if c.sd else ["-", "-"]
+        print(
+            f"  {c.first:>5}  {c.n:>2}  {c.mean[0]:7.4f}  {sd[0]:>6}  {c.mean[1]:8.5f}  "
+            f"{sd[1]:>8}  {_describe(c.params)}"
+        )
+    choice = configs.choose(front, MAXIMIZE, configurations)
+    if choice is None:
+        return
+    chosen = choice.configuration
+    print(
+        f"recommended: trial {chosen.first}'s configuration ({_describe(chosen.params)}), "
+        f"SSIM {chosen.mean[0]:.4f}, MSE {chosen.mean[1]:.5f}, mean over {chosen.n} "
+        f"seed{'s' if chosen.n != 1 else ''}; {choice.method}"
+    )
+
+
 def _finish(study: optuna.Study, options: RunOptions, url: str, code: int) -> int:
-    """Print the Pareto front and write the report."""
+    """Print the Pareto front of configurations, the recommendation, and write the report."""
     counts = count_states(study)
     print(
         f"\nstudy {options.study!r}: "
         + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c)
     )
-    front = pareto_trials(study)
-    if front:
-        print("Pareto front (validation):")
-        print(f"  {'trial':>5}  {'SSIM':>7}  {'MSE':>8}  params")
-        for t in front:
-            params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-            print(f"  {t.number:>5}  {t.values[0]:7.4f}  {t.values[1]:8.5f}  {params}")
+    print_front(completed_configurations(study))
     if options.report and code == 0:
         from search.report import write_report
 

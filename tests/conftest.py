@@ -65,6 +65,8 @@ def smoke_study(tmp_path_factory) -> SmokeStudy:
         "1",
         "--seed",
         "1",
+        "--confirm",
+        "0",  # exactly the 4 trials asked for (test_verdicts.py covers confirmation runs)
         "--no-report",
         cwd=workdir,
     )

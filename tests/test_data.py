@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from search.data import GRID_DIGITS, load_mnist
+from search.data import GRID_DIGITS, Split, load_mnist
 from search.errors import UsageError
 from tests.conftest import run_cli
 
@@ -49,7 +49,7 @@ def test_bundled_subset_is_real_mnist_with_a_deterministic_split():
         "train": len(a.train),
         "validation": len(a.validation),
         "test": len(a.test),
-        "extra_unlabeled": 0,
+        "unlabeled": 0,
     }
 
 
@@ -61,11 +61,24 @@ def test_splits_do_not_overlap_and_subset_caps_training():
     assert not flat(data.validation) & flat(data.test)
 
 
-def test_extra_unlabeled_adds_test_images_to_training_only():
+def test_extra_unlabeled_trains_on_part_of_the_test_images_and_scores_only_the_rest():
+    plain = load_mnist("bundled", seed=0, subset=300)
     data = load_mnist("bundled", seed=0, subset=300, extra_unlabeled=True)
-    assert len(data.train) == 300 + len(data.test)
-    assert (data.train.labels[300:] == -1).all()
-    assert data.provenance["counts"]["extra_unlabeled"] == len(data.test)
+    flat = lambda s: {row.tobytes() for row in s.images.reshape(len(s), -1)}  # noqa: E731
+    # No scored test image is in the training set, with or without its label.
+    assert not flat(data.train) & flat(data.test)
+    n_unlabeled = len(data.train) - 300
+    assert n_unlabeled == len(plain.test) // 2 and len(data.test) == len(plain.test) - n_unlabeled
+    assert (data.train.labels[300:] == -1).all() and (data.train.labels[:300] >= 0).all()
+    # The two parts are the source's test images, split, and nothing else changed.
+    assert flat(Split(data.train.images[300:], data.train.labels[300:])) | flat(data.test) == (
+        flat(plain.test)
+    )
+    assert np.array_equal(data.validation.images, plain.validation.images)
+    assert np.array_equal(data.train.images[:300], plain.train.images)
+    assert data.provenance["counts"]["unlabeled"] == n_unlabeled
+    assert data.provenance["counts"]["test"] == len(data.test)
+    assert data.provenance["counts"]["train"] == len(data.train)
     assert (data.validation.labels >= 0).all() and (data.test.labels >= 0).all()
 
 

@@ -40,6 +40,8 @@ TINY = [
     "--no-report",
     "--seed",
     "1",
+    "--confirm",
+    "0",  # exactly the trials asked for; test_verdicts.py covers confirming after workers
 ]
 # A short grace period keeps the kill test quick; much shorter and a live trial whose heartbeat
 # is late on a loaded CI machine would be failed as dead.

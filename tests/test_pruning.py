@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from search.pruning import (
     ParetoPrunerConfig,
     RankedTrial,
-    crowding_distance,
+    hypervolume_contribution,
     non_dominated_sort,
     prune_reason,
     rank_at_rung,
@@ -77,29 +77,72 @@ def test_non_dominated_sort_needs_strict_improvement() -> None:
         non_dominated_sort([(1.0, math.nan), (0.0, 0.0)])
 
 
-def test_crowding_distance_extremes_and_gaps() -> None:
-    distance = crowding_distance([(0.0, 1.0), (0.2, 0.6), (0.5, 0.3), (1.0, 0.0)])
-    assert distance[0] == distance[3] == math.inf
-    assert distance[1] == pytest.approx((0.5 - 0.0) + (1.0 - 0.3))
-    assert distance[2] == pytest.approx((1.0 - 0.2) + (0.6 - 0.0))
+def test_hypervolume_contribution_is_the_area_only_that_point_dominates() -> None:
+    # Normalised, minimised points of one front; the reference point is (1.1, 1.1).
+    contribution = hypervolume_contribution([(0.0, 1.0), (0.2, 0.6), (0.5, 0.3), (1.0, 0.0)])
+    assert contribution == pytest.approx(
+        [
+            (0.2 - 0.0) * (1.1 - 1.0),
+            (0.5 - 0.2) * (1.0 - 0.6),
+            (1.0 - 0.5) * (0.6 - 0.3),
+            (1.1 - 1.0) * (0.3 - 0.0),
+        ]
+    )
 
 
-def test_crowding_distance_equal_points_share_a_distance() -> None:
+def test_hypervolume_contribution_equal_points_share_one() -> None:
     points = [(0.0, 1.0), (0.4, 0.5), (0.4, 0.5), (1.0, 0.0)]
-    distance = crowding_distance(points)
-    assert distance[1] == distance[2] == pytest.approx(2.0)
-    assert crowding_distance(points[::-1]) == distance[::-1]
+    contribution = hypervolume_contribution(points)
+    assert contribution[1] == contribution[2] == pytest.approx((1.0 - 0.4) * (1.0 - 0.5))
+    assert hypervolume_contribution(points[::-1]) == contribution[::-1]
 
 
-def test_crowding_breaks_ties_inside_a_front_on_normalised_objectives() -> None:
-    # One front. Trials 0 and 3 are its extremes. On raw values trial 2 has the wider gap
-    # (SSIM spans 0.6, MSE only 0.04); normalised per rung, trial 1 has: it comes first.
+def test_hypervolume_orders_a_front_on_normalised_objectives() -> None:
+    # One front. Normalised per rung (SSIM spans 0.6, MSE 0.04) the points are
+    # 0: (0, 1), 1: (1/12, 1/4), 2: (2/3, 1/8), 3: (1, 0), with exclusive areas
+    # 0: 1/12 * 0.1, 1: 7/12 * 3/4, 2: 1/3 * 1/8, 3: 0.1 * 1/8. Rescaling must not matter.
     results = {0: (0.9, 0.05), 1: (0.85, 0.02), 2: (0.5, 0.015), 3: (0.3, 0.01)}
-    expected = [RankedTrial(0, 1), RankedTrial(3, 1), RankedTrial(1, 1), RankedTrial(2, 1)]
+    expected = [RankedTrial(1, 1), RankedTrial(2, 1), RankedTrial(3, 1), RankedTrial(0, 1)]
     assert rank_at_rung(results) == expected
-    # Rescaling an objective must not change the order.
     scaled = {n: (ssim, mse * 1000.0) for n, (ssim, mse) in results.items()}
     assert rank_at_rung(scaled) == expected
+
+
+def test_issue_example_the_newcomer_that_halves_the_best_mse_survives() -> None:
+    # Issue 8: trial 3 (best MSE) and trial 0 (best SSIM) share the first front. The old rule
+    # kept one of them by trial number and pruned trial 3.
+    results = {0: (0.90, 0.020), 1: (0.60, 0.040), 2: (0.55, 0.045), 3: (0.85, 0.010)}
+    decisions = {n: rung_decision(n, results, eta=3) for n in results}
+    assert not decisions[3].prune and not decisions[0].prune
+    assert decisions[1].prune and decisions[2].prune
+    # Renumbering the same points (every bijection onto other numbers) prunes the same points.
+    pruned_points = {results[n] for n, d in decisions.items() if d.prune}
+    for numbers in itertools.permutations([10, 4, 7, 1]):
+        renumbered = dict(zip(numbers, results.values(), strict=True))
+        again = {renumbered[n] for n in renumbered if rung_decision(n, renumbered, eta=3).prune}
+        assert again == pruned_points
+
+
+def test_the_first_front_is_kept_whole_even_beyond_the_quota() -> None:
+    # Five points on one front and a dominated one, eta 3: the quota is 2, yet nothing on the
+    # first front is pruned; the dominated point is.
+    front = {n: (0.5 + 0.1 * n, 0.010 + 0.005 * n) for n in range(5)}
+    results = front | {9: (0.4, 0.040)}
+    assert [n for n in results if rung_decision(n, results, eta=3).prune] == [9]
+
+
+def test_renumbering_never_changes_which_points_are_pruned() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        results = random_results(rng, 10)
+        results = {n: (round(s, 1), round(m, 2)) for n, (s, m) in results.items()}
+        pruned = sorted(results[n] for n in results if rung_decision(n, results, eta=3).prune)
+        numbers = rng.permutation(np.arange(100, 110)).tolist()
+        renumbered = dict(zip(numbers, results.values(), strict=True))
+        again = sorted(
+            renumbered[n] for n in renumbered if rung_decision(n, renumbered, eta=3).prune
+        )
+        assert again == pruned
 
 
 def test_nan_and_inf_rank_last_by_trial_number() -> None:
@@ -110,12 +153,16 @@ def test_nan_and_inf_rank_last_by_trial_number() -> None:
     assert rung_decision(0, results, eta=2).prune
 
 
-def test_equal_vectors_rank_by_trial_number() -> None:
+def test_equal_vectors_share_one_fate() -> None:
     results = {7: (0.9, 0.01), 4: (0.9, 0.01), 5: (0.2, 0.05)}
+    # Listed by trial number, but judged alike: neither of two equal results is pruned.
     assert rank_at_rung(results) == [RankedTrial(4, 1), RankedTrial(7, 1), RankedTrial(5, 2)]
-    # With keep = 1, the tie goes to the smaller trial number, the same way every time.
     assert not rung_decision(4, results, eta=3).prune
-    assert rung_decision(7, results, eta=3).prune
+    assert not rung_decision(7, results, eta=3).prune
+    assert rung_decision(5, results, eta=3).prune
+    # Equal results behind the quota on a later front: kept or pruned together.
+    results = {0: (0.9, 0.01), 1: (0.5, 0.03), 2: (0.5, 0.03), 3: (0.4, 0.04), 4: (0.3, 0.05)}
+    assert [n for n in results if rung_decision(n, results, eta=2).prune] == [3, 4]
 
 
 # --- invariants ----------------------------------------------------------------------------
@@ -180,7 +227,7 @@ def test_invariant_4_order_of_arrival_does_not_matter() -> None:
     }
     reference = rank_at_rung(results)
     decisions = {n: rung_decision(n, results, eta=2) for n in results}
-    assert [n for n, d in decisions.items() if d.prune] == [3, 1, 4]
+    assert [n for n, d in decisions.items() if d.prune] == [1, 4]
     for order in itertools.permutations(results):
         permuted = {n: results[n] for n in order}
         assert rank_at_rung(permuted) == reference

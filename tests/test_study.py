@@ -110,6 +110,8 @@ def test_resume_adds_trials_and_sweep_trials_are_tagged(tmp_path):
         "--epochs",
         "1",
         "--no-pruning",
+        "--confirm",
+        "0",
     ]
     first = run_cli("run", *args, "--sweep", "n_layers=1,3", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -148,6 +150,7 @@ BAD_RUNS = {
     "bad storage url": ["--storage", "nosuchdb://x"],
     "workers zero": ["--workers", "0"],
     "bad space": ["--space", "latent_dim=9:2"],
+    "negative confirm": ["--confirm", "-1"],
 }
 
 
@@ -190,6 +193,8 @@ def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
         "--epochs",
         "2",
         "--no-pruning",
+        "--confirm",
+        "0",
     ]
     env_cmd = [sys.executable, "-m", "search", *args, "--trials", "5"]
     process = subprocess.Popen(
