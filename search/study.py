@@ -605,9 +605,6 @@ def _record_study(
     url: str,
     artifacts_dir: Path,
 ) -> None:
-    from search.training import configure_device
-    from search.workers import describe_placement, plan_workers
-
     stored = study.user_attrs
     study.set_metric_names(METRIC_NAMES)
     if "created_by" not in stored:
@@ -645,17 +642,27 @@ def _record_study(
             "command": "python -m search " + " ".join(shlex.quote(a) for a in options.argv),
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "host": socket.gethostname(),
-            # The launching parent never starts TensorFlow (a CUDA context on every GPU).
-            "device": configure_device(options.mixed_precision, options.deterministic)
-            if options.workers == 1 and options.gpus is None
-            else describe_placement(
-                *plan_workers(options.workers, options.gpus, options.workers_per_gpu)
-            ),
+            "device": _run_device(options),
             "versions": versions(),
             "storage": storage_module.redact_url(url),
         }
     )
     study.set_user_attr("runs", runs)
+
+
+def _run_device(options: RunOptions) -> str:
+    """The device(s) this run trains on, for the study's record of its runs.
+
+    A `--workers`/`--gpus` parent only launches: it describes the placement from nvidia-smi
+    and never imports TensorFlow (a CUDA context would take memory on every GPU, unused).
+    """
+    if options.workers == 1 and options.gpus is None:
+        from search.training import configure_device
+
+        return configure_device(options.mixed_precision, options.deterministic)
+    from search.workers import describe_placement, plan_workers
+
+    return describe_placement(*plan_workers(options.workers, options.gpus, options.workers_per_gpu))
 
 
 def _finish(study: optuna.Study, options: RunOptions, url: str, code: int) -> int:

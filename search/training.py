@@ -17,14 +17,16 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from search.data import MnistData
 from search.metrics import mse_per_image, ssim_per_image
-from search.model import VAE, build_vae, check_params, count_params
 from search.workers import ASSIGNED_DEVICE_ENV
+
+if TYPE_CHECKING:
+    from search.model import VAE
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +253,10 @@ def train_vae(
     """
     import keras
     import tensorflow as tf
+
+    # Imported here, not at the top: the `--workers` parent reads TrainConfig and must not
+    # load TensorFlow (keras imports it).
+    from search.model import build_vae, check_params, count_params
 
     params = check_params(params)
     # A fresh Keras state per training (layer names, graph); the traced steps themselves are
