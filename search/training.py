@@ -372,7 +372,17 @@ def describe_tf_error(exc: Exception) -> str:
     """The fail reason of a trial that a TensorFlow runtime error ended: kind + first line."""
     import tensorflow as tf
 
-    first_line = (str(getattr(exc, "message", "") or exc).strip().splitlines() or [""])[0][:200]
+    # A graph execution error opens with a header and the Python stack of the failing node;
+    # the kernel's own message (what a user can act on) comes after them.
+    lines = [line.strip() for line in str(getattr(exc, "message", "") or exc).splitlines()]
+    meaningful = [
+        line
+        for line in lines
+        if line
+        and line != "Graph execution error:"
+        and not line.startswith(("Detected at node", "File ", "[["))
+    ]
+    first_line = (meaningful or lines or [""])[0][:200]
     if isinstance(exc, tf.errors.ResourceExhaustedError):
         return f"out of memory: {first_line}"
     return f"TensorFlow {type(exc).__name__}: {first_line}"
