@@ -251,8 +251,11 @@ def test_deterministic_training_from_the_command_line(tmp_path) -> None:
 def test_steps_per_execution_runs_the_same_training(mnist) -> None:
     """Several batches per call into TensorFlow change when the host looks, not the math."""
     data = _small(mnist, 200)  # 4 batches of 64, the last one short
-    one = train_vae(TINY, data, CONFIG)
-    several = train_vae(TINY, data, TrainConfig(**{**CONFIG.__dict__, "steps_per_execution": 3}))
-    assert several.epochs_run == one.epochs_run == CONFIG.epochs
-    assert several.val_mse == pytest.approx(one.val_mse, abs=1e-6)
-    assert several.curve[-1]["loss"] == pytest.approx(one.curve[-1]["loss"], rel=1e-5)
+    one = train_vae(TINY, data, TrainConfig(**{**CONFIG.__dict__, "steps_per_execution": 1}))
+    for steps in (3, TrainConfig().steps_per_execution):
+        several = train_vae(
+            TINY, data, TrainConfig(**{**CONFIG.__dict__, "steps_per_execution": steps})
+        )
+        assert several.epochs_run == one.epochs_run == CONFIG.epochs
+        assert several.val_mse == pytest.approx(one.val_mse, abs=1e-6)
+        assert several.curve[-1]["loss"] == pytest.approx(one.curve[-1]["loss"], rel=1e-5)
