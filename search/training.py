@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 # Batches per call into TensorFlow. Each call ends with the host reading the logs (the
 # per-batch NaN check), so with 1 a fast GPU idles between the tiny steps of these models.
-# On this CPU 16 cost nothing and saved ~1 ms of CPU per batch on the smallest model
-# (bench/results/steps_per_execution.md); the batches and their order are unchanged.
+# On this CPU 16 took 1.14-1.20x less CPU per batch than 1 (bench/results/
+# steps_per_execution.md); the batches, their order and the numbers are unchanged.
 STEPS_PER_EXECUTION = 16
 
 

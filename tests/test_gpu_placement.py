@@ -192,3 +192,18 @@ def test_run_on_gpus_0_and_2_trains_both_trials_with_two_told_workers(
     run_record = study.user_attrs["runs"][-1]
     assert run_record["device"].startswith("w0: GPU 0 (NVIDIA H100"), json.dumps(run_record)
     assert "w1: GPU 2 (" in run_record["device"]
+
+
+def test_the_placement_and_determinism_options_reach_the_run() -> None:
+    from search.cli import build_parser
+    from search.study import RunOptions
+
+    args = build_parser().parse_args(
+        ["run", "--gpus", "0,2", "--workers-per-gpu", "2", "--deterministic"]
+    )
+    options = RunOptions(
+        **{k: v for k, v in vars(args).items() if k in RunOptions.__dataclass_fields__}
+    )
+    assert (options.gpus, options.workers_per_gpu, options.deterministic) == ([0, 2], 2, True)
+    with pytest.raises(UsageError, match="workers-per-gpu"):
+        build_parser().parse_args(["run", "--workers-per-gpu", "0"])
