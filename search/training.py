@@ -133,6 +133,24 @@ def _gpu_label() -> str:
     return f"GPU {first}"
 
 
+def _describe_gpu(details: dict[str, Any], n_visible: int) -> _Device:
+    """The trained-on GPU from TensorFlow's `get_device_details` of GPU:0."""
+    name = details.get("device_name", "unknown model")
+    capability = details.get("compute_capability")
+    label = _gpu_label()
+    # the launcher's label already holds the model name
+    description = label if os.environ.get(ASSIGNED_DEVICE_ENV) else f"{label} ({name})"
+    if capability:
+        description += f", compute capability {capability[0]}.{capability[1]}"
+    if n_visible > 1:
+        description += f"; first of {n_visible} visible GPUs, the others unused"
+    blocker = None
+    if capability is None or tuple(capability) < MIXED_PRECISION_MIN_CAPABILITY:
+        shown = f"{capability[0]}.{capability[1]}" if capability else "unknown"
+        blocker = f"{name} has compute capability {shown}, below 7.0"
+    return _Device(description, blocker)
+
+
 def _detect_device() -> _Device:
     import tensorflow as tf
 
@@ -140,19 +158,7 @@ def _detect_device() -> _Device:
     set_memory_growth(gpus)
     assigned = os.environ.get(ASSIGNED_DEVICE_ENV)
     if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        name = details.get("device_name", "unknown model")
-        capability = details.get("compute_capability")
-        label = _gpu_label()
-        description = label if assigned else f"{label} ({name})"
-        if capability:
-            description += f", compute capability {capability[0]}.{capability[1]}"
-        if len(gpus) > 1:
-            description += f"; first of {len(gpus)} visible GPUs, the others unused"
-        blocker = None
-        if capability is None or tuple(capability) < MIXED_PRECISION_MIN_CAPABILITY:
-            blocker = f"{name} has compute capability {capability or 'unknown'}, below 7.0"
-        return _Device(description, blocker)
+        return _describe_gpu(tf.config.experimental.get_device_details(gpus[0]), len(gpus))
     # The `--workers` launcher splits the cores through this variable; TensorFlow
     # honours it but get_intra_op_parallelism_threads() still reports 0 ("all").
     threads = (

@@ -259,3 +259,38 @@ def test_steps_per_execution_runs_the_same_training(mnist) -> None:
         assert several.epochs_run == one.epochs_run == CONFIG.epochs
         assert several.val_mse == pytest.approx(one.val_mse, abs=1e-6)
         assert several.curve[-1]["loss"] == pytest.approx(one.curve[-1]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("details", "mixed"),
+    [
+        ({"device_name": "Tesla P100-PCIE-16GB", "compute_capability": (6, 0)}, False),
+        ({"device_name": "NVIDIA H100 80GB HBM3", "compute_capability": (9, 0)}, True),
+        ({"device_name": "Tesla V100-SXM2-16GB", "compute_capability": (7, 0)}, True),
+    ],
+)
+def test_mixed_precision_follows_the_compute_capability(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, details, mixed
+) -> None:
+    """TensorFlow's own device details of a GPU decide; the policy really is switched."""
+    monkeypatch.delenv(training.ASSIGNED_DEVICE_ENV, raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    monkeypatch.setattr(training, "_device", training._describe_gpu(details, 1))
+    monkeypatch.setattr(training, "_mixed_precision_refusal_logged", False)
+    try:
+        with caplog.at_level(logging.INFO, logger="search.training"):
+            described = configure_device(mixed_precision=True)
+        policy = keras.mixed_precision.global_policy().name
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    major, minor = details["compute_capability"]
+    assert described.startswith(
+        f"GPU 3 ({details['device_name']}), compute capability {major}.{minor}"
+    )
+    assert policy == ("mixed_float16" if mixed else "float32")
+    assert described.endswith(", mixed precision") == mixed
+    refused = [m for m in caplog.messages if m.startswith("mixed precision not enabled")]
+    assert refused == ([] if mixed else [
+        f"mixed precision not enabled: {details['device_name']} has compute capability "
+        f"{major}.{minor}, below 7.0"
+    ])  # fmt: skip
