@@ -49,6 +49,35 @@ def skimage_loop(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
+def float32_tensorflow_ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The previous `ssim_per_image`: the same formula as float32 Keras ops on the TF device.
+
+    Kept here only as a same-run speed comparison: on Ampere and newer GPUs TensorFlow's
+    default TensorFloat-32 matmuls put it up to ~1e-3 off skimage (tests/test_metrics.py).
+    """
+    from keras import ops
+
+    from search.metrics import DATA_RANGE, K1, K2, _valid_filter_matrix
+
+    x = ops.convert_to_tensor(a.astype(np.float32))
+    y = ops.convert_to_tensor(b.astype(np.float32))
+    rows = ops.convert_to_tensor(_valid_filter_matrix(a.shape[1]).astype(np.float32))
+    cols_t = ops.convert_to_tensor(_valid_filter_matrix(a.shape[2]).T.astype(np.float32))
+
+    def blur(z):
+        return ops.matmul(ops.matmul(rows, z), cols_t)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x * mu_x
+    var_y = blur(y * y) - mu_y * mu_y
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    )
+    return np.asarray(ops.convert_to_numpy(ops.mean(ssim_map, axis=(1, 2))), dtype=np.float64)
+
+
 def timed(fn, *args) -> tuple[float, float, object]:
     (w0, c0) = clock()
     out = fn(*args)
@@ -74,6 +103,9 @@ def main() -> None:
     cold_wall, cold_cpu, fast = timed(ssim_per_image, a, b)
     warm = [timed(ssim_per_image, a, b)[:2] for _ in range(args.repeats)]
     fast_wall, fast_cpu = median([w for w, _ in warm]), median([c for _, c in warm])
+    timed(float32_tensorflow_ssim, a, b)  # op set-up
+    old = [timed(float32_tensorflow_ssim, a, b)[:2] for _ in range(args.repeats)]
+    old_wall, old_cpu = median([w for w, _ in old]), median([c for _, c in old])
     # After the fast runs, the reference once more: the load can change within a run.
     ref_wall_2, ref_cpu_2, _ = timed(skimage_loop, a, b)
     ref_wall, ref_cpu = min(ref_wall, ref_wall_2), min(ref_cpu, ref_cpu_2)
@@ -108,6 +140,15 @@ def main() -> None:
             f"**{ref_wall / fast_wall:.1f}x**",
             f"{diff_digits:.1e}",
         ],
+        [
+            f"float32 TensorFlow ops, the previous version (TF32-exposed; median of "
+            f"{args.repeats})",
+            f"{old_wall:.3f}",
+            f"{old_cpu:.3f}",
+            f"{n / old_wall:,.0f}",
+            f"{ref_wall / old_wall:.1f}x",
+            "-",
+        ],
     ]
     table = markdown_table(
         [
@@ -125,7 +166,9 @@ def main() -> None:
         f"Speed ratio (warm, wall): **{ref_wall / fast_wall:.1f}x** (target >= 20x; by CPU time "
         f"{ref_cpu / fast_cpu:.1f}x). Largest absolute difference: {diff_digits:.2e} on the "
         f"10,000 digit pairs, {diff_random:.2e} on 2,000 uniform random pairs (limit 1e-4): "
-        f"{'within' if max(diff_digits, diff_random) <= 1e-4 else 'OUTSIDE'} the limit."
+        f"{'within' if max(diff_digits, diff_random) <= 1e-4 else 'OUTSIDE'} the limit. "
+        f"Against the previous float32 TensorFlow version in this run: "
+        f"{old_wall / fast_wall:.2f}x its speed by wall time, {old_cpu / fast_cpu:.2f}x by CPU."
     )
     report = "\n\n".join(
         [
@@ -152,6 +195,8 @@ def main() -> None:
             "fast_first_wall_s": cold_wall,
             "fast_warm_wall_s": fast_wall,
             "fast_warm_cpu_s": fast_cpu,
+            "float32_tensorflow_warm_wall_s": old_wall,
+            "float32_tensorflow_warm_cpu_s": old_cpu,
             "ratio_wall": ref_wall / fast_wall,
             "max_abs_diff_digits": diff_digits,
             "max_abs_diff_random": diff_random,

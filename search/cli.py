@@ -96,7 +96,14 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mixed-precision",
         action="store_true",
-        help="float16 compute on GPUs that support it (default: float32)",
+        help="float16 compute on GPUs of compute capability 7.0 or newer; elsewhere one log "
+        "line says it was not enabled (default: float32)",
+    )
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="TensorFlow op determinism: the same seed gives the same numbers on a GPU too "
+        "(slower; without it GPU runs differ slightly from run to run)",
     )
 
 
@@ -168,7 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="worker processes on this machine (default: one per GPU, or 1 without GPUs)",
     )
-    run.add_argument("--gpus", type=_gpu_list, help="GPU indices for the workers, e.g. 0,1")
+    run.add_argument(
+        "--gpus",
+        type=_gpu_list,
+        help="GPU indices (as nvidia-smi numbers them) for the workers, e.g. 0,1; a GPU in MIG "
+        "mode stands for its slices",
+    )
+    run.add_argument(
+        "--workers-per-gpu",
+        type=_positive_int,
+        default=1,
+        help="workers sharing each GPU or MIG slice when --workers is not given (default 1)",
+    )
     run.add_argument(
         "--no-report",
         dest="report",

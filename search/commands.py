@@ -43,6 +43,7 @@ def train_command(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         mixed_precision=args.mixed_precision,
+        deterministic=args.deterministic,
     )
     print(f"data: {data.provenance['source']} {data.provenance['counts']}", file=sys.stderr)
     try:

@@ -1,4 +1,4 @@
-"""Reconstruction quality: MSE and SSIM per image, batched, on whatever device Keras uses.
+"""Reconstruction quality: MSE and SSIM per image, batched, in float64 on Keras' device.
 
 One SSIM definition everywhere (Wang et al. 2004): Gaussian window of 11 taps, sigma 1.5,
 K1 = 0.01, K2 = 0.03, data range 1, population (not sample) covariance, mean over the
@@ -9,6 +9,12 @@ then crops the 5-pixel border, which is exactly a "valid" separable convolution.
 
 The separable filter is written as two matrix products (A @ X @ A.T with A a banded
 18x28 matrix), which vectorises over the batch and runs on a GPU unchanged.
+
+Why float64: on Ampere and newer GPUs TensorFlow runs float32 matmuls in TensorFloat-32 by
+default (10-bit mantissa), and the blur's products then drift up to ~1e-3 from skimage
+(tests/test_metrics.py emulates that rounding). Float64 is never rounded to TF32. It costs
+2-3x the time of float32 on this CPU (bench/results/ssim.md), a fraction of a second per
+10,000 images.
 """
 
 from __future__ import annotations
@@ -42,17 +48,18 @@ def ssim_per_image(a, b) -> np.ndarray:
     """SSIM of each image pair; inputs (n, h, w) or (n, h, w, 1) in [0, 1]. Returns (n,) float64."""
     from keras import ops  # deferred so `search.metrics` imports fast for the report
 
-    # float32 halves the time of float64 and stays within 1e-5 of skimage on [0, 1] images
-    # (bench/results/ssim.md); GPUs are float32 machines anyway.
-    a = ops.cast(ops.convert_to_tensor(a), "float32")
-    b = ops.cast(ops.convert_to_tensor(b), "float32")
+    # float64, not float32: on Ampere and newer GPUs TensorFlow runs float32 matmuls in
+    # TensorFloat-32 by default (10-bit mantissa), which puts the blur up to ~1e-3 off
+    # skimage; float64 is never rounded to TF32 (tests/test_metrics.py emulates TF32).
+    a = ops.cast(ops.convert_to_tensor(a), "float64")
+    b = ops.cast(ops.convert_to_tensor(b), "float64")
     if len(a.shape) == 4:
         a, b = a[..., 0], b[..., 0]
-    rows = ops.convert_to_tensor(_valid_filter_matrix(int(a.shape[1])).astype(np.float32))
-    cols = ops.convert_to_tensor(_valid_filter_matrix(int(a.shape[2])).astype(np.float32))
+    rows = ops.convert_to_tensor(_valid_filter_matrix(int(a.shape[1])))
+    cols_t = ops.convert_to_tensor(_valid_filter_matrix(int(a.shape[2])).T)
 
     def blur(x):
-        return ops.matmul(ops.matmul(rows, x), ops.transpose(cols))
+        return ops.matmul(ops.matmul(rows, x), cols_t)
 
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a * mu_a

@@ -61,14 +61,21 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class Sampling(layers.Layer):
-    """z = z_mean + exp(z_log_var / 2) * eps, eps ~ N(0, I) (the reparameterisation trick)."""
+    """z = z_mean + exp(z_log_var / 2) * eps, eps ~ N(0, I) (the reparameterisation trick).
+
+    Always float32, whatever the global policy: under mixed_float16 exp(z_log_var / 2)
+    overflows float16 (max 65504) from z_log_var ~ 22 on, where float32 is fine.
+    """
 
     def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+        kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, z_mean, z_log_var):
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator, dtype=z_mean.dtype)
+        z_mean = ops.cast(z_mean, "float32")
+        z_log_var = ops.cast(z_log_var, "float32")
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator, dtype="float32")
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
 
@@ -153,7 +160,9 @@ class VAE(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         images = ops.cast(x, "float32")
         reconstruction = ops.cast(y_pred["reconstruction"], "float32")
-        z_mean, z_log_var = y_pred["z_mean"], y_pred["z_log_var"]
+        # Every loss term in float32, whatever the policy (the heads are float32 already).
+        z_mean = ops.cast(y_pred["z_mean"], "float32")
+        z_log_var = ops.cast(y_pred["z_log_var"], "float32")
         if self.params["loss"] == "bce":
             # mean over the (single) channel
             per_pixel = keras.losses.binary_crossentropy(images, reconstruction)
@@ -173,7 +182,7 @@ class VAE(keras.Model):
             # Label -1 marks unlabeled extra images: they train the VAE but not the predictor.
             labelled = ops.cast(ops.greater_equal(y, 0), "float32")
             labels = ops.maximum(y, 0)
-            probs = y_pred["digit_probs"]
+            probs = ops.cast(y_pred["digit_probs"], "float32")
             per_image = keras.losses.sparse_categorical_crossentropy(labels, probs)
             n_labelled = ops.maximum(ops.sum(labelled), 1.0)
             predictor_loss = ops.sum(per_image * labelled) / n_labelled

@@ -75,6 +75,7 @@ class RunOptions:
     timeout: float | None = None
     workers: int | None = None  # None: one per GPU, or one on a CPU-only machine
     gpus: list[int] | None = None
+    workers_per_gpu: int = 1
     report: bool = True
     keep_models: str = "pareto"
     sweep: list[str] = field(default_factory=list)
@@ -85,6 +86,7 @@ class RunOptions:
     extra_unlabeled: bool = False
     artifacts: str | None = None
     mixed_precision: bool = False
+    deterministic: bool = False
     heartbeat_interval: int = storage_module.HEARTBEAT_INTERVAL_S
     grace_period: int | None = None
     # Set by the `--workers` parent for its children: stop when the study holds this many
@@ -129,11 +131,11 @@ def validate(options: RunOptions) -> None:
         raise UsageError("--workers needs a storage other processes can open (not memory)")
     from search.workers import plan_workers
 
-    requested_gpus = options.gpus
-    options.workers, chosen = plan_workers(options.workers, options.gpus)
+    # A worker's CUDA_VISIBLE_DEVICES shows it one device: only the parent judges --gpus.
     # Only an explicit --gpus (or several workers) goes through the worker launcher; a plain
     # single run uses whatever GPU TensorFlow sees first.
-    options.gpus = chosen if requested_gpus is not None or options.workers > 1 else None
+    if options.worker_index is None:
+        options.workers, _ = plan_workers(options.workers, options.gpus, options.workers_per_gpu)
 
 
 def build_space(options: RunOptions) -> search_space.SearchSpace:
@@ -164,6 +166,7 @@ def training_config(options: RunOptions, seed: int) -> Any:
         train_eval_subset=preset.train_eval_subset,
         test_eval_subset=preset.test_eval_subset,
         mixed_precision=options.mixed_precision,
+        deterministic=options.deterministic,
     )
 
 
@@ -243,7 +246,7 @@ class Objective:
 
     def _train_and_store(self, trial: optuna.Trial) -> tuple[float, float]:
         from search.outputs import write_trial_outputs
-        from search.training import TrainingFailed, train_vae
+        from search.training import TrainingFailed, tf_errors_fail_trial, train_vae
 
         study = trial.study
         STOP.check()
@@ -299,7 +302,12 @@ class Objective:
             )
         )
         assert result.model is not None
-        with tempfile.TemporaryDirectory(prefix="vae-search-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="vae-search-") as tmp,
+            tf_errors_fail_trial(
+                "writing the trial's outputs", lambda why: trial.set_user_attr("fail_reason", why)
+            ),
+        ):
             paths = write_trial_outputs(
                 result.model, self.data, Path(tmp), keep_model=keep_model, seed=seed
             )
@@ -521,7 +529,7 @@ def run_study(options: RunOptions) -> int:
             "--artifacts",
             str(artifacts_dir),
         ]
-        code = run_workers(options.workers or 1, worker_argv, options.gpus or None)
+        code = run_workers(options.workers, worker_argv, options.gpus, options.workers_per_gpu)
         if code == 0:
             # The parent trains the confirmation runs itself once the workers are done: the
             # plan needs every worker's results, and a handful of trials needs no fan-out.
@@ -550,7 +558,7 @@ def _optimize(
     """
     from search.training import TrainingFailed, configure_device
 
-    log.info("device: %s", configure_device(options.mixed_precision))
+    log.info("device: %s", configure_device(options.mixed_precision, options.deterministic))
     objective = Objective(options, space, data, store, target_total)
     progress = Progress(
         target_total, target_total - already, max_failures=max(3, target_total - already)
@@ -784,8 +792,6 @@ def _record_study(
     url: str,
     artifacts_dir: Path,
 ) -> None:
-    from search.training import configure_device
-
     stored = study.user_attrs
     study.set_metric_names(METRIC_NAMES)
     if "created_by" not in stored:
@@ -814,9 +820,7 @@ def _record_study(
             "command": "python -m search " + " ".join(shlex.quote(a) for a in options.argv),
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "host": socket.gethostname(),
-            "device": configure_device(options.mixed_precision)
-            if options.workers == 1
-            else f"{options.workers} workers",
+            "device": _run_device(options),
             "versions": versions(),
             "storage": storage_module.redact_url(url),
         }
@@ -846,6 +850,21 @@ def print_front(configurations: list[configs.Configuration]) -> None:
         f"SSIM {chosen.mean[0]:.4f}, MSE {chosen.mean[1]:.5f}, mean over {chosen.n} "
         f"seed{'s' if chosen.n != 1 else ''}; {choice.method}"
     )
+
+
+def _run_device(options: RunOptions) -> str:
+    """The device(s) this run trains on, for the study's record of its runs.
+
+    A `--workers`/`--gpus` parent only launches: it describes the placement from nvidia-smi
+    and never imports TensorFlow (a CUDA context would take memory on every GPU, unused).
+    """
+    if options.workers == 1 and options.gpus is None:
+        from search.training import configure_device
+
+        return configure_device(options.mixed_precision, options.deterministic)
+    from search.workers import describe_placement, plan_workers
+
+    return describe_placement(*plan_workers(options.workers, options.gpus, options.workers_per_gpu))
 
 
 def _finish(study: optuna.Study, options: RunOptions, url: str, code: int) -> int:

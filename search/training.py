@@ -15,17 +15,26 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from search.data import MnistData
 from search.metrics import mse_per_image, ssim_per_image
-from search.model import VAE, build_vae, check_params, count_params
+from search.workers import ASSIGNED_DEVICE_ENV
+
+if TYPE_CHECKING:
+    from search.model import VAE
 
 log = logging.getLogger(__name__)
+
+# Batches per call into TensorFlow. Each call ends with the host reading the logs (the
+# per-batch NaN check), so with 1 a fast GPU idles between the tiny steps of these models.
+# On this CPU 16 took 1.14-1.20x less CPU per batch than 1 (bench/results/
+# steps_per_execution.md); the batches, their order and the numbers are unchanged.
+STEPS_PER_EXECUTION = 16
 
 
 @dataclass(frozen=True)
@@ -37,8 +46,10 @@ class TrainConfig:
     validation_subset: int = 1000  # images scored after every epoch
     train_eval_subset: int = 2000  # training images scored at the end (bias/variance)
     test_eval_subset: int | None = None  # None = the whole test split
-    mixed_precision: bool = False
+    mixed_precision: bool = False  # only honoured on GPUs of compute capability >= 7.0
     jit_compile: bool = False
+    deterministic: bool = False  # TensorFlow op determinism: exact GPU repeats, slower
+    steps_per_execution: int = STEPS_PER_EXECUTION  # batches per call into TensorFlow
 
 
 @dataclass
@@ -68,7 +79,7 @@ class TrainResult:
 
 
 class TrainingFailed(Exception):
-    """Training could not produce a usable model (NaN loss, out of memory)."""
+    """Training could not produce a usable model (NaN loss, a TensorFlow runtime error)."""
 
     def __init__(self, reason: str, curve: list[dict[str, float]] | None = None) -> None:
         super().__init__(reason)
@@ -78,41 +89,122 @@ class TrainingFailed(Exception):
 
 EpochHook = Callable[[dict[str, float]], str | None]
 
-_device: str | None = None
+# Tensor cores (float16 matmul/conv at full speed) arrived with Volta, compute capability 7.0;
+# below it mixed_float16 is no faster and only loses precision.
+MIXED_PRECISION_MIN_CAPABILITY = (7, 0)
 
 
-def configure_device(mixed_precision: bool = False) -> str:
-    """Turn on GPU memory growth (once per process) and say which device trains.
+@dataclass
+class _Device:
+    description: str  # what the run log, the study and every trial record
+    mixed_precision_blocker: str | None  # why mixed precision cannot help here, if it cannot
+
+
+_device: _Device | None = None
+_mixed_precision_refusal_logged = False
+
+
+def set_memory_growth(devices: list[Any]) -> None:
+    """Let TensorFlow take GPU memory as it needs it instead of the whole card at start.
+
+    Without it one worker holds the card and a second worker or the dashboard on the same GPU
+    fails out of memory; so a refusal (TensorFlow already initialised, or not a GPU) is logged.
+    """
+    import tensorflow as tf
+
+    for device in devices:
+        try:
+            tf.config.experimental.set_memory_growth(device, True)
+        except (RuntimeError, ValueError) as exc:
+            log.warning(
+                "memory growth not set on %s (%s): TensorFlow may reserve the whole GPU",
+                device.name,
+                exc,
+            )
+
+
+def _gpu_label() -> str:
+    """The GPU TensorFlow's GPU:0 is, in the words of whoever chose it."""
+    assigned = os.environ.get(ASSIGNED_DEVICE_ENV)
+    if assigned:  # the `--workers` launcher chose it and named it (index or UUID, model)
+        return assigned
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    first = visible.split(",")[0].strip() if visible else "0"
+    return f"GPU {first}"
+
+
+def _describe_gpu(details: dict[str, Any], n_visible: int) -> _Device:
+    """The trained-on GPU from TensorFlow's `get_device_details` of GPU:0."""
+    name = details.get("device_name", "unknown model")
+    capability = details.get("compute_capability")
+    label = _gpu_label()
+    # the launcher's label already holds the model name
+    description = label if os.environ.get(ASSIGNED_DEVICE_ENV) else f"{label} ({name})"
+    if capability:
+        description += f", compute capability {capability[0]}.{capability[1]}"
+    if n_visible > 1:
+        description += f"; first of {n_visible} visible GPUs, the others unused"
+    blocker = None
+    if capability is None or tuple(capability) < MIXED_PRECISION_MIN_CAPABILITY:
+        shown = f"{capability[0]}.{capability[1]}" if capability else "unknown"
+        blocker = f"{name} has compute capability {shown}, below 7.0"
+    return _Device(description, blocker)
+
+
+def _detect_device() -> _Device:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    set_memory_growth(gpus)
+    assigned = os.environ.get(ASSIGNED_DEVICE_ENV)
+    if gpus:
+        return _describe_gpu(tf.config.experimental.get_device_details(gpus[0]), len(gpus))
+    # The `--workers` launcher splits the cores through this variable; TensorFlow
+    # honours it but get_intra_op_parallelism_threads() still reports 0 ("all").
+    threads = (
+        tf.config.threading.get_intra_op_parallelism_threads()
+        or os.environ.get("TF_NUM_INTRAOP_THREADS")
+        or f"all {os.cpu_count()}"
+    )
+    description = f"CPU ({threads} threads)"
+    if assigned:
+        log.warning(
+            "given %s, but TensorFlow sees no GPU: is the `gpu` extra installed "
+            "(pip install -e '.[gpu]') and the NVIDIA driver recent enough?",
+            assigned,
+        )
+        description += f"; {assigned} was assigned but TensorFlow sees no GPU"
+    return _Device(description, "no GPU (float16 on a CPU is slower, not faster)")
+
+
+def configure_device(mixed_precision: bool = False, deterministic: bool = False) -> str:
+    """Set up TensorFlow's device once per process and say which device trains.
 
     TensorFlow places ops on the first visible GPU by itself; memory growth stops it from
     grabbing the whole card, so a GPU can be shared with the dashboard or another worker.
+    Mixed precision is switched on only where it helps (a GPU of compute capability >= 7.0);
+    elsewhere one log line says it was not. `deterministic` turns on TensorFlow's op
+    determinism (cuDNN picks deterministic, slower kernels): same seed, same numbers on a GPU.
     """
-    global _device
+    global _device, _mixed_precision_refusal_logged
     import keras
     import tensorflow as tf
 
     if _device is None:
-        gpus = tf.config.list_physical_devices("GPU")
-        for gpu in gpus:
-            # RuntimeError: already initialised, growth can no longer change
-            with contextlib.suppress(RuntimeError):
-                tf.config.experimental.set_memory_growth(gpu, True)
-        if gpus:
-            details = tf.config.experimental.get_device_details(gpus[0])
-            name = details.get("device_name", "GPU")
-            _device = f"GPU:0 ({name})" + (f" of {len(gpus)} GPUs" if len(gpus) > 1 else "")
-        else:
-            # The `--workers` launcher splits the cores through this variable; TensorFlow
-            # honours it but get_intra_op_parallelism_threads() still reports 0 ("all").
-            threads = (
-                tf.config.threading.get_intra_op_parallelism_threads()
-                or os.environ.get("TF_NUM_INTRAOP_THREADS")
-                or f"all {os.cpu_count()}"
-            )
-            _device = f"CPU ({threads} threads)"
-    policy = "mixed_float16" if mixed_precision else "float32"
-    keras.mixed_precision.set_global_policy(policy)
-    return _device + (", mixed precision" if mixed_precision else "")
+        _device = _detect_device()
+    use_mixed = mixed_precision and _device.mixed_precision_blocker is None
+    if mixed_precision and not use_mixed and not _mixed_precision_refusal_logged:
+        log.info("mixed precision not enabled: %s", _device.mixed_precision_blocker)
+        _mixed_precision_refusal_logged = True
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    description = _device.description
+    if use_mixed:
+        description += ", mixed precision"
+    if deterministic:
+        description += ", deterministic ops"
+    return description
 
 
 def reconstruct(vae: VAE, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -160,15 +252,24 @@ def train_vae(
     config: TrainConfig = TrainConfig(),
     on_epoch: EpochHook | None = None,
 ) -> TrainResult:
-    """Train one configuration; raise TrainingFailed on NaN loss or out-of-memory."""
+    """Train one configuration and score it.
+
+    Raises TrainingFailed on a NaN loss, and on any TensorFlow runtime error while building,
+    training or scoring (out of memory, a cuDNN/cuBLAS failure, an internal error): the
+    model's memory is released first, so the caller can go on to the next configuration.
+    """
     import keras
     import tensorflow as tf
+
+    # Imported here, not at the top: the `--workers` parent reads TrainConfig and must not
+    # load TensorFlow (keras imports it).
+    from search.model import build_vae, check_params, count_params
 
     params = check_params(params)
     # A fresh Keras state per training (layer names, graph); the traced steps themselves are
     # only freed once their custom-gradient registrations are dropped (after fit, below).
     keras.backend.clear_session()  # Keras 3's clear_session runs gc.collect() itself
-    device = configure_device(config.mixed_precision)
+    device = configure_device(config.mixed_precision, config.deterministic)
     keras.utils.set_random_seed(config.seed)
 
     train = data.train
@@ -216,31 +317,41 @@ def train_vae(
 
     started = time.perf_counter()
     registered_before = set(_gradient_registry())
+    failure: str | None = None
+    vae: VAE | None = None
     try:
         vae = build_vae(params, seed=config.seed)
         vae.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=config.jit_compile
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            jit_compile=config.jit_compile,
+            steps_per_execution=config.steps_per_execution,
         )
         callbacks = [EpochRecorder(), StopOnNaNBatch()]
         vae.fit(dataset, epochs=config.epochs, verbose=0, shuffle=False, callbacks=callbacks)
-    except tf.errors.ResourceExhaustedError as exc:
-        keras.backend.clear_session()
-        gc.collect()
-        raise TrainingFailed(f"out of memory: {str(exc).splitlines()[0][:200]}", curve) from exc
+        if not stopped and len(curve) < config.epochs:
+            # fit ended early without our say: the batch-level NaN guard fired
+            stopped.append(f"loss became NaN or infinite in epoch {len(curve) + 1}")
+        if not (stopped and stopped[0].startswith("loss became")):
+            val_ssim, val_mse = score(vae, val_images)
+            train_ssim, train_mse = score(vae, train.images[: config.train_eval_subset])
+            test_ssim, test_mse = score(vae, data.test.images[: config.test_eval_subset])
+            n_params = count_params(vae)
+    except tf.errors.OpError as exc:
+        failure = describe_tf_error(exc)
+        log.debug("training failed", exc_info=True)
     finally:
         # Without this every training pins its traced step in memory (see above).
         _forget_custom_gradients(registered_before)
 
+    if failure is not None:
+        # Outside the except block, so no traceback keeps the model's frames (and with them
+        # its GPU buffers) alive; the next trial then finds the memory free.
+        vae = None
+        release_memory()
+        raise TrainingFailed(failure, curve)
     if stopped and stopped[0].startswith("loss became"):
         raise TrainingFailed(stopped[0], curve)
-    if len(curve) < config.epochs and not stopped:
-        # fit ended early without our say: the batch-level NaN guard fired
-        raise TrainingFailed(f"loss became NaN or infinite in epoch {len(curve) + 1}", curve)
 
-    val_ssim, val_mse = score(vae, val_images)
-    train_ssim, train_mse = score(vae, train.images[: config.train_eval_subset])
-    test_images = data.test.images[: config.test_eval_subset]
-    test_ssim, test_mse = score(vae, test_images)
     wall = time.perf_counter() - started
     epochs_run = len(curve)
     return TrainResult(
@@ -257,8 +368,57 @@ def train_vae(
         wall_time_s=wall,
         images_per_s=len(train) * epochs_run / max(train_seconds[0], 1e-9),
         device=device,
-        n_params=count_params(vae),
+        n_params=n_params,
         seed=config.seed,
         stopped_reason=stopped[0] if stopped else None,
         model=vae,
     )
+
+
+def describe_tf_error(exc: Exception) -> str:
+    """The fail reason of a trial that a TensorFlow runtime error ended: kind + first line."""
+    import tensorflow as tf
+
+    # A graph execution error opens with a header and the Python stack of the failing node;
+    # the kernel's own message (what a user can act on) comes after them.
+    lines = [line.strip() for line in str(getattr(exc, "message", "") or exc).splitlines()]
+    meaningful = [
+        line
+        for line in lines
+        if line
+        and line != "Graph execution error:"
+        and not line.startswith(("Detected at node", "File ", "[["))
+    ]
+    first_line = (meaningful or lines or [""])[0][:200]
+    if isinstance(exc, tf.errors.ResourceExhaustedError):
+        return f"out of memory: {first_line}"
+    return f"TensorFlow {type(exc).__name__}: {first_line}"
+
+
+def release_memory() -> None:
+    """Drop Keras' global state and collect, so a failed model's buffers are freed now."""
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+@contextlib.contextmanager
+def tf_errors_fail_trial(what: str, record: Callable[[str], None]) -> Iterator[None]:
+    """Turn a TensorFlow runtime error in the block into TrainingFailed, memory released.
+
+    For work on a trained model outside `train_vae` (writing its outputs): `record` gets the
+    reason (the study stores it on the trial) before TrainingFailed is raised.
+    """
+    import tensorflow as tf
+
+    failure: str | None = None
+    try:
+        yield
+    except tf.errors.OpError as exc:
+        failure = f"{describe_tf_error(exc)} (while {what})"
+        log.debug("%s failed", what, exc_info=True)
+    if failure is not None:
+        release_memory()
+        record(failure)
+        raise TrainingFailed(failure)

@@ -9,10 +9,13 @@ this parent.
 
 What the parent adds:
 
-- GPUs: with GPUs present, worker i sees only `gpus[i % len(gpus)]` (`CUDA_VISIBLE_DEVICES`,
-  numbered as `nvidia-smi` numbers them); the default is one worker per GPU. Without GPUs,
-  the CPU cores are split evenly (`TF_NUM_INTRAOP_THREADS`, `TF_NUM_INTEROP_THREADS`,
-  `OMP_NUM_THREADS`).
+- GPUs: the devices are what `nvidia-smi -L` lists, narrowed by an existing
+  `CUDA_VISIBLE_DEVICES` (indices, `GPU-`/`MIG-` UUIDs: Slurm and Kubernetes set it); a GPU
+  in MIG mode offers its slices instead of itself. Worker i sees only device
+  `i % len(devices)` (`CUDA_VISIBLE_DEVICES`: the index for a whole GPU, the UUID for a MIG
+  slice) and is told in `VAE_SEARCH_DEVICE` what it was given, which it logs. The default is
+  `--workers-per-gpu` workers (1) per device. Without GPUs, the CPU cores are split evenly
+  (`TF_NUM_INTRAOP_THREADS`, `TF_NUM_INTEROP_THREADS`, `OMP_NUM_THREADS`).
 - `--worker-index i` on worker i's command line (and `VAE_SEARCH_WORKER_INDEX`,
   `VAE_SEARCH_WORKERS` in its environment): it marks the process as a worker, not a parent
   that would start workers of its own, and lets it offset its sampler seed (N workers with one
@@ -37,6 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import FrameType
 from typing import IO
 
@@ -46,14 +50,100 @@ STOP_TIMEOUT_S = 120.0
 WORKER_INDEX_ENV = "VAE_SEARCH_WORKER_INDEX"
 WORKERS_ENV = "VAE_SEARCH_WORKERS"
 
-_GPU_LINE = re.compile(r"^GPU (\d+):.*?(?:\(UUID: (\S+)\))?\s*$")
+# `nvidia-smi -L`: one line per GPU, and under a GPU in MIG mode one indented line per slice:
+#   GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5d5ba0d6-...)
+#     MIG 1g.5gb      Device  0: (UUID: MIG-c6d4f1ef-...)
+_GPU_LINE = re.compile(r"^GPU (\d+): (.*?)\s*(?:\(UUID: (\S+)\))?$")
+_MIG_LINE = re.compile(r"^MIG (\S+)\s+Device\s+(\d+): \(UUID: (\S+)\)$")
+ASSIGNED_DEVICE_ENV = "VAE_SEARCH_DEVICE"
 
 
-def detect_gpus() -> list[int]:
-    """Indices (as `nvidia-smi -L` numbers them) of the GPUs this process may use.
+@dataclass(frozen=True)
+class GpuDevice:
+    """One device a worker can be given: a whole GPU, or one MIG slice of a GPU."""
 
-    No `nvidia-smi`, or it fails: no GPUs. `CUDA_VISIBLE_DEVICES`, when set, narrows the list
-    (indices or `GPU-...` UUIDs; empty or `-1` means none).
+    index: int  # the GPU's index as `nvidia-smi` numbers it (the parent GPU for a MIG slice)
+    name: str  # the model, e.g. "NVIDIA H100 80GB HBM3"
+    uuid: str = ""  # "GPU-..." or "MIG-..." ("" when nvidia-smi printed none)
+    mig_profile: str | None = None  # e.g. "1g.5gb" for a MIG slice
+    mig_device: int | None = None  # the slice's number within its GPU
+    gpu_uuid: str = ""  # the whole GPU's UUID (the same as `uuid` for a whole GPU)
+
+    @property
+    def cuda_id(self) -> str:
+        """What `CUDA_VISIBLE_DEVICES` must say to show a process this device alone.
+
+        A MIG slice can only be named by its UUID; a whole GPU by its index, which
+        `CUDA_DEVICE_ORDER=PCI_BUS_ID` makes the same number nvidia-smi prints.
+        """
+        return self.uuid if self.mig_profile is not None else str(self.index)
+
+    def describe(self) -> str:
+        """E.g. `GPU 2 (NVIDIA H100 80GB HBM3, GPU-8c1f...)`, `GPU 0 MIG 1g.5gb #1 (...)`."""
+        where = f"GPU {self.index}"
+        if self.mig_profile is not None:
+            where += f" MIG {self.mig_profile} #{self.mig_device}"
+        return f"{where} ({', '.join(p for p in (self.name, self.uuid) if p)})"
+
+
+def _parse_listing(listing: str) -> list[GpuDevice]:
+    """The devices of an `nvidia-smi -L` listing: whole GPUs, or the slices of MIG GPUs.
+
+    A GPU in MIG mode cannot run CUDA work as a whole; only its slices can, so it
+    contributes its slices and not itself.
+    """
+    gpus: list[GpuDevice] = []
+    slices: dict[int, list[GpuDevice]] = {}
+    for line in listing.splitlines():
+        text = line.strip()
+        gpu = _GPU_LINE.match(text)
+        if gpu:
+            uuid = gpu.group(3) or ""
+            gpus.append(GpuDevice(int(gpu.group(1)), gpu.group(2), uuid, gpu_uuid=uuid))
+            continue
+        mig = _MIG_LINE.match(text)
+        if mig and gpus:
+            parent = gpus[-1]
+            slices.setdefault(parent.index, []).append(
+                GpuDevice(
+                    parent.index,
+                    parent.name,
+                    mig.group(3),
+                    mig.group(1),
+                    int(mig.group(2)),
+                    parent.gpu_uuid,
+                )
+            )
+    return [device for gpu in gpus for device in slices.get(gpu.index, [gpu])]
+
+
+def _narrow_to_visible(devices: list[GpuDevice], visible: str) -> list[GpuDevice]:
+    """The devices `CUDA_VISIBLE_DEVICES=visible` leaves, in its order.
+
+    Entries are GPU indices, `GPU-...` UUIDs (or unique prefixes) or `MIG-...` UUIDs, as
+    Slurm, Kubernetes' device plugin or a user set them. Like CUDA, stop at the first entry
+    that names nothing (so empty, `-1` or `NoDevFiles` mean no GPU).
+    """
+    chosen: list[GpuDevice] = []
+    for item in (v.strip() for v in visible.split(",")):
+        if item.isdigit():
+            found = [d for d in devices if d.index == int(item)]
+        elif item.startswith("MIG-"):
+            found = [d for d in devices if d.mig_profile is not None and d.uuid.startswith(item)]
+        elif item.startswith("GPU-"):  # a whole GPU; for a GPU in MIG mode, its slices
+            found = [d for d in devices if d.gpu_uuid.startswith(item)]
+        else:
+            found = []
+        if not found:
+            break
+        chosen.extend(d for d in found if d not in chosen)
+    return chosen
+
+
+def detect_gpus() -> list[GpuDevice]:
+    """The GPUs (or MIG slices) this process may use, as `nvidia-smi -L` lists them.
+
+    No `nvidia-smi`, or it fails: no GPUs. `CUDA_VISIBLE_DEVICES`, when set, narrows the list.
     """
     smi = shutil.which("nvidia-smi")
     if smi is None:
@@ -66,54 +156,57 @@ def detect_gpus() -> list[int]:
         return []
     if listing.returncode != 0:
         return []
-    gpus: dict[int, str] = {}
-    for line in listing.stdout.splitlines():
-        match = _GPU_LINE.match(line.strip())
-        if match:
-            gpus[int(match.group(1))] = match.group(2) or ""
+    devices = _parse_listing(listing.stdout)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return sorted(gpus)
-    chosen: list[int] = []
-    for item in (v.strip() for v in visible.split(",")):
-        if not item or item == "-1":
-            break  # CUDA stops at the first invalid entry
-        if item.isdigit() and int(item) in gpus:
-            chosen.append(int(item))
-        else:
-            by_uuid = [i for i, uuid in gpus.items() if uuid and uuid.startswith(item)]
-            if not by_uuid:
-                break
-            chosen.append(by_uuid[0])
-    return chosen
+    return devices if visible is None else _narrow_to_visible(devices, visible)
 
 
-def plan_workers(n_workers: int | None, gpus: list[int] | None = None) -> tuple[int, list[int]]:
-    """Check `--workers`/`--gpus` against this machine: (worker count, GPUs to use).
+def plan_workers(
+    n_workers: int | None, gpus: list[int] | None = None, workers_per_gpu: int = 1
+) -> tuple[int, list[GpuDevice]]:
+    """Check `--workers`/`--gpus`/`--workers-per-gpu` against this machine.
 
-    `n_workers=None` means one worker per GPU (one worker without GPUs). A GPU that is not
-    present, or `--workers` below 1, is a UsageError.
+    Returns (worker count, devices to hand out in turn). `gpus` are nvidia-smi GPU indices;
+    a GPU in MIG mode stands for all its visible slices. `n_workers=None` means
+    `workers_per_gpu` workers per device (one worker without GPUs). A GPU that is not
+    present, or a count below 1, is a UsageError. Only the launching parent calls this: a
+    worker sees a narrowed `CUDA_VISIBLE_DEVICES` and must not judge the parent's `--gpus`.
     """
+    if workers_per_gpu < 1:
+        raise UsageError(f"--workers-per-gpu must be 1 or more, not {workers_per_gpu!r}")
     present = detect_gpus()
+    chosen = present
     if gpus is not None:
         if not gpus:
             raise UsageError("--gpus names no GPU")
         if len(set(gpus)) != len(gpus):
             raise UsageError(f"--gpus names a GPU twice: {','.join(map(str, gpus))}")
-        missing = [g for g in gpus if g not in present]
+        missing = [g for g in gpus if not any(d.index == g for d in present)]
         if missing:
-            have = ", ".join(map(str, present)) if present else "none"
+            have = ", ".join(sorted({str(d.index) for d in present}, key=int)) or "none"
             raise UsageError(f"GPU {', '.join(map(str, missing))} not found (GPUs present: {have})")
-    chosen = gpus if gpus is not None else present
+        chosen = [d for g in gpus for d in present if d.index == g]
     if n_workers is None:
-        n_workers = max(1, len(chosen))
+        n_workers = max(1, len(chosen) * workers_per_gpu)
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise UsageError(f"--workers must be 1 or more, not {n_workers!r}")
     return n_workers, chosen
 
 
-def worker_environments(n_workers: int, gpus: Sequence[int]) -> list[dict[str, str]]:
-    """The environment of each worker: its GPU, or its share of the CPU cores."""
+def describe_placement(n_workers: int, devices: Sequence[GpuDevice]) -> str:
+    """One line: which worker gets which device (or the CPU split)."""
+    if not devices:
+        return f"{n_workers} workers on the CPU"
+    given = [devices[i % len(devices)] for i in range(n_workers)]
+    line = ", ".join(f"w{i}: {d.describe()}" for i, d in enumerate(given))
+    idle = [d for d in devices if d not in given]
+    if idle:
+        line += "; idle: " + ", ".join(d.describe() for d in idle)
+    return line
+
+
+def worker_environments(n_workers: int, devices: Sequence[GpuDevice]) -> list[dict[str, str]]:
+    """The environment of each worker: its device (round robin), or its share of the cores."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -132,23 +225,32 @@ def worker_environments(n_workers: int, gpus: Sequence[int]) -> list[dict[str, s
                 "OMP_NUM_THREADS": str(threads),
             }
         )
-        if gpus:
+        env.pop(ASSIGNED_DEVICE_ENV, None)
+        if devices:
+            device = devices[index % len(devices)]
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # number GPUs as nvidia-smi does
-            env["CUDA_VISIBLE_DEVICES"] = str(gpus[index % len(gpus)])
+            env["CUDA_VISIBLE_DEVICES"] = device.cuda_id
+            env[ASSIGNED_DEVICE_ENV] = device.describe()  # the worker names it in its log
         envs.append(env)
     return envs
 
 
-def run_workers(n_workers: int, worker_argv: list[str], gpus: list[int] | None = None) -> int:
+def run_workers(
+    n_workers: int | None,
+    worker_argv: list[str],
+    gpus: list[int] | None = None,
+    workers_per_gpu: int = 1,
+) -> int:
     """Run `python -m search run <worker_argv> --worker-index i` for i < `n_workers`.
 
     `gpus`: the GPUs to use (validated against those present); None = all present. Blocks
-    until every worker has exited; 0 only if all exited 0.
+    until every worker has exited; 0 only if all exited 0. Never imports TensorFlow: a CUDA
+    context in this parent would take memory on every GPU and sit idle.
     """
-    n_workers, chosen = plan_workers(n_workers, gpus)
+    n_workers, chosen = plan_workers(n_workers, gpus, workers_per_gpu)
     envs = worker_environments(n_workers, chosen)
     where = (
-        "GPU " + ", ".join(env["CUDA_VISIBLE_DEVICES"] for env in envs)
+        describe_placement(n_workers, chosen)
         if chosen
         else f"CPU, {envs[0]['TF_NUM_INTRAOP_THREADS']} threads each"
     )

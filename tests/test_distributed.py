@@ -22,7 +22,13 @@ from optuna.trial import TrialState
 
 from search.errors import UsageError
 from search.storage import open_storage
-from search.workers import WORKER_INDEX_ENV, detect_gpus, plan_workers, worker_environments
+from search.workers import (
+    WORKER_INDEX_ENV,
+    GpuDevice,
+    detect_gpus,
+    plan_workers,
+    worker_environments,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -265,7 +271,7 @@ def test_plan_workers_checks_counts_and_gpus() -> None:
     present = detect_gpus()
     assert plan_workers(None) == (max(1, len(present)), present)
     assert plan_workers(3) == (3, present)
-    absent = max(present, default=-1) + 1
+    absent = max((d.index for d in present), default=-1) + 1
     with pytest.raises(UsageError, match=f"GPU {absent} not found"):
         plan_workers(2, [absent])
     for bad in (0, -1):
@@ -281,12 +287,13 @@ def test_worker_environments_split_cpus_or_pin_gpus() -> None:
     assert [e[WORKER_INDEX_ENV] for e in cpu] == ["0", "1"]
     assert all(e["TF_NUM_INTRAOP_THREADS"] == str(max(1, cores // 2)) for e in cpu)
     assert all(e["OMP_NUM_THREADS"] == e["TF_NUM_INTRAOP_THREADS"] for e in cpu)
-    gpu = worker_environments(3, [0, 1])
+    gpus = [GpuDevice(i, "NVIDIA L4") for i in (0, 1)]
+    gpu = worker_environments(3, gpus)
     assert [e["CUDA_VISIBLE_DEVICES"] for e in gpu] == ["0", "1", "0"]
 
 
 def test_a_gpu_that_is_not_there_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    absent = str(max(detect_gpus(), default=-1) + 1)
+    absent = str(max((d.index for d in detect_gpus()), default=-1) + 1)
     code, _, err = _finish(
         _search(
             tmp_path, *TINY, "--trials", "2", "--workers", "2", "--gpus", absent, "--study", "nogpu"
