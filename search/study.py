@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -520,25 +521,33 @@ def run_study(options: RunOptions) -> int:
     if is_parent and ((options.workers or 1) > 1 or options.gpus):
         from search.workers import run_workers
 
-        worker_argv = [
-            *options.argv,
-            "--target-total",
-            str(target_total),
-            "--storage",
-            url,
-            "--artifacts",
-            str(artifacts_dir),
-        ]
-        code = run_workers(options.workers, worker_argv, options.gpus, options.workers_per_gpu)
+        def launch_workers(total: int, finished: int) -> int:
+            """Workers train until the study holds `total` finished trials."""
+            worker_argv = [
+                *options.argv,
+                "--target-total",
+                str(total),
+                "--storage",
+                url,
+                "--artifacts",
+                str(artifacts_dir),
+            ]
+            return run_workers(options.workers, worker_argv, options.gpus, options.workers_per_gpu)
+
+        code = launch_workers(target_total, already)
         if code == 0:
-            # The parent trains the confirmation runs itself once the workers are done: the
-            # plan needs every worker's results, and a handful of trials needs no fan-out.
-            code = confirm_front(study, options, space, data, store, deadline)
+            # The workers train the confirmation runs too: the parent only plans (it never
+            # starts TensorFlow, which would take memory on every GPU and train on none).
+            code = confirm_front(study, options, launch_workers, deadline)
         return _finish(study, options, url, code)
     code = _optimize(study, options, space, data, store, target_total, already, deadline)
     if code != 0 or not is_parent:
         return code
-    code = confirm_front(study, options, space, data, store, deadline)
+
+    def train_here(total: int, finished: int) -> int:
+        return _optimize(study, options, space, data, store, total, finished, deadline)
+
+    code = confirm_front(study, options, train_here, deadline)
     return _finish(study, options, url, code) if code == 0 else code
 
 
@@ -605,9 +614,7 @@ def completed_configurations(study: optuna.Study) -> list[configs.Configuration]
 def confirm_front(
     study: optuna.Study,
     options: RunOptions,
-    space: search_space.SearchSpace,
-    data: Any,
-    store: Any,
+    train: Callable[[int, int], int],
     deadline: float | None = None,
 ) -> int:
     """Train front configurations again under new seeds until each has `1 + confirm` runs.
@@ -615,7 +622,9 @@ def confirm_front(
     A confirmation run is a designed trial tagged `confirms: <the configuration's first trial>`;
     its seed is new (`--seed` + its trial number) and its budget the study's. The plan
     (configurations.confirmation_plan: at most 5, nearest the knee first) is made again after
-    each round, since new means can move the front. Returns the exit code.
+    each round, since new means can move the front. `train(total, finished)` trains the
+    enqueued runs until the study holds `total` finished trials (here, or in workers) and
+    returns an exit code; so does this function.
     """
     if options.confirm < 1:
         return 0
@@ -654,9 +663,7 @@ def confirm_front(
                 )
         finished = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
         to_train = waiting + sum(k for _, k in needed)
-        code = _optimize(
-            study, options, space, data, store, finished + to_train, finished, deadline
-        )
+        code = train(finished + to_train, finished)
         if code != 0:
             return code
     if not planned:

@@ -186,7 +186,10 @@ def test_run_on_gpus_0_and_2_trains_both_trials_with_two_told_workers(
     storage = open_storage(f"journal:///{tmp_path}/studies/gpus.log")
     study = optuna.load_study(study_name="gpus", storage=storage)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 2
+    sampled = [t for t in complete if "confirms" not in t.user_attrs]
+    assert len(sampled) == 2
+    # the confirmation runs of the front were trained by workers too, never by the parent
+    assert all("GPU " in t.user_attrs["device"] for t in complete)
     devices = {t.user_attrs["device"] for t in complete}
     assert any("GPU 0 (" in d for d in devices) and any("GPU 2 (" in d for d in devices)
     run_record = study.user_attrs["runs"][-1]

@@ -184,7 +184,7 @@ def test_resume_under_another_budget_is_refused_and_touches_nothing(
 
 
 @pytest.mark.slow
-def test_workers_finish_then_the_parent_confirms(tmp_path):
+def test_workers_train_the_confirmation_runs_once_the_sampled_ones_are_done(tmp_path):
     storage = f"journal:///{tmp_path}/study.log"
     result = run_cli(
         "run",
@@ -217,9 +217,10 @@ def test_workers_finish_then_the_parent_confirms(tmp_path):
     confirming = [t for t in trials if "confirms" in t.user_attrs]
     assert len(sampled) == 2
     assert confirming and all(t.state == TrialState.COMPLETE for t in confirming)
-    # the parent trained them (the workers had exited): its own pid, not a worker's
-    workers = {t.user_attrs["worker"] for t in sampled}
-    assert not {t.user_attrs["worker"] for t in confirming} & workers
+    # planned once every sampled result was in, then trained by a new round of workers
+    assert min(t.datetime_start for t in confirming) >= max(t.datetime_complete for t in sampled)
+    round_one = {t.user_attrs["worker"] for t in sampled}
+    assert not {t.user_attrs["worker"] for t in confirming} & round_one
     assert "recommended: trial" in result.stdout
 
 
