@@ -261,20 +261,19 @@ def _reason(err: BaseException) -> str:
     return str(text).strip().splitlines()[0][:200]
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def _open_binary(path: Path) -> io.BufferedReader:
     """The file's bytes, decompressed when it ends in .gz, never more than MAX_DATA_BYTES."""
     # Closed by the BufferedReader that wraps it (the caller's `with`).
+    inner: IO[bytes] | gzip.GzipFile = open(path, "rb")  # noqa: SIM115
     if path.name.lower().endswith(".gz"):
-        inner: IO[bytes] = gzip.open(path, "rb")  # noqa: SIM115
-    else:
-        inner = open(path, "rb")  # noqa: SIM115
+        inner = gzip.GzipFile(fileobj=inner, mode="rb")
     return io.BufferedReader(_CappedReader(inner, path))
 
 
 class _CappedReader(io.RawIOBase):
     """A readable stream that refuses to yield more than MAX_DATA_BYTES (a gzip bomb stops)."""
 
-    def __init__(self, inner: IO[bytes], path: Path) -> None:
+    def __init__(self, inner: IO[bytes] | gzip.GzipFile, path: Path) -> None:
         super().__init__()
         self._inner, self._path, self._read = inner, path, 0
 
@@ -294,7 +293,10 @@ class _CappedReader(io.RawIOBase):
         return len(data)
 
     def close(self) -> None:
+        fileobj = getattr(self._inner, "fileobj", None)  # GzipFile leaves its file open
         self._inner.close()
+        if fileobj is not None:
+            fileobj.close()
         super().close()
 
 
