@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import stat
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -341,12 +342,12 @@ def _read_npy_member(archive: zipfile.ZipFile, member: str, path: Path) -> np.nd
         )
     with archive.open(member) as stream:
         version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
+        if version not in NPY_HEADER_READERS:
             raise UsageError(f"{path}: {key} uses .npy format version {version}, not 1.0 or 2.0")
+        try:
+            shape, fortran_order, dtype = NPY_HEADER_READERS[version](stream)
+        except (SyntaxError, tokenize.TokenError) as err:  # numpy tokenizes the header text
+            raise UsageError(f"{path}: {key} has a damaged .npy header: {_reason(err)}") from None
         if dtype.kind not in REAL_KINDS:
             raise UsageError(
                 f"{path}: {key} has dtype {dtype}, expected real numbers (integers or floats)"
@@ -361,6 +362,12 @@ def _read_npy_member(archive: zipfile.ZipFile, member: str, path: Path) -> np.nd
         if len(body) != count * dtype.itemsize:
             raise UsageError(f"{path}: {key} is truncated (header says shape {shape})")
     return np.frombuffer(body, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 def _check_test_pair(path: Path, has_x: bool, has_y: bool, x_name: str, y_name: str) -> None:
@@ -554,14 +561,15 @@ def _to_unit_images(x: np.ndarray, *, what: str) -> np.ndarray:
     x = x.reshape(len(x), -1)
     if x.shape[1] != PIXELS:
         raise UsageError(f"{what} have {x.shape[1]} pixels each, expected {PIXELS} (28x28)")
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
+    # Checked in the stored dtype: a huge float64 would overflow (with a warning) in float32.
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise UsageError(f"{what} contain NaN or infinite values")
     low, high = float(x.min()), float(x.max())
     if low < 0 or high > 255:
         raise UsageError(
             f"{what} have pixel values in [{low:g}, {high:g}], expected 0..255 or 0..1"
         )
+    x = x.astype(np.float32)
     if high > 1.0:
         peaks = x.max(axis=1)
         faint = np.flatnonzero((peaks > 0) & (peaks <= 1.0))

@@ -37,6 +37,11 @@ from tests.hostile import (
 )
 
 CASE_TIMEOUT_S = 60
+# A warning printed by numpy (an overflow, say) would be a second line under the error.
+pytestmark = [
+    pytest.mark.filterwarnings("error::RuntimeWarning"),
+    pytest.mark.filterwarnings("error::UserWarning"),
+]
 
 
 @pytest.fixture(scope="module")
