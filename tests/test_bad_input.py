@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 
 from search.cli import main
-from search.paths import stored_artifacts_dir
 from tests.conftest import run_cli
 from tests.hostile import (
     STUDY,
@@ -453,6 +452,8 @@ def test_reading_a_study_from_another_folder_creates_only_the_report(workdir, ca
 
 
 def test_a_relative_stored_artifact_folder_is_found_next_to_the_storage(tmp_path, monkeypatch):
+    from search.paths import stored_artifacts_dir
+
     (tmp_path / "studies" / "s" / "artifacts").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "studies")  # not where `run` was started
     found = stored_artifacts_dir("studies/s/artifacts", f"sqlite:///{tmp_path}/studies/s.db")
@@ -519,3 +520,20 @@ def test_special_files_end_to_end_never_hang_and_never_load_tensorflow(tmp_path)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert snapshot(tmp_path) == before
+
+
+def test_parameter_limits_agree_with_the_model():
+    from search.errors import UsageError
+    from search.model import DEFAULTS, LOSSES, check_params
+    from search.space import LOSS_CHOICES, PARAM_LIMITS, SWEEP_BASELINE, param_problem
+
+    assert tuple(LOSS_CHOICES) == tuple(LOSSES)
+    for name, (low, high) in PARAM_LIMITS.items():
+        assert check_params({name: low})[name] == low and param_problem(name, low) is None
+        assert param_problem(name, high) is None and param_problem(name, high * 2) is not None
+        assert param_problem(name, SWEEP_BASELINE[name]) is None
+        assert param_problem(name, DEFAULTS[name]) is None
+        below = low - 1
+        assert param_problem(name, below) is not None
+        with pytest.raises(UsageError):
+            check_params({name: below})
