@@ -35,7 +35,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad option as one line, like every other user error."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see `python -m search {self.prog.split()[-1]} --help`)")
+        command = " ".join(self.prog.split()[1:])  # "" for the top level, else the command
+        raise UsageError(f"{message} (see `python -m search {command} --help`)".replace("  ", " "))
 
 
 def _whole(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import socket
 import sys
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
 
@@ -136,6 +137,10 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _IPv6Server(WSGIServer):
+    address_family = socket.AF_INET6
+
+
 def dashboard_command(args: argparse.Namespace) -> int:
     """optuna-dashboard on this study's storage, with its artifact store so grids show.
 
@@ -152,7 +157,13 @@ def dashboard_command(args: argparse.Namespace) -> int:
         study._storage, artifact_store=FileSystemArtifactStore(_artifacts_dir(args, study, url))
     )
     try:
-        server = make_server(args.host, args.port, app, handler_class=_QuietHandler)
+        server = make_server(
+            args.host,
+            args.port,
+            app,
+            server_class=_IPv6Server if ":" in args.host else WSGIServer,
+            handler_class=_QuietHandler,
+        )
     except (OSError, UnicodeError) as err:  # UnicodeError: a host name IDNA cannot encode
         reason = getattr(err, "strerror", None) or str(err)
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {reason}") from None

@@ -175,7 +175,12 @@ BAD_DATA: dict[str, tuple[Callable[[Path], str], str]] = {
     ),
     "IDX with 255 dimensions": (lambda d: _idx(d, bytes([0, 0, 8, 255]) + b"\0" * 1024), "255"),
     "IDX dimensions overflow": (
-        lambda d: _idx(d, bytes([0, 0, 8, 3]) + (2**32 - 1).to_bytes(4, "big") * 3),
+        # 2^22 * 2^21 * 2^21 = 2^64, which numpy's int64 product wraps to 0
+        lambda d: _idx(
+            d,
+            bytes([0, 0, 8, 3])
+            + b"".join(n.to_bytes(4, "big") for n in (1 << 22, 1 << 21, 1 << 21)),
+        ),
         "header says",
     ),
     "IDX announces more than it holds": (

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import shutil
 import tempfile
@@ -394,12 +395,52 @@ def command_lines(draw) -> list[str]:
             draw(st.sampled_from(TRAIN_OPTIONS)),
             value,
         ]
-    option = draw(st.sampled_from(["--port", "--host", "--out", "--format", "--study"]))
-    if command == "dashboard" and option in {"--out", "--format"}:
-        option = "--port"
+    own = ["--out", "--format"] if command == "report" else ["--port", "--host"]
+    option = draw(st.sampled_from([*own, "--study"]))
     # No study of that name is stored, so even a valid value ends in a refusal.
     study = [] if option == "--study" else ["--study", "nosuch"]
     return [command, *study, option, value]
+
+
+# The documented ranges (README), independent of the parser: a value outside must be refused
+# by name, a value inside must get past the option to the later refusal (data or study).
+WHOLE_RANGES = {
+    "--seed": (0, 2**32 - 1),
+    "--trials": (1, 100_000),
+    "--epochs": (1, 10_000),
+    "--eta": (2, 100),
+    "--workers": (1, 256),
+    "--repeats": (1, 1000),
+    "--heartbeat-interval": (1, 86_400),
+    "--latent-dim": (1, 512),
+    "--layers": (1, 8),
+    "--filters": (1, 1024),
+    "--dense-units": (1, 8192),
+    "--batch-size": (1, 65_536),
+    "--port": (1, 65_535),
+}
+REAL_RANGES = {"--timeout": (0.0, math.inf), "--beta": (0.0, 1000.0)}
+
+
+def _acceptable(option: str, value: str) -> bool | None:
+    """Whether `value` is in the documented range of `option` (None: not judged here)."""
+    if value.startswith("-") and not value[1:2].isdigit():
+        return False  # argparse reads it as another option
+    if option in WHOLE_RANGES:
+        low, high = WHOLE_RANGES[option]
+        try:
+            return low <= int(value) <= high
+        except ValueError:
+            return False
+    if option in REAL_RANGES:
+        low, high = REAL_RANGES[option]
+        try:
+            number = float(value)
+        except ValueError:
+            return False
+        inside = low < number < high if option == "--timeout" else low <= number <= high
+        return math.isfinite(number) and inside
+    return None
 
 
 @pytest.mark.timeout(FUZZ_TIMEOUT_S)
@@ -409,5 +450,11 @@ def test_fuzzed_option_values(stored_study, capsys, argv):
     with _workdir(stored_study) as root:
         (root / "inputs" / "refused.csv").write_text("3,1,2\n")
         before = snapshot(root)
-        refused(argv, capsys)
+        line = refused(argv, capsys)
         assert snapshot(root) == before
+    option, value = argv[-2], argv[-1]
+    acceptable = _acceptable(option, value)
+    if acceptable is False:
+        assert f"argument {option}" in line, line
+    elif acceptable:
+        assert f"argument {option}" not in line, line
