@@ -542,3 +542,11 @@ def test_parameter_limits_agree_with_the_model():
         assert param_problem(name, below) is not None
         with pytest.raises(UsageError):
             check_params({name: below})
+
+
+def test_a_new_study_records_its_artifact_folder_absolute(smoke_study):
+    import optuna
+
+    study = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.storage)
+    recorded = Path(study.user_attrs["artifacts_dir"])
+    assert recorded.is_absolute() and recorded.samefile(smoke_study.artifacts)
