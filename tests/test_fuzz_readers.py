@@ -48,7 +48,7 @@ pytestmark = [
     pytest.mark.filterwarnings("error::UserWarning"),
 ]
 
-FUZZ_EXAMPLES = int(os.environ.get("VAE_SEARCH_FUZZ_EXAMPLES", "75"))
+FUZZ_EXAMPLES = int(os.environ.get("VAE_SEARCH_FUZZ_EXAMPLES", "100"))
 FUZZ_TIMEOUT_S = 300
 REFUSED_STORAGE = "nosuch://refused"  # checked after the data: the run always ends here
 
