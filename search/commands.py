@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
+import socket
 import sys
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
 
 from search import storage as storage_module
 from search.errors import UsageError
+from search.paths import check_output_folder, stored_artifacts_dir
+
+# What `train --save` writes (search.outputs.write_trial_outputs).
+TRAIN_OUTPUT_FILES = ("grid.png", "latent.npz", "prior_samples.png", "model.weights.h5")
 
 
 def train_command(args: argparse.Namespace) -> int:
     """Train one configuration and print a small table of its measurements."""
     from search.data import load_mnist
 
-    save_dir = Path(args.save) if args.save else None
-    if save_dir is not None and save_dir.exists() and not save_dir.is_dir():
-        raise UsageError(f"--save {save_dir} exists and is not a folder")
+    # Where the results go is checked before minutes of training, and nothing is created yet.
+    save_dir = (
+        check_output_folder(args.save, "--save", files=TRAIN_OUTPUT_FILES)
+        if args.save is not None
+        else None
+    )
     # Data first: a bad file is reported before TensorFlow loads (and prints its start-up lines).
     data = load_mnist(
         args.data, seed=args.seed, subset=args.subset, extra_unlabeled=args.extra_unlabeled
@@ -89,46 +99,83 @@ def _load_study(study_name: str, storage_url: str | None) -> tuple[optuna.Study,
         ) from None
 
 
-def _artifacts_dir(args: argparse.Namespace, study: optuna.Study) -> Path:
+def _artifacts_dir(args: argparse.Namespace, study: optuna.Study, url: str) -> Path:
+    """The study's artifact folder, for reading: resolved, never created."""
     if args.artifacts:
-        return Path(args.artifacts)
+        return Path(args.artifacts).absolute()
     stored = study.user_attrs.get("artifacts_dir")
-    return Path(stored) if stored else Path("studies") / study.study_name / "artifacts"
+    return stored_artifacts_dir(
+        stored if isinstance(stored, str) and stored else f"studies/{study.study_name}/artifacts",
+        url,
+    )
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from search.report import write_report
+    from search.report import FORMATS, write_report
 
-    study, _ = _load_study(args.study, args.storage)
-    out_dir = Path(args.out) if args.out else Path("studies") / study.study_name
+    storage_module.validate_study_name(args.study)
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    if not formats or set(formats) - set(FORMATS):
+        raise UsageError(f"--format {args.format!r}: use html, pdf or html,pdf")
+    out_dir = check_output_folder(
+        args.out or Path("studies") / args.study,
+        "--out" if args.out else "the report folder",
+        files=[f"report.{fmt}" for fmt in FORMATS],
+    )
+    study, url = _load_study(args.study, args.storage)
     paths = write_report(
-        study, out_dir, formats=args.format, artifact_store_dir=_artifacts_dir(args, study)
+        study, out_dir, formats=formats, artifact_store_dir=_artifacts_dir(args, study, url)
     )
     for fmt, path in paths.items():
         print(f"report ({fmt}): {path}")
     return 0
 
 
-def dashboard_command(args: argparse.Namespace) -> int:
-    """optuna-dashboard on this study's storage, with its artifact store so grids show."""
-    import optuna_dashboard
+class _QuietHandler(WSGIRequestHandler):
+    """wsgiref's request handler without a log line per request."""
 
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _IPv6Server(WSGIServer):
+    address_family = socket.AF_INET6
+
+
+def dashboard_command(args: argparse.Namespace) -> int:
+    """optuna-dashboard on this study's storage, with its artifact store so grids show.
+
+    The server's socket is bound before anything is printed, so a busy port or a bad host is
+    one error line; the artifact folder is read where it is, never created.
+    """
+    import optuna_dashboard
+    from optuna.artifacts import FileSystemArtifactStore
+
+    if not args.host.strip():
+        raise UsageError("--host is empty: give an address such as 127.0.0.1")
     study, url = _load_study(args.study, args.storage)
-    store = storage_module.artifact_store(_artifacts_dir(args, study))
+    app = optuna_dashboard.wsgi(
+        study._storage, artifact_store=FileSystemArtifactStore(_artifacts_dir(args, study, url))
+    )
+    try:
+        server = make_server(
+            args.host,
+            args.port,
+            app,
+            server_class=_IPv6Server if ":" in args.host else WSGIServer,
+            handler_class=_QuietHandler,
+        )
+    except (OSError, UnicodeError) as err:  # UnicodeError: a host name IDNA cannot encode
+        reason = getattr(err, "strerror", None) or str(err)
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
     print(
         f"optuna-dashboard for {storage_module.redact_url(url)} at http://{args.host}:{args.port}/ "
         "(Ctrl-C stops it)",
         file=sys.stderr,
         flush=True,
     )
-    try:
-        optuna_dashboard.run_server(
-            study._storage, host=args.host, port=args.port, artifact_store=store
-        )
-    except OSError as err:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror}") from err
-    except KeyboardInterrupt:
-        pass
+    with server, contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
     return 0
 
 

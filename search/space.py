@@ -7,6 +7,7 @@ resumed run and the report know exactly what was searched.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,36 @@ def default_space() -> SearchSpace:
         "loss": CategoricalDistribution(["bce", "mse"]),
         "beta": FloatDistribution(0.25, 4.0, log=True),
     }
+
+
+# Seeds are numpy/TensorFlow seeds: whole numbers 0..2^32-1.
+SEED_MAX = 2**32 - 1
+
+# What a model may be built from. The lower bounds are model.check_params'; the upper bounds
+# keep one trial's model within a GPU's memory. Written out (not imported from model.py) so
+# that checking options never imports TensorFlow; a test checks they agree.
+PARAM_LIMITS: dict[str, tuple[float, float]] = {
+    "latent_dim": (1, 512),
+    "n_layers": (1, 8),
+    "filters": (1, 1024),
+    "dense_units": (1, 8192),
+    "beta": (0.0, 1000.0),
+}
+LOSS_CHOICES = ("bce", "mse")
+
+
+def param_problem(name: str, value: Any) -> str | None:
+    """Why `value` cannot be the model parameter `name` (None when it can)."""
+    if name == "loss":
+        return None if value in LOSS_CHOICES else f"loss must be one of {', '.join(LOSS_CHOICES)}"
+    low, high = PARAM_LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} must be a number"
+    if not math.isfinite(value) or not low <= value <= high:
+        return f"{name} must be within {low:g}..{high:g}"
+    if name != "beta" and value != int(value):
+        return f"{name} must be a whole number"
+    return None
 
 
 # The sweep baseline: every parameter not swept stays here (the model's defaults; a test
@@ -135,10 +166,23 @@ def describe_space(space: SearchSpace) -> dict[str, dict[str, Any]]:
 
 
 def _parse_value(text: str) -> Any:
+    """A number (finite), or the text itself (a bare word such as bce).
+
+    json.loads would also turn `NaN`, `Infinity`, `1e999`, `[1]` or `null` into values no
+    distribution can hold; those stay text here and are refused by the parameter check.
+    """
+    text = text.strip()
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text  # a bare word such as bce
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, ValueError):
+        return text
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return text
+    return value if math.isfinite(value) else text
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
 
 
 def parse_space_override(spec: str, space: SearchSpace) -> SearchSpace:
@@ -156,9 +200,16 @@ def parse_space_override(spec: str, space: SearchSpace) -> SearchSpace:
         if isinstance(old, CategoricalDistribution) or not all(
             isinstance(v, int | float) for v in (low, high)
         ):
-            raise UsageError(f"bad --space {spec!r}: a range needs numbers and a numeric parameter")
-        if low > high or (name != "beta" and low < 1):
-            raise UsageError(f"bad --space {spec!r}: need 1 <= LOW <= HIGH")
+            raise UsageError(
+                f"bad --space {spec!r}: a range needs finite numbers and a numeric parameter"
+            )
+        problem = param_problem(name, low) or param_problem(name, high)
+        if problem:
+            raise UsageError(f"bad --space {spec!r}: {problem}")
+        if low > high:
+            raise UsageError(f"bad --space {spec!r}: need LOW <= HIGH")
+        if getattr(old, "log", False) and low <= 0:
+            raise UsageError(f"bad --space {spec!r}: {name} is searched on a log scale, LOW > 0")
         new: BaseDistribution
         if isinstance(old, IntDistribution):
             if low != int(low) or high != int(high):
@@ -168,6 +219,12 @@ def parse_space_override(spec: str, space: SearchSpace) -> SearchSpace:
             new = FloatDistribution(float(low), float(high), log=getattr(old, "log", False))
     else:
         choices = [_parse_value(v) for v in rest.split(",")]
+        for choice in choices:
+            problem = param_problem(name, choice)
+            if problem:
+                raise UsageError(f"bad --space {spec!r}: {choice!r}: {problem}")
+        if len(set(choices)) != len(choices):
+            raise UsageError(f"bad --space {spec!r}: a choice is given twice")
         new = CategoricalDistribution(choices)
     return {**space, name: new}
 
@@ -182,7 +239,10 @@ def parse_sweep(spec: str, space: SearchSpace) -> tuple[str, list[Any]]:
     values = [_parse_value(v.strip()) for v in rest.split(",") if v.strip()]
     dist = space[name]
     for value in values:
-        if isinstance(value, bool) or not _in_space(value, dist):
+        problem = param_problem(name, value)
+        if problem:
+            raise UsageError(f"bad --sweep {spec!r}: {value!r}: {problem}")
+        if not _in_space(value, dist):
             raise UsageError(f"bad --sweep {spec!r}: {value!r} is outside the space of {name}")
     if not values:
         raise UsageError(f"bad --sweep {spec!r}: no values")

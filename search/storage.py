@@ -52,6 +52,7 @@ import os
 import random
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -144,9 +145,56 @@ def is_shareable(url: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***`, fit for logs and study records."""
-    redacted = re.sub(r"(://[^/:@\s]*:)[^@/\s]*@", r"\1***@", url)
+    """The URL with any password replaced by `***`, fit for logs and study records.
+
+    The password runs from the first ':' after `scheme://` to the *last* '@': passwords are
+    typed with '@', '/' or ':' in them unencoded, and a first-'@' split would show the rest.
+    (An '@' in the query string makes this hide more than the password, never less.)
+    """
+    span = _password_span(url)
+    redacted = url if span is None else url[: span[0]] + "***" + url[span[1] :]
     return re.sub(r"(?i)((?:password|passwd)=)[^&\s]*", r"\1***", redacted)
+
+
+def redact_text(text: str, url: str) -> str:
+    """`text` (a driver's message, say) with `url` redacted and its password hidden wherever
+    it appears, raw or percent-decoded."""
+    span = _password_span(url)
+    if span is not None:
+        password = url[span[0] : span[1]]
+        for secret in {password, urllib.parse.unquote(password)}:
+            if len(secret) >= 4:  # a shorter one would blank out ordinary words
+                text = text.replace(secret, "***")
+    return redact_url(text)
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Start and end of the password in `scheme://user:password@host...`, if there is one."""
+    scheme_end = url.find("://")
+    at = url.rfind("@")
+    if scheme_end < 0 or at < scheme_end:
+        return None
+    start = scheme_end + 3
+    colon = url.find(":", start, at)
+    if colon < 0 or "/" in url[start:colon]:
+        return None
+    return colon + 1, at
+
+
+def _encode_password(url: str) -> str:
+    """`url` with an unencoded '@' in its password percent-encoded, as SQLAlchemy needs.
+
+    SQLAlchemy ends the password at the first '@', so `u:p@ss@host` would try the host
+    `ss@host`, and the driver's error would show part of the password.
+    """
+    span = _password_span(url)
+    if span is None:
+        return url
+    password = url[span[0] : span[1]]
+    if "@" not in password or "/" in password or "?" in password:
+        return url  # either no '@' or not clearly a password: leave the URL as typed
+    encoded = password.replace("%", "%25").replace("@", "%40")
+    return url[: span[0]] + encoded + url[span[1] :]
 
 
 def artifact_store(path: str | os.PathLike[str]) -> FileSystemArtifactStore:
@@ -195,6 +243,7 @@ def open_storage(
         url = "postgresql" + url[len("postgres") :]
         scheme = "postgresql"
     dialect = scheme.split("+", 1)[0]
+    url = _encode_password(url)
     if scheme == "postgresql" and _psycopg2_installed():
         # SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 is the driver this package ships with.
         url = "postgresql+psycopg2" + url[len("postgresql") :]
@@ -302,22 +351,23 @@ def _open_rdb(
             if attempt < 4 and _is_creation_race(err):
                 time.sleep(0.2 + random.random())
                 continue
-            raise UsageError(f"cannot use the database {shown}: {_first_line(err)}") from err
+            raise UsageError(f"cannot use the database {shown}: {_first_line(err, url)}") from err
         except sqlalchemy.exc.OperationalError as err:
             if attempt < 4 and _is_creation_race(err):
                 time.sleep(0.2 + random.random())
                 continue
-            raise UsageError(f"cannot open the storage {shown}: {_first_line(err)}") from err
+            raise UsageError(f"cannot open the storage {shown}: {_first_line(err, url)}") from err
         except sqlalchemy.exc.ArgumentError as err:
             raise UsageError(
-                f"malformed storage URL {shown}: {_first_line(err)}; use one of {ACCEPTED_FORMS}"
+                f"malformed storage URL {shown}: {_first_line(err, url)}; "
+                f"use one of {ACCEPTED_FORMS}"
             ) from err
         except sqlalchemy.exc.NoSuchModuleError as err:
             raise UsageError(
-                f"unsupported storage {shown}: {_first_line(err)}; use one of {ACCEPTED_FORMS}"
+                f"unsupported storage {shown}: {_first_line(err, url)}; use one of {ACCEPTED_FORMS}"
             ) from err
         except sqlalchemy.exc.SQLAlchemyError as err:
-            raise UsageError(f"cannot open the storage {shown}: {_first_line(err)}") from err
+            raise UsageError(f"cannot open the storage {shown}: {_first_line(err, url)}") from err
         except ImportError as err:
             driver = url.split("://", 1)[0]
             hint = (
@@ -330,11 +380,12 @@ def _open_rdb(
             # Optuna's schema version check: the stored schema is left as it is.
             if "optuna storage upgrade" in str(err) or "schema" in str(err).lower():
                 raise UsageError(
-                    f"the storage {shown} was written by another Optuna version: {_first_line(err)}"
+                    f"the storage {shown} was written by another Optuna version: "
+                    + _first_line(err, url)
                 ) from err
             raise
         except ValueError as err:
-            raise UsageError(f"malformed storage URL {shown}: {_first_line(err)}") from err
+            raise UsageError(f"malformed storage URL {shown}: {_first_line(err, url)}") from err
     raise AssertionError("unreachable")
 
 
@@ -526,7 +577,7 @@ def _check_heartbeat(interval: int | None, grace: int | None, max_retry: int) ->
         raise UsageError(f"the retry bound must be 0 or more, not {max_retry!r}")
 
 
-def _first_line(err: BaseException) -> str:
+def _first_line(err: BaseException, url: str = "") -> str:
     text = str(getattr(err, "orig", None) or err).strip()
     line = text.splitlines()[0] if text else type(err).__name__
-    return redact_url(line)
+    return redact_text(line, url) if url else redact_url(line)

@@ -37,6 +37,7 @@ from search import configurations as configs
 from search import space as search_space
 from search import storage as storage_module
 from search.errors import UsageError
+from search.paths import check_output_folder, stored_artifacts_dir
 from search.pruning import ParetoPrunerConfig, prune_reason
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ METRIC_NAMES = ["SSIM", "MSE"]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SAMPLERS = ("tpe", "nsga2", "random")
 KEEP_MODELS = ("pareto", "all", "none")
+REPORT_FILES = ("report.html", "report.pdf")
 VERSIONED_PACKAGES = (
     "vae-search",
     "tensorflow",
@@ -104,6 +106,8 @@ BUDGET_POLL_S = 2.0  # how often a worker waiting for the others' last trials lo
 def validate(options: RunOptions) -> None:
     """Refuse bad input before anything touches storage."""
     storage_module.validate_study_name(options.study)
+    if not 0 <= options.seed <= search_space.SEED_MAX:
+        raise UsageError(f"--seed must be a whole number 0..2^32-1, got {options.seed}")
     if options.trials is not None and options.trials < 1:
         raise UsageError(f"--trials must be a positive integer, got {options.trials}")
     if options.preset not in search_space.PRESETS:
@@ -125,7 +129,7 @@ def validate(options: RunOptions) -> None:
             raise UsageError(f"{name} must be a positive integer, got {value}")
     if options.eta < 2:
         raise UsageError(f"--eta must be at least 2, got {options.eta}")
-    if options.timeout is not None and not options.timeout > 0:
+    if options.timeout is not None and not (0 < options.timeout < math.inf):
         raise UsageError(f"--timeout must be a positive number of seconds, got {options.timeout}")
     shareable = not options.storage or storage_module.is_shareable(options.storage)
     if not shareable and options.workers not in (None, 1):
@@ -413,10 +417,12 @@ def sampler_seed(options: RunOptions, url: str) -> int:
     index: on a database server it mixes in host and pid (reproducibility across machines is
     not on offer there anyway); locally `--seed` alone keeps a single run reproducible.
     """
+    # Samplers take numpy seeds (0..2^32-1): an offset added to a large --seed wraps around.
+    wrap = search_space.SEED_MAX + 1
     if options.worker_index is not None:
-        return options.seed + options.worker_index
+        return (options.seed + options.worker_index) % wrap
     if url.split(":", 1)[0].split("+", 1)[0] in {"postgresql", "postgres", "mysql", "mariadb"}:
-        return options.seed + zlib.crc32(_worker_name().encode()) % 100_000
+        return (options.seed + zlib.crc32(_worker_name().encode()) % 100_000) % wrap
     return options.seed
 
 
@@ -467,8 +473,15 @@ def run_study(options: RunOptions) -> int:
     requested = options.trials or len(enqueued) or DEFAULT_TRIALS
     deadline = time.monotonic() + options.timeout if options.timeout else None
 
-    # Order matters: every check that can fail runs before the study is created or changed.
-    storage, url = open_run_storage(options)
+    # Order matters: every check that can fail (options above, output places, the data) runs
+    # before storage is opened, so a refused run creates no file and changes no study.
+    report_dir = Path("studies") / options.study
+    default_artifacts = check_output_folder(
+        options.artifacts or report_dir / "artifacts",
+        "--artifacts" if options.artifacts else "the artifact folder",
+    )
+    if options.report and options.worker_index is None:
+        check_output_folder(report_dir, "the report folder", files=REPORT_FILES)
     preset = search_space.PRESETS[options.preset]
     data = load_mnist(
         options.data,
@@ -476,16 +489,18 @@ def run_study(options: RunOptions) -> int:
         subset=options.subset if options.subset is not None else preset.subset,
         extra_unlabeled=options.extra_unlabeled,
     )
+    storage, url = open_run_storage(options)
     check_same_budget(storage, options, data.provenance)
     study = create_or_load_study(storage, url, options)
     stored = study.user_attrs
     if "search_space_distributions" in stored and not options.space:
         # resume what was searched, whatever today's defaults are
         space = search_space.space_from_json(stored["search_space_distributions"])
-    artifacts_dir = Path(
-        options.artifacts
-        or stored.get("artifacts_dir")
-        or Path("studies") / options.study / "artifacts"
+    # Absolute, so that reading the study from another folder finds the artifacts there.
+    artifacts_dir = (
+        default_artifacts
+        if options.artifacts or not stored.get("artifacts_dir")
+        else stored_artifacts_dir(stored["artifacts_dir"], url)
     )
     store = storage_module.artifact_store(artifacts_dir)
     config = training_config(options, options.seed)

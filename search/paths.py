@@ -1,0 +1,83 @@
+"""Output places, checked before anything is computed or written.
+
+A command that will write into a folder (`train --save`, `report --out`, `run`'s artifacts
+and report) asks here first, so a folder it cannot use is a one-line error at once, not a
+crash after minutes of training, and a refused command creates nothing: the check walks up
+to the nearest existing ancestor instead of creating the folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from search.errors import UsageError
+
+
+def check_output_folder(
+    folder: str | os.PathLike[str], option: str, files: Iterable[str] = ()
+) -> Path:
+    """`folder` as an absolute path if it is, or can be created as, a writable folder.
+
+    `files` are the names the command will write there: one that exists as anything but a
+    regular file (a folder, a FIFO) is refused too. Nothing is created.
+    """
+    text = os.fspath(folder)
+    if not text.strip():
+        raise UsageError(f"{option} is empty: give a folder")
+    try:
+        path = Path(text).absolute()
+        nearest = path
+        while not nearest.exists():
+            if nearest.is_symlink():
+                raise UsageError(f"{option} {text}: {nearest} is a broken symbolic link")
+            nearest = nearest.parent
+        if not nearest.is_dir():
+            where = (
+                "exists and is not a folder"
+                if nearest == path
+                else f"cannot be created: {nearest} is not a folder"
+            )
+            raise UsageError(f"{option} {text} {where}")
+        if not os.access(nearest, os.W_OK | os.X_OK):
+            raise UsageError(f"{option} {text}: {nearest} is not writable (permission denied)")
+        if nearest == path:
+            for name in files:
+                target = path / name
+                if target.exists() and not target.is_file():
+                    raise UsageError(f"{option} {text}: {target} exists and is not a regular file")
+    except (OSError, ValueError) as err:  # a name too long, a NUL byte
+        reason = getattr(err, "strerror", None) or str(err)
+        raise UsageError(f"{option} {text!r} cannot be used: {reason}") from None
+    return path
+
+
+def stored_artifacts_dir(stored: str, storage_url: str) -> Path:
+    """The artifact folder a study records, as an absolute path; nothing is created.
+
+    Studies record it absolute. Older ones recorded it relative to the folder `run` was started
+    in, which a later command may not share: such a path is looked for in the current folder,
+    then next to each ancestor folder of a local storage file (`studies/<study>.db` and
+    `studies/<study>/artifacts` sit side by side), and the first that exists is taken.
+    """
+    path = Path(stored)
+    if path.is_absolute():
+        return path
+    candidates = [Path.cwd() / path]
+    storage_file = _local_storage_file(storage_url)
+    if storage_file is not None:
+        candidates += [folder / path for folder in storage_file.absolute().parents]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return candidates[0]
+
+
+def _local_storage_file(url: str) -> Path | None:
+    for prefix in ("sqlite:///", "journal:///"):
+        if url.lower().startswith(prefix):
+            return Path(url[len(prefix) :].split("?", 1)[0])
+    if "://" not in url and url.lower().endswith((".log", ".journal")):
+        return Path(url)
+    return None
