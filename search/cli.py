@@ -253,6 +253,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     studies = commands.add_parser("studies", help="list studies with trial counts by state")
     studies.add_argument("--storage", metavar="URL", help="default: every studies/*.db and *.log")
+    studies.add_argument(
+        "--json", action="store_true", help="print a JSON list (for scripts) instead of a table"
+    )
+
+    export = commands.add_parser(
+        "export",
+        help="the recommended (or chosen) model as plain Keras files and config.json",
+        description=(
+            "Write DIR/encoder.keras, DIR/decoder.keras (loadable with keras.saving.load_model, "
+            "without vae-search) and DIR/config.json. A model whose weights were not kept is "
+            "trained again from its stored parameters and seed."
+        ),
+    )
+    _study_options(export)
+    export.add_argument("--trial", type=int, help="export this trial (default: the recommendation)")
+    export.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    export.add_argument("--artifacts", metavar="DIR", help="artifact folder, if not the stored one")
+
+    for command in commands.choices.values():
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show TensorFlow's and other libraries' start-up and log lines",
+        )
     return parser
 
 
@@ -290,6 +314,10 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         from search.commands import dashboard_command
 
         return dashboard_command(args)
+    if args.command == "export":
+        from search.commands import export_command
+
+        return export_command(args)
     from search.commands import studies_command
 
     return studies_command(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import sys
 from pathlib import Path
 
@@ -139,6 +140,11 @@ def studies_command(args: argparse.Namespace) -> int:
         else [f"sqlite:///{p}" for p in sorted(glob.glob("studies/*.db"))]
         + [f"journal:///{p}" for p in sorted(glob.glob("studies/*.log"))]
     )
+    if args.json:
+        from search.summaries import storage_summaries
+
+        print(json.dumps([s for url in urls for s in storage_summaries(url)], indent=2))
+        return 0
     if not urls:
         print("no studies under studies/ (pass --storage URL for another storage)")
         return 0
@@ -155,4 +161,19 @@ def studies_command(args: argparse.Namespace) -> int:
                 f"{summary.study_name:<30} {storage_module.redact_url(url):<40} "
                 + " ".join(f"{counts[s]:>8}" for s in states)
             )
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """The chosen model as plain Keras files (search/export.py)."""
+    from search.export import export_model
+
+    study, url = _load_study(args.study, args.storage)
+    config = export_model(
+        study, Path(args.out), _artifacts_dir(args, study), url, trial_number=args.trial
+    )
+    print(
+        f"exported trial {config['trial']} ({config['weights']} weights) to {args.out}: "
+        "encoder.keras, decoder.keras, config.json"
+    )
     return 0
