@@ -6,13 +6,13 @@ No logic of its own lives here: each command hands its options to the module tha
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
 from search.errors import UsageError
+from search.quiet import configure_start_up
 
 EXIT_USAGE = 2
 
@@ -281,7 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines are noise
     # We use Optuna's heartbeat, metric names and artifacts on purpose; their "experimental"
     # warnings would drown the progress lines.
     warnings.filterwarnings("ignore", message=".*is experimental", category=Warning)
@@ -289,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        configure_start_up(args.verbose)  # before anything imports TensorFlow
         return _dispatch(args, argv)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
