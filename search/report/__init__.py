@@ -85,6 +85,12 @@ def write_report(
     try:
         context = report_context(study, artifact_store_dir)
         figures = build_figures(context)
+        # The dashboard tells the same story (note + key figures), pointing at these files.
+        from search.dashboard_story import write_dashboard_story
+
+        write_dashboard_story(
+            study, context, figures, {fmt: out_dir / f"report.{fmt}" for fmt in wanted}
+        )
         written: dict[str, Path] = {}
         if "html" in wanted:
             written["html"] = write_html(context, figures, out_dir / "report.html")
