@@ -27,9 +27,9 @@ def _free_port() -> int:
 def _dashboard_detail(study_name: str, storage: str, cwd: Path) -> dict:
     """Start `python -m search dashboard`, read the study as the dashboard's UI does, stop."""
     port = _free_port()
+    command = ["dashboard", "--study", study_name, "--storage", storage, "--port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "search", "dashboard", "--study", study_name]
-        + ["--storage", storage, "--port", str(port)],
+        [sys.executable, "-m", "search", *command],
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
