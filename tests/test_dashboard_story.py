@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -31,6 +32,7 @@ def _dashboard_detail(study_name: str, storage: str, cwd: Path) -> dict:
     process = subprocess.Popen(
         [sys.executable, "-m", "search", *command],
         cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
