@@ -147,10 +147,22 @@ def test_k_sweep_table_and_sentences_say_which_dimensions_are_unused(tmp_path):
         "unused (z_mean barely moves with the input there).",
         "k = 16 uses 6 active units in its 2 runs: at least 10 of its 16 dimensions are "
         "unused (z_mean barely moves with the input there).",
-        "Across the sweep no k uses more than 6 dimensions: beyond that a larger k adds unused "
-        "dimensions, not capacity.",
+        "No k above 8 uses more dimensions: the most active units in any run is 6, first "
+        "reached at k = 8, so the larger k add unused dimensions, not capacity.",
     ]
     assert len(info.points) == 8 and info.n_images == 1000
+
+
+def test_seed_dependent_use_and_a_sweep_that_keeps_growing(tmp_path):
+    records, reader = _records(tmp_path, {2: [1, 2], 4: [3, 3]})
+    configurations = group_runs(Run(t.number, t.params, t.values) for t in records.complete)
+    info = latent_use_info(records, reader, [], configurations)
+    assert info.sentences == [
+        "k = 2 uses 1 or 2 active units in its 2 runs: whether all its dimensions are used "
+        "depends on the seed.",
+        "k = 4 uses 3 active units in its 2 runs: at least 1 of its 4 dimensions is unused "
+        "(z_mean barely moves with the input there).",
+    ]  # no plateau sentence: the largest k uses the most dimensions
 
 
 def test_report_without_diagnostics_says_so(tmp_path):

@@ -100,6 +100,8 @@ def use_sentence(row: LatentUseRow) -> str:
     k = row.latent_dim
     runs = f" in its {len(row.active_units)} runs" if len(row.active_units) > 1 else ""
     most = max(row.active_units)
+    if min(row.active_units) == k:
+        return f"k = {k} uses all {k} of its dimensions{runs}."
     if most < k:
         unused = k - most
         return (
@@ -107,18 +109,24 @@ def use_sentence(row: LatentUseRow) -> str:
             f"{k} dimensions {'is' if unused == 1 else 'are'} unused (z_mean barely moves "
             "with the input there)."
         )
-    return f"k = {k} uses all {k} of its dimensions{runs}."
+    return (
+        f"k = {k} uses {_units_text(row.active_units)}{runs}: whether all its dimensions are "
+        "used depends on the seed."
+    )
 
 
 def _sweep_sentences(rows: Sequence[LatentUseRow]) -> list[str]:
+    """One sentence per k, and whether k beyond some value added any used dimension."""
     sentences = [use_sentence(r) for r in rows]
     if len(rows) >= 2:
-        plateau = [r for r in rows if max(r.active_units) < r.latent_dim]
-        if plateau:
-            used = max(max(r.active_units) for r in rows)
+        used = [max(r.active_units) for r in rows]
+        peak = max(used)
+        first = next(r for r, u in zip(rows, used, strict=True) if u == peak)
+        if first is not rows[-1]:
             sentences.append(
-                f"Across the sweep no k uses more than {used} dimensions: beyond that a larger "
-                "k adds unused dimensions, not capacity."
+                f"No k above {first.latent_dim} uses more dimensions: the most active units in "
+                f"any run is {peak}, first reached at k = {first.latent_dim}, so the larger k "
+                "add unused dimensions, not capacity."
             )
     return sentences
 
