@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
 import warnings
@@ -16,6 +15,7 @@ from typing import NoReturn
 
 from search import space as search_space
 from search.errors import UsageError
+from search.quiet import configure_start_up
 
 EXIT_USAGE = 2
 # Upper bounds on counts: far above any real use, low enough that no value can make the tool
@@ -317,11 +317,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     studies = commands.add_parser("studies", help="list studies with trial counts by state")
     studies.add_argument("--storage", metavar="URL", help="default: every studies/*.db and *.log")
+    studies.add_argument(
+        "--json", action="store_true", help="print a JSON list (for scripts) instead of a table"
+    )
+
+    export = commands.add_parser(
+        "export",
+        help="the recommended (or chosen) model as plain Keras files and config.json",
+        description=(
+            "Write DIR/encoder.keras, DIR/decoder.keras (loadable with keras.saving.load_model, "
+            "without vae-search) and DIR/config.json. A model whose weights were not kept is "
+            "trained again from its stored parameters and seed."
+        ),
+    )
+    _study_options(export)
+    export.add_argument(
+        "--trial",
+        type=_whole(0, MAX_COUNT),
+        help="export this trial (default: the recommendation)",
+    )
+    export.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    export.add_argument("--artifacts", metavar="DIR", help="artifact folder, if not the stored one")
+
+    for command in commands.choices.values():
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show TensorFlow's and other libraries' start-up and log lines",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines are noise
     # We use Optuna's heartbeat, metric names and artifacts on purpose; their "experimental"
     # warnings would drown the progress lines.
     warnings.filterwarnings("ignore", message=".*is experimental", category=Warning)
@@ -329,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        configure_start_up(args.verbose)  # before anything imports TensorFlow
         return _dispatch(args, argv)
     except UsageError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
@@ -360,6 +388,10 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         from search.commands import dashboard_command
 
         return dashboard_command(args)
+    if args.command == "export":
+        from search.commands import export_command
+
+        return export_command(args)
     from search.commands import studies_command
 
     return studies_command(args)

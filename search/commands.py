@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import json
 import socket
 import sys
 from pathlib import Path
@@ -187,6 +188,11 @@ def studies_command(args: argparse.Namespace) -> int:
         else [f"sqlite:///{p}" for p in sorted(glob.glob("studies/*.db"))]
         + [f"journal:///{p}" for p in sorted(glob.glob("studies/*.log"))]
     )
+    if args.json:
+        from search.summaries import storage_summaries
+
+        print(json.dumps([s for url in urls for s in storage_summaries(url)], indent=2))
+        return 0
     if not urls:
         print("no studies under studies/ (pass --storage URL for another storage)")
         return 0
@@ -203,4 +209,22 @@ def studies_command(args: argparse.Namespace) -> int:
                 f"{summary.study_name:<30} {storage_module.redact_url(url):<40} "
                 + " ".join(f"{counts[s]:>8}" for s in states)
             )
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """The chosen model as plain Keras files (search/export.py)."""
+    from search.export import export_model
+
+    out_dir = check_output_folder(
+        args.out, "--out", files=("encoder.keras", "decoder.keras", "config.json")
+    )
+    study, url = _load_study(args.study, args.storage)
+    config = export_model(
+        study, out_dir, _artifacts_dir(args, study, url), url, trial_number=args.trial
+    )
+    print(
+        f"exported trial {config['trial']} ({config['weights']} weights) to {args.out}: "
+        "encoder.keras, decoder.keras, config.json"
+    )
     return 0

@@ -1,4 +1,4 @@
-"""Files a trained model leaves behind: reconstruction grid, latent means, prior samples, weights.
+"""Files a trained model leaves behind: grid, latent means, prior samples, diagnostics, weights.
 
 The report reads these files without TensorFlow, so everything it needs from a model is
 written here once, when the model is still in memory.
@@ -6,6 +6,7 @@ written here once, when the model is still in memory.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,10 @@ def write_png(pixels: np.ndarray, path: Path) -> Path:
 def write_trial_outputs(
     vae: VAE, data: MnistData, out_dir: Path, *, keep_model: bool, seed: int = 0
 ) -> dict[str, Path]:
-    """Write grid.png, latent.npz, prior_samples.png [and model.weights.h5]; return their paths."""
+    """Write grid.png, latent.npz, prior_samples.png, diagnostics.json [and model.weights.h5].
+
+    Returns their paths.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     digits = grid_digits(data)
     paths = {
@@ -64,6 +68,12 @@ def write_trial_outputs(
     z = np.random.default_rng(seed).standard_normal((100, vae.params["latent_dim"]))
     samples = np.asarray(vae.decoder(z.astype(np.float32)))
     paths["prior_samples"] = write_png(tile(samples), out_dir / "prior_samples.png")
+
+    # Active units, KL per dimension and the test ELBO split, on the same test digits.
+    from search.vae_diagnostics import measure_latent_use
+
+    paths["diagnostics"] = out_dir / "diagnostics.json"
+    paths["diagnostics"].write_text(json.dumps(measure_latent_use(vae, images, seed=seed)))
 
     if keep_model:
         paths["model"] = out_dir / "model.weights.h5"

@@ -909,4 +909,8 @@ def _finish(study: optuna.Study, options: RunOptions, url: str, code: int) -> in
         )
         for fmt, path in paths.items():
             print(f"report ({fmt}): {path}")
+    elif code == 0:
+        from search.dashboard_story import write_story_without_report
+
+        write_story_without_report(study, Path(study.user_attrs.get("artifacts_dir", ".")))
     return code

@@ -85,6 +85,17 @@ def write_report(
     try:
         context = report_context(study, artifact_store_dir)
         figures = build_figures(context)
+        # The dashboard tells the same story (note + key figures), pointing at these files.
+        from search.dashboard_story import write_dashboard_story
+
+        try:
+            write_dashboard_story(
+                study, context, figures, {fmt: out_dir / f"report.{fmt}" for fmt in wanted}
+            )
+        except optuna.exceptions.StorageInternalError as error:
+            # A storage this user may read but not write (a read-only database role): the
+            # report is still wanted, only the dashboard stays without the note.
+            logging.getLogger(__name__).warning("dashboard note not written: %s", error)
         written: dict[str, Path] = {}
         if "html" in wanted:
             written["html"] = write_html(context, figures, out_dir / "report.html")

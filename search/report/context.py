@@ -26,6 +26,7 @@ from search.report.analysis import (
 from search.report.artifacts import ArtifactReader, split_grid
 from search.report.bias_variance import bias_variance_info
 from search.report.diagnostics import diagnostics_info
+from search.report.latent_use import latent_use_info
 from search.report.sections import (
     Budget,
     DataProvenance,
@@ -630,6 +631,7 @@ def build_context(
         )
     reconstructions = _reconstructions(records, front, configurations, reader)
     latent = _latent(recommendation, records, reader)
+    latent_use = latent_use_info(records, reader, front, configurations)
     if reader.missing:
         notes.append(
             f"{prose.fmt_count(len(reader.missing), 'artifact')} could not be read "
@@ -652,4 +654,5 @@ def build_context(
         latent=latent,
         reproducibility=_reproducibility(records),
         notes=notes,
+        latent_use=latent_use,
     )

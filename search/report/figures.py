@@ -10,6 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from search.report import prose
+from search.report.latent_use import rate_distortion_figure
 from search.report.sections import (
     CapacityAxis,
     DiagnosticsInfo,
@@ -578,6 +579,15 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
             "learning-curves",
             "Learning curves of one run per front configuration, spread along the front.",
             learning_curves_figure(context.bias_variance.curves),
+        )
+    if context.latent_use.points:
+        add(
+            "bias_variance",
+            "rate-distortion",
+            "Rate against distortion on test images: each trial's KL term (nats per image) "
+            "against its ELBO reconstruction term, coloured by beta; one panel per loss, whose "
+            "reconstruction terms have different units.",
+            rate_distortion_figure(context.latent_use, TEMPLATE),
         )
     if context.importance.per_objective:
         add(

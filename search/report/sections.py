@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from search.configurations import t_quantile
+from search.report.latent_use import LatentUseInfo
 from search.report.trials import Objective
 
 
@@ -363,3 +364,4 @@ class ReportContext:
     latent: LatentInfo
     reproducibility: ReproInfo
     notes: list[str] = field(default_factory=list)
+    latent_use: LatentUseInfo = field(default_factory=LatentUseInfo)

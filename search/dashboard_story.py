@@ -1,0 +1,182 @@
+"""The study explains itself in optuna-dashboard: a Markdown note and the report's key figures.
+
+optuna-dashboard 0.21 shows a study note (`save_note`) and Plotly figures
+(`save_plotly_graph_object`), both kept in the study's system attrs. The note is rewritten as
+a new version of the same note; each figure is saved under a fixed id (`vae-search-...`), which
+the dashboard overwrites in place. So writing the story again on a resumed study replaces it,
+never adds a second copy.
+
+Everything comes from the report's context (the same recommendation, front and numbers as
+the HTML/PDF report, means over seeds) and the report's own Plotly figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go
+
+from search.report.figures import FigureSpec
+from search.report.sections import ReportContext
+
+FIGURE_ID_PREFIX = "vae-search-"
+# The report figures the dashboard shows: the front with confirmed means, the hypervolume
+# history, and every one-factor sweep chart (effect figures of swept parameters).
+STORY_FIGURES = ("pareto-front", "hypervolume")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    return _fmt(value).replace("|", "\\|")
+
+
+def _params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
+def _mean_sd(mean: float, sd: float | None, digits: int) -> str:
+    return f"{mean:.{digits}f}" + ("" if sd is None else f" ± {sd:.{digits}f}")
+
+
+def _digits(name: str) -> int:
+    return 5 if name.upper() == "MSE" else 4
+
+
+def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> str:
+    """The study note: recommendation, front table, data and budget, where the report is."""
+    summary = context.summary
+    objectives = summary.objectives
+    lines = [f"## vae-search: {context.study_name}", ""]
+    rec = summary.recommendation
+    if rec is None:
+        lines += ["No completed trial yet: nothing to recommend.", ""]
+    else:
+        runs = "1 run" if len(rec.numbers) == 1 else f"mean of {len(rec.numbers)} runs"
+        lines += [
+            f"**Recommended configuration** (trial {rec.number}; {runs}): `{_params(rec.params)}`",
+            "",
+            "| metric | validation | test |",
+            "|---|---|---|",
+        ]
+        for o in objectives:
+            test = rec.test_values.get(o.name)
+            lines.append(
+                f"| {o.name} ({'higher' if o.maximize else 'lower'} is better) "
+                f"| {_mean_sd(rec.values[o.name], rec.sd.get(o.name), _digits(o.name))} "
+                f"| {'—' if test is None else f'{test:.{_digits(o.name)}f}'} |"
+            )
+        lines += [
+            "",
+            f"Chosen as {rec.method}. {rec.evidence}",
+            "",
+        ]
+    front = context.pareto.front
+    if front:
+        names = [o.name for o in context.pareto.objectives]
+        lines += [
+            f"### Pareto front ({len(front)} configuration{'' if len(front) == 1 else 's'}, "
+            "means over seeds)",
+            "",
+            "| trial | runs | " + " | ".join(names) + " | parameters |",
+            "|---|---|" + "---|" * len(names) + "---|",
+        ]
+        for row in front:
+            cells = [
+                _mean_sd(row.values[i], None if row.sd is None else row.sd[i], _digits(names[i]))
+                for i in range(len(names))
+            ]
+            star = " ★" if rec is not None and row.number == rec.number else ""
+            lines.append(
+                f"| {row.number}{star} | {len(row.numbers)} | "
+                + " | ".join(cells)
+                + f" | {_cell(_params(row.params))} |"
+            )
+        lines.append("")
+    lines += ["### Data and budget", ""]
+    data = summary.data
+    if data is not None:
+        counts = ", ".join(f"{k} {v:,}" for k, v in data.counts.items() if v)
+        lines.append(f"- Data: {data.source}" + (f" ({data.note})" if data.note else ""))
+        lines.append(f"- Images: {counts}")
+    budget = summary.budget
+    settings = budget.settings
+    if settings:
+        lines.append(
+            "- Budget per trial: " + ", ".join(f"{k} {_fmt(v)}" for k, v in settings.items())
+        )
+    states = ", ".join(f"{k.lower()} {v}" for k, v in budget.states.items() if v)
+    lines.append(f"- Trials: {budget.n_trials} ({states})")
+    lines += ["", "### Report", ""]
+    if report_paths:
+        for fmt, path in report_paths.items():
+            lines.append(f"- {fmt.upper()}: `{Path(path).resolve()}`")
+    else:
+        lines.append(
+            f"- Not written in this run: `python -m search report --study {context.study_name}`"
+        )
+    lines.append(
+        "- Figures of this study (front, hypervolume, sweeps) are under this note's plots."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def story_figures(figures: Mapping[str, list[FigureSpec]]) -> dict[str, go.Figure]:
+    """Dashboard figure id -> the report's figure, for the front, hypervolume and sweeps."""
+    chosen: dict[str, go.Figure] = {}
+    for specs in figures.values():
+        for spec in specs:
+            if spec.key in STORY_FIGURES or spec.key.startswith("sweep-"):
+                chosen[FIGURE_ID_PREFIX + spec.key] = spec.figure
+    return chosen
+
+
+def sweep_figure_keys(context: ReportContext) -> dict[str, str]:
+    """Effect figure key -> swept parameter name, for the effects that hold a sweep."""
+    return {
+        f"effect-{i}": effect.name
+        for i, effect in enumerate(context.effects.effects)
+        if effect.sweep
+    }
+
+
+def write_dashboard_story(
+    study: optuna.Study,
+    context: ReportContext,
+    figures: Mapping[str, list[FigureSpec]],
+    report_paths: Mapping[str, Path],
+) -> list[str]:
+    """Save the note and the figures into the study (replacing earlier ones); return the ids."""
+    from optuna_dashboard import save_note, save_plotly_graph_object
+
+    save_note(study, story_markdown(context, report_paths))
+    sweeps = sweep_figure_keys(context)
+    renamed = {
+        section: [
+            FigureSpec(f"sweep-{sweeps[s.key]}", s.caption, s.figure, s.height)
+            if s.key in sweeps
+            else s
+            for s in specs
+        ]
+        for section, specs in figures.items()
+    }
+    ids = []
+    for graph_id, figure in story_figures(renamed).items():
+        ids.append(save_plotly_graph_object(study, figure, graph_object_id=graph_id))
+    return ids
+
+
+def write_story_without_report(study: optuna.Study, artifact_store_dir: Path | None) -> None:
+    """The note and figures for a `run --no-report`: same context, no files written."""
+    from search.report import report_context
+    from search.report.figures import build_figures
+
+    context = report_context(study, artifact_store_dir)
+    write_dashboard_story(study, context, build_figures(context), {})

@@ -1,0 +1,244 @@
+"""`python -m search export`: the chosen model leaves as plain Keras files and a config.json.
+
+    DIR/encoder.keras   image batch (n, 28, 28, 1) in [0, 1] -> [z_mean, z_log_var], each (n, k)
+    DIR/decoder.keras   z (n, k) -> pixel means (n, 28, 28, 1) in [0, 1]
+    DIR/config.json     parameters, seeds, budget, data provenance, metrics, study and trial
+
+The two .keras files hold only Keras' own layers (the package's `VAE` class and its sampling
+layer stay behind), so `keras.saving.load_model` opens them in any Python with Keras 3,
+without vae-search. The reconstruction the study scored is `decoder(encoder(x)[0])`.
+
+Which model: the configuration the report recommends (the same rule: front and knee on
+seed means), exported from its first run whose weights were kept; or trial N with `--trial`.
+When no run of it kept its weights, the trial is trained again from its stored parameters,
+seed and the study's budget and data, and config.json says so (`weights: "retrained"`),
+with the retrained run's own metrics beside the stored ones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from search import space as search_space
+from search.configurations import choose, pareto_front
+from search.errors import UsageError
+from search.report.trials import StudyRecords, TrialRecord, read_study
+from search.summaries import study_summary
+
+ENCODER_FILE = "encoder.keras"
+DECODER_FILE = "decoder.keras"
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What will be exported, decided before anything is written or trained."""
+
+    trial: TrialRecord
+    numbers: tuple[int, ...]  # every run of its configuration (trial numbers)
+    params: dict[str, Any]  # full model parameters (search space + fixed)
+    weights_path: Path | None  # None: no run kept its weights, retrain
+    chosen_by: str
+
+
+def _weights_path(trial: TrialRecord, artifacts_dir: Path) -> Path | None:
+    ids = trial.dict_attr("artifacts")
+    model_id = ids.get("model")
+    if not isinstance(model_id, str) or not model_id:
+        return None
+    path = artifacts_dir / model_id
+    return path if path.is_file() else None
+
+
+def _model_params(records: StudyRecords, trial: TrialRecord) -> dict[str, Any]:
+    fixed = records.attrs.get("fixed_params")
+    fixed = fixed if isinstance(fixed, dict) else {}
+    return {**fixed, **trial.params}
+
+
+def plan_export(
+    records: StudyRecords, artifacts_dir: Path, trial_number: int | None = None
+) -> ExportPlan:
+    """Pick the trial to export (the recommendation, or `trial_number`); raise UsageError."""
+    if trial_number is not None:
+        known = {t.number: t for t in records.trials}
+        if trial_number not in known:
+            raise UsageError(f"study {records.name!r} has no trial {trial_number}")
+        trial = known[trial_number]
+        if trial.state != "COMPLETE" or trial.values is None:
+            raise UsageError(
+                f"trial {trial_number} is {trial.state.lower()}, not complete: only a "
+                "completed training can be exported"
+            )
+        configuration = next(c for c in records.configurations() if trial_number in c.numbers)
+        return ExportPlan(
+            trial=trial,
+            numbers=configuration.numbers,
+            params=_model_params(records, trial),
+            weights_path=_weights_path(trial, artifacts_dir),
+            chosen_by=f"--trial {trial_number}",
+        )
+    configurations = records.configurations()
+    front = pareto_front(configurations, records.maximize)
+    choice = choose(front, records.maximize, configurations)
+    if choice is None:
+        raise UsageError(f"study {records.name!r} has no completed trial to export")
+    runs = [records.trial(n) for n in choice.configuration.numbers]
+    kept = [(t, p) for t in runs if (p := _weights_path(t, artifacts_dir)) is not None]
+    trial, weights = kept[0] if kept else (runs[0], None)
+    return ExportPlan(
+        trial=trial,
+        numbers=choice.configuration.numbers,
+        params=_model_params(records, trial),
+        weights_path=weights,
+        chosen_by=f"the report's recommendation: {choice.method}",
+    )
+
+
+def _metrics(trial: TrialRecord) -> dict[str, dict[str, float | None]]:
+    """The stored measurements: validation (the objectives), test (held out) and train."""
+    values = trial.values or (None, None)
+    return {
+        "validation": {"ssim": values[0], "mse": values[1]},
+        "test": {"ssim": trial.number_attr("test_ssim"), "mse": trial.number_attr("test_mse")},
+        "train": {"ssim": trial.number_attr("train_ssim"), "mse": trial.number_attr("train_mse")},
+    }
+
+
+def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, Any]]:
+    """Train the plan's trial again from its parameters, seed, the study's budget and data."""
+    from search.data import load_mnist
+    from search.training import TrainConfig, TrainingFailed, train_vae
+
+    data_attrs = records.attrs.get("data")
+    budget = records.attrs.get("budget")
+    seed = plan.trial.int_attr("seed")
+    if not isinstance(data_attrs, dict) or not isinstance(budget, dict) or seed is None:
+        raise UsageError(
+            f"trial {plan.trial.number} kept no weights and the study lacks the data, budget "
+            "or seed records needed to train it again"
+        )
+    source = data_attrs.get("source")
+    source = data_attrs.get("path") if source == "file" else source
+    counts = data_attrs.get("counts") or {}
+    data = load_mnist(
+        str(source),
+        seed=int(data_attrs.get("seed", 0)),
+        subset=int(budget["subset"]),
+        extra_unlabeled=bool(counts.get("extra_unlabeled")),
+    )
+    preset = search_space.PRESETS.get(str(budget.get("preset")), search_space.PRESETS["full"])
+    config = TrainConfig(
+        epochs=int(budget["epochs"]),
+        batch_size=int(budget["batch_size"]),
+        seed=seed,
+        validation_subset=int(budget.get("validation_subset", preset.validation_subset)),
+        train_eval_subset=preset.train_eval_subset,
+        test_eval_subset=preset.test_eval_subset,
+    )
+    try:
+        result = train_vae(plan.params, data, config)
+    except TrainingFailed as failure:
+        raise UsageError(
+            f"retraining trial {plan.trial.number} failed: {failure.reason}"
+        ) from failure
+    measured = {
+        "validation": {"ssim": result.val_ssim, "mse": result.val_mse},
+        "test": {"ssim": result.test_ssim, "mse": result.test_mse},
+        "train": {"ssim": result.train_ssim, "mse": result.train_mse},
+        "epochs": result.epochs_run,
+        "device": result.device,
+    }
+    return result.model, measured
+
+
+def export_config(
+    study: optuna.Study,
+    records: StudyRecords,
+    plan: ExportPlan,
+    storage_url: str,
+    retrained: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """config.json's content: everything needed to know what the two .keras files are."""
+    trial = plan.trial
+    seeds = [s for n in plan.numbers if (s := records.trial(n).int_attr("seed")) is not None]
+    return {
+        "format_version": FORMAT_VERSION,
+        "study": study_summary(study, storage_url),
+        "trial": trial.number,
+        "configuration_trials": list(plan.numbers),
+        "chosen_by": plan.chosen_by,
+        "params": plan.params,
+        "seed": trial.int_attr("seed"),
+        "configuration_seeds": seeds,
+        "weights": "retrained" if retrained is not None else "stored",
+        "metrics": _metrics(trial),
+        "retrained_metrics": retrained,
+        "budget": records.attrs.get("budget"),
+        "data": records.attrs.get("data"),
+        "files": {
+            "encoder": {
+                "file": ENCODER_FILE,
+                "input": "images (n, 28, 28, 1), float32 in [0, 1]",
+                "outputs": ["z_mean (n, latent_dim)", "z_log_var (n, latent_dim)"],
+            },
+            "decoder": {
+                "file": DECODER_FILE,
+                "input": "z (n, latent_dim)",
+                "output": "pixel means (n, 28, 28, 1) in [0, 1]",
+            },
+            "reconstruction": "decoder(encoder(images)[0]): the mean at z = z_mean, as scored",
+        },
+    }
+
+
+def export_model(
+    study: optuna.Study,
+    out_dir: Path,
+    artifacts_dir: Path,
+    storage_url: str,
+    trial_number: int | None = None,
+) -> dict[str, Any]:
+    """Write encoder.keras, decoder.keras and config.json into out_dir; return the config."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} exists and is not a folder")
+    records = read_study(study)
+    plan = plan_export(records, artifacts_dir, trial_number)
+
+    retrained: dict[str, Any] | None = None
+    if plan.weights_path is not None:
+        from search.model import build_vae
+        from search.training import configure_device
+
+        configure_device()
+        vae = build_vae(plan.params, seed=plan.trial.int_attr("seed"))
+        # The store keeps the file under a bare id; Keras picks the format by extension.
+        with tempfile.TemporaryDirectory(prefix="vae-search-export-") as tmp:
+            weights = Path(tmp) / "model.weights.h5"
+            shutil.copyfile(plan.weights_path, weights)
+            vae.load_weights(weights)
+    else:
+        print(
+            f"trial {plan.trial.number} kept no weights: training it again from its "
+            f"parameters and seed {plan.trial.int_attr('seed')}",
+            file=sys.stderr,
+            flush=True,
+        )
+        vae, retrained = _retrain(records, plan)
+
+    config = export_config(study, records, plan, storage_url, retrained)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vae.encoder.save(out_dir / ENCODER_FILE)
+    vae.decoder.save(out_dir / DECODER_FILE)
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n")
+    return config

@@ -1,0 +1,43 @@
+"""Studies as plain JSON-able data, for scripts: `studies --json` and export's config.json.
+
+One function describes a study (name, directions, objective names, trial counts per state,
+storage without credentials), so a script that reads `studies --json` finds the same fields
+under `study` in an exported model's config.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search import storage as storage_module
+
+
+def state_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state, every state named (lower case), zeros included."""
+    counts = {state.name.lower(): 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name.lower()] += 1
+    return counts
+
+
+def study_summary(study: optuna.Study, storage_url: str) -> dict[str, Any]:
+    """What a script needs to know of a study; the storage URL never carries a password."""
+    return {
+        "name": study.study_name,
+        "directions": [d.name.lower() for d in study.directions],
+        "metric_names": study.metric_names,
+        "trials": state_counts(study),
+        "storage": storage_module.redact_url(storage_url),
+    }
+
+
+def storage_summaries(url: str) -> list[dict[str, Any]]:
+    """`study_summary` of every study in the storage at `url` (which must exist)."""
+    storage = storage_module.open_storage(url, must_exist=True)
+    return [
+        study_summary(optuna.load_study(study_name=s.study_name, storage=storage), url)
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    ]
