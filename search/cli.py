@@ -94,7 +94,8 @@ def _study_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
         metavar="URL",
-        help="Optuna storage URL (default: sqlite:///studies/<study>.db)",
+        help="Optuna storage URL (default: $VAE_SEARCH_STORAGE if set, else "
+        "sqlite:///studies/<study>.db)",
     )
 
 
@@ -252,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     studies = commands.add_parser("studies", help="list studies with trial counts by state")
-    studies.add_argument("--storage", metavar="URL", help="default: every studies/*.db and *.log")
+    studies.add_argument(
+        "--storage",
+        metavar="URL",
+        help="default: $VAE_SEARCH_STORAGE if set, else every studies/*.db and *.log",
+    )
     return parser
 
 
@@ -272,6 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    if "storage" in args and args.storage is None:
+        from search.storage import STORAGE_ENV
+
+        # An empty variable counts as unset, as shells make it easy to export one by mistake.
+        args.storage = os.environ.get(STORAGE_ENV) or None
     if args.command == "run":
         from search.study import RunOptions, run_study
 

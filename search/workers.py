@@ -139,14 +139,20 @@ def worker_environments(n_workers: int, gpus: Sequence[int]) -> list[dict[str, s
     return envs
 
 
-def run_workers(n_workers: int, worker_argv: list[str], gpus: list[int] | None = None) -> int:
+def run_workers(
+    n_workers: int,
+    worker_argv: list[str],
+    gpus: list[int] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> int:
     """Run `python -m search run <worker_argv> --worker-index i` for i < `n_workers`.
 
-    `gpus`: the GPUs to use (validated against those present); None = all present. Blocks
-    until every worker has exited; 0 only if all exited 0.
+    `gpus`: the GPUs to use (validated against those present); None = all present.
+    `extra_env`: added to every worker's environment (secrets that must not show in `ps`).
+    Blocks until every worker has exited; 0 only if all exited 0.
     """
     n_workers, chosen = plan_workers(n_workers, gpus)
-    envs = worker_environments(n_workers, chosen)
+    envs = [{**env, **(extra_env or {})} for env in worker_environments(n_workers, chosen)]
     where = (
         "GPU " + ", ".join(env["CUDA_VISIBLE_DEVICES"] for env in envs)
         if chosen
