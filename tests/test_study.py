@@ -175,7 +175,12 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, case):
     assert (existing / "keep.db").read_bytes() == b"stored study stays as it is"
 
 
-def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "exit_code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143)],  # Ctrl-C; what Kubernetes and Slurm send
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_a_signal_leaves_a_consistent_study_that_resumes(tmp_path, signum, exit_code):
     args = [
         "run",
         "--preset",
@@ -196,10 +201,10 @@ def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
         env_cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     storage = f"sqlite:///{tmp_path}/studies/interrupt.db"
-    deadline = time.time() + 240
-    # wait until a trial is running (one finished and the next started), then press Ctrl-C
-    while time.time() < deadline:
-        time.sleep(1)
+    # wait until a trial is running (one finished and the next started), then send the signal
+    while True:
+        assert process.poll() is None, process.communicate()[0][-2000:]
+        time.sleep(0.5)
         try:
             trials = _load(storage, "interrupt").trials
         except Exception:
@@ -208,9 +213,9 @@ def test_ctrl_c_leaves_a_consistent_study_that_resumes(tmp_path):
             t.state == TrialState.RUNNING and "worker" in t.user_attrs for t in trials
         ):
             break
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     output, _ = process.communicate(timeout=120)
-    assert process.returncode == 130, output[-2000:]
+    assert process.returncode == exit_code, output[-2000:]
     assert "resume with: python -m search run --study interrupt --trials" in output
     study = _load(storage, "interrupt")
     states = [t.state for t in study.trials]
