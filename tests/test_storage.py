@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -232,6 +233,86 @@ def test_workers_opening_a_fresh_database_together_all_succeed(fresh_postgres_ur
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
+
+
+# -- many writers on one journal file --------------------------------------------------------
+
+JOURNAL_WRITER = textwrap.dedent(
+    """
+    import sys, warnings
+    warnings.simplefilter("ignore")
+    import optuna
+    from search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    url, n_trials = sys.argv[1], int(sys.argv[2])
+    storage = open_storage(url, heartbeat_interval=1, grace_period=60)
+    study = optuna.load_study(study_name="stress", storage=storage)
+    study.optimize(
+        lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=n_trials
+    )
+    """
+)
+
+
+def test_six_writers_on_one_journal_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    """6 processes x 30 trials, heartbeats on, no TensorFlow: every write goes through the
+    journal's file lock (Optuna's default lock crashed writers in bench/results/storage.md)."""
+    url = f"journal:///{tmp_path}/stress.log"
+    optuna.create_study(study_name="stress", storage=open_storage(url), directions=DIRECTIONS)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", JOURNAL_WRITER, url, "30"],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for writer in writers:
+        _, err = writer.communicate(timeout=600)
+        assert writer.returncode == 0, err[-3000:]
+    trials = optuna.load_study(study_name="stress", storage=open_storage(url)).get_trials()
+    assert len(trials) == 180
+    assert sorted(t.number for t in trials) == list(range(180))
+    assert len({t._trial_id for t in trials}) == 180
+    assert all(t.state == TrialState.COMPLETE for t in trials), Counter(t.state for t in trials)
+
+
+DIES_HOLDING_THE_LOCK = textwrap.dedent(
+    """
+    import os, signal, sys
+    from search.storage import open_storage
+
+    storage = open_storage(sys.argv[1])
+    storage._backend._lock.acquire()  # what every append does first (private to Optuna)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_writer_killed_holding_the_journal_lock_blocks_no_one(tmp_path: Path) -> None:
+    url = f"journal:///{tmp_path}/stress.log"
+    optuna.create_study(study_name="stress", storage=open_storage(url), directions=DIRECTIONS)
+    victim = subprocess.run(
+        [sys.executable, "-c", DIES_HOLDING_THE_LOCK, url], cwd=REPO, timeout=120, check=False
+    )
+    assert victim.returncode == -9
+    # The kernel drops an flock with its holder, so the next writer goes ahead at once. Optuna's
+    # default symlink lock outlives its holder and makes every writer wait 30 s before it
+    # breaks it: this timeout (a subprocess limit, with ample margin for a loaded machine's
+    # imports) is shorter than that.
+    writer = subprocess.run(
+        [sys.executable, "-c", JOURNAL_WRITER, url, "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=25,
+        check=False,
+    )
+    assert writer.returncode == 0, writer.stderr[-3000:]
+    trials = optuna.load_study(study_name="stress", storage=open_storage(url)).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE]
 
 
 # -- heartbeats: a worker that dies in a trial -----------------------------------------------
