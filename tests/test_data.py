@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import socket
 
 import numpy as np
 import pytest
@@ -115,16 +116,28 @@ def test_idx_files_plain_and_gzipped(tmp_path, digits):
 
 
 def test_auto_falls_back_to_bundled_with_one_warning(tmp_path, caplog, monkeypatch):
-    # No network here and an empty keras cache: `auto` must say so once and use the subset.
+    # An empty keras cache and no network, whatever this machine has: every HTTP(S) request
+    # goes to a proxy on a port where nothing listens, so keras' download fails at once.
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / ".keras"))
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{_closed_port()}")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
     with caplog.at_level("WARNING"):
         data = load_mnist("auto")
-    if data.provenance["source"] == "keras":
-        pytest.skip("this machine can download MNIST; the fallback is not exercised")
     assert data.provenance["source"] == "bundled"
+    assert len(data.train) + len(data.validation) + len(data.test) == 5000
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "bundled" in warnings[0].getMessage()
+    with pytest.raises(UsageError, match="could not load keras MNIST"):
+        load_mnist("keras")  # really offline, not merely lucky
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed on return: a connection there is refused
 
 
 BAD_CSV_CASES = {

@@ -51,7 +51,9 @@ def test_the_password_is_in_no_output_record_or_report(
     monkeypatch.delenv(STORAGE_ENV, raising=False)
     said = []
 
-    first = cli.main(["run", *TINY, "--trials", "1", "--no-report", "--storage", fresh_postgres_url])
+    first = cli.main(
+        ["run", *TINY, "--trials", "1", "--no-report", "--storage", fresh_postgres_url]
+    )
     said.append(capsys.readouterr())
     assert first == 0, said[-1].err[-3000:]
 

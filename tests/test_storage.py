@@ -190,22 +190,56 @@ def _closed_port() -> int:
         "postgres://vae:pw-secret@127.0.0.1:{port}/db",
     ],
 )
-def test_unreachable_database_is_a_quick_usage_error(template: str) -> None:
+def test_unreachable_database_is_a_usage_error(template: str) -> None:
     url = template.format(port=_closed_port())
-    start = time.monotonic()
     with pytest.raises(UsageError) as info:
         open_storage(url, heartbeat_interval=30)
-    assert time.monotonic() - start < 10
     message = str(info.value)
     assert "\n" not in message and "pw-secret" not in message
     assert "127.0.0.1" in message
 
 
+OPEN_STORAGE = textwrap.dedent(
+    """
+    import sys
+    from search.errors import UsageError
+    from search.storage import open_storage
+
+    try:
+        open_storage(sys.argv[1])
+    except UsageError as err:
+        print(err)
+    """
+)
+
+
+def test_a_server_that_never_answers_times_out() -> None:
+    """A socket that listens but never accepts: the TCP handshake succeeds (the kernel does
+    it), then nothing ever answers PostgreSQL's startup message."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        # Without the connect timeout libpq waits for an answer for ever, inside C code that
+        # pytest-timeout cannot interrupt; so the attempt runs in a child process, and the
+        # subprocess limit (not a wall-clock assertion) turns a hang into a failure.
+        result = subprocess.run(
+            [sys.executable, "-c", OPEN_STORAGE, f"postgresql://vae:pw-secret@127.0.0.1:{port}/db"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    message = result.stdout.strip()
+    assert "\n" not in message and "pw-secret" not in message
+    assert "timeout" in message.lower(), message
+
+
 def test_mysql_without_a_server_or_driver_is_a_usage_error() -> None:
-    start = time.monotonic()
     with pytest.raises(UsageError):
         open_storage(f"mysql+pymysql://u:p@127.0.0.1:{_closed_port()}/db")
-    assert time.monotonic() - start < 10
 
 
 def test_wrong_password_is_a_usage_error(postgres_url: str) -> None:

@@ -85,10 +85,8 @@ def _output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 def test_nan_loss_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.chdir(tmp_path)
     # beta = 1e38 makes the KL term overflow float32 in the second epoch: a real NaN loss.
-    code = cli.main(
-        [*TINY, "--study", "nan", "--space", "beta=0.25:1e38", "--sweep", "beta=1e38,1"]
-        + ["--trials", "1"]
-    )
+    overflow = ["--space", "beta=0.25:1e38", "--sweep", "beta=1e38,1"]
+    code = cli.main([*TINY, *overflow, "--study", "nan", "--trials", "1"])
     err = _output(capsys, caplog)
     assert code == 0, err[-3000:]
     nan, healthy = _trials(tmp_path, "nan")
@@ -98,9 +96,7 @@ def test_nan_loss_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypatch, c
     assert healthy.state == TrialState.COMPLETE and healthy.params["beta"] == 1
 
 
-def test_out_of_memory_fails_its_trial_and_the_study_goes_on(
-    tmp_path, monkeypatch, capsys, caplog
-):
+def test_out_of_memory_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.chdir(tmp_path)
     _out_of_memory_in_fit(monkeypatch, trainings={0})
     code = cli.main([*TINY, *SMALL, "--study", "oom", "--trials", "1"])
