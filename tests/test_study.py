@@ -182,27 +182,34 @@ BAD_RUNS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_RUNS))
-def test_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, case):
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, monkeypatch, capsys, case):
+    # In this process, through the CLI's entry point: every case fails before TensorFlow
+    # would load, so a subprocess per case would only add interpreter start-ups.
+    from search import cli
+
+    monkeypatch.chdir(tmp_path)
     existing = tmp_path / "studies"
     existing.mkdir()
     (existing / "keep.db").write_bytes(b"stored study stays as it is")
-    before = sorted(p.name for p in existing.iterdir())
-    result = run_cli(
-        "run",
-        "--preset",
-        "smoke",
-        "--data",
-        "bundled",
-        "--no-report",
-        *BAD_RUNS[case],
-        cwd=tmp_path,
-        timeout=120,
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code = cli.main(
+        ["run", "--preset", "smoke", "--data", "bundled", "--no-report", *BAD_RUNS[case]]
     )
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert sorted(p.name for p in existing.iterdir()) == before
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert captured.out == ""
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert (existing / "keep.db").read_bytes() == b"stored study stays as it is"
+
+
+def test_bad_input_through_python_m_search_is_one_line_and_exit_2(tmp_path):
+    """The same contract from a real process: no traceback, nothing written."""
+    result = run_cli("run", "--trials", "0", "--no-report", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -359,11 +366,17 @@ def test_train_cli_prints_table_and_saves_grid(tmp_path):
     _assert_weights_load(tmp_path / "out" / "model.weights.h5", params)
 
 
-def test_help_explains_every_command():
-    for command in ("run", "train", "report", "dashboard", "studies"):
-        result = run_cli(command, "--help", cwd=Path.cwd(), timeout=60)
-        assert result.returncode == 0 and "usage:" in result.stdout
-    assert "--sweep" in run_cli("run", "--help", cwd=Path.cwd(), timeout=60).stdout
+@pytest.mark.parametrize("command", ["run", "train", "report", "dashboard", "studies"])
+def test_help_explains_every_command(command, capsys):
+    from search import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: search {command}")
+    if command == "run":
+        assert "--sweep" in out and "VAE_SEARCH_STORAGE" in out
 
 
 def test_report_command_on_a_trained_study(smoke_study, tmp_path):
