@@ -309,11 +309,13 @@ class Objective:
     def _claim_budget(self, study: optuna.Study, trial: optuna.Trial) -> None:
         """With several workers, only the first `target_total` trials may train.
 
-        Each worker checks before training: finished trials plus running trials with a
-        smaller number. Trial numbers are unique and ordered, so exactly the budget trains,
-        whatever the timing. While the budget is full only because of trials still running,
-        wait: one of them may die and be retried, and then this trial is needed. Once it is
-        full of finished trials, the surplus trial ends at once (FAIL, said why) and stops.
+        `_budget_left` already keeps workers from creating trials the budget has no room
+        for; this covers two workers that passed that check at the same moment. Each checks
+        before training: finished trials plus running trials with a smaller number. Trial
+        numbers are unique and ordered, so exactly the budget trains, whatever the timing.
+        While the budget is full only because of trials still running, wait: one of them may
+        die and be retried, and then this trial is needed. Once it is full of finished
+        trials, the surplus trial ends at once (FAIL, said why) and stops.
         """
         while True:
             STOP.check()

@@ -433,12 +433,13 @@ def test_retries_are_bounded(kind: str, request: pytest.FixtureRequest, tmp_path
 
 def test_a_live_trial_is_not_failed(tmp_path: Path) -> None:
     url = f"journal:///{tmp_path}/live.log"
-    storage = open_storage(url, heartbeat_interval=1, grace_period=3)
+    # Grace 4 s = 3 heartbeats may be late (a loaded machine) before the trial counts as dead.
+    storage = open_storage(url, heartbeat_interval=1, grace_period=4)
     study = optuna.create_study(study_name="live", storage=storage, directions=DIRECTIONS)
 
     def slow(trial: optuna.Trial) -> tuple[float, float]:
-        time.sleep(7)  # over twice the grace period: only the heartbeat keeps it alive
-        other = open_storage(url, heartbeat_interval=1, grace_period=3)
+        time.sleep(9)  # over twice the grace period: only the heartbeat keeps it alive
+        other = open_storage(url, heartbeat_interval=1, grace_period=4)
         optuna.storages.fail_stale_trials(optuna.load_study(study_name="live", storage=other))
         return 0.5, 0.5
 
