@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import urllib.request
 
 import numpy as np
 import pytest
@@ -123,6 +124,9 @@ def test_auto_falls_back_to_bundled_with_one_warning(tmp_path, caplog, monkeypat
         monkeypatch.setenv(name, f"http://127.0.0.1:{_closed_port()}")
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
+    # urlopen() caches its first opener, proxies and all, for the whole process: start from
+    # none and drop the one made here, so later tests' requests do not go to the dead proxy.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     with caplog.at_level("WARNING"):
         data = load_mnist("auto")
     assert data.provenance["source"] == "bundled"

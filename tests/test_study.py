@@ -296,21 +296,21 @@ def test_dashboard_serves_the_study_with_metric_names_and_artifacts(smoke_study,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    # straight to the local server, whatever proxy the environment names
+    urlopen = urllib.request.build_opener(urllib.request.ProxyHandler({})).open
     try:
         # Wait for as long as the server is alive (pytest-timeout bounds it), not a fixed time.
         studies = None
         while studies is None:
             assert process.poll() is None, (tmp_path / "dashboard.log").read_text()[-3000:]
             try:
-                with urllib.request.urlopen(f"{base}/api/studies", timeout=10) as response:
+                with urlopen(f"{base}/api/studies", timeout=10) as response:
                     studies = json.load(response)
             except OSError:
                 time.sleep(0.5)
         summary = next(s for s in studies["study_summaries"] if s["study_name"] == smoke_study.name)
         assert [d.lower() for d in summary["directions"]] == ["maximize", "minimize"]
-        with urllib.request.urlopen(
-            f"{base}/api/studies/{summary['study_id']}?after=0", timeout=10
-        ) as response:
+        with urlopen(f"{base}/api/studies/{summary['study_id']}?after=0", timeout=10) as response:
             detail = json.load(response)
         assert detail["objective_names"] == ["SSIM", "MSE"]
         complete = [t for t in detail["trials"] if t["state"].lower() == "complete"]
@@ -318,7 +318,7 @@ def test_dashboard_serves_the_study_with_metric_names_and_artifacts(smoke_study,
         grid = next(a for a in artifacts if a["filename"] == "grid.png")
         study_id, trial_id = summary["study_id"], complete[0]["trial_id"]
         url = f"{base}/artifacts/{study_id}/{trial_id}/{grid['artifact_id']}"
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urlopen(url, timeout=10) as response:
             assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         process.terminate()
