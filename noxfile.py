@@ -8,7 +8,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["tests", "lint"]
+nox.options.sessions = ["tests"]  # lint and the type check run inside it
 nox.options.reuse_existing_virtualenvs = True  # TensorFlow is large: install it once per machine
 PYTHON = "3.11"
 
@@ -43,18 +43,26 @@ def install_system_packages(session: nox.Session, names: list[str]) -> None:
         session.warn(f"missing system packages: sudo apt-get install {' '.join(missing)}")
 
 
+LINTED = ["search", "tests", "bench", "noxfile.py"]
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite on the bundled MNIST subset: real Keras, Optuna, PostgreSQL, Chromium."""
+    """What CI runs: lint, the type check, then the test suite on the bundled MNIST subset
+    (real Keras, Optuna, PostgreSQL, Chromium), printing the 15 slowest tests."""
     install_system_packages(session, list(SYSTEM_PACKAGES))
-    session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    session.install("-e", ".[dev]")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
+    session.run("mypy")
+    session.run("pytest", "--durations=15", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "search", "tests", "bench", "noxfile.py")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
 
 
 @nox.session(python=PYTHON)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 import warnings
@@ -137,7 +138,8 @@ def _study_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
         metavar="URL",
-        help="Optuna storage URL (default: sqlite:///studies/<study>.db)",
+        help="Optuna storage URL (default: $VAE_SEARCH_STORAGE if set, else "
+        "sqlite:///studies/<study>.db)",
     )
 
 
@@ -316,7 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     studies = commands.add_parser("studies", help="list studies with trial counts by state")
-    studies.add_argument("--storage", metavar="URL", help="default: every studies/*.db and *.log")
+    studies.add_argument(
+        "--storage",
+        metavar="URL",
+        help="default: $VAE_SEARCH_STORAGE if set, else every studies/*.db and *.log",
+    )
     studies.add_argument(
         "--json", action="store_true", help="print a JSON list (for scripts) instead of a table"
     )
@@ -370,6 +376,11 @@ def _one_line(message: str) -> str:
 
 
 def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    if "storage" in args and args.storage is None:
+        from search.storage import STORAGE_ENV
+
+        # An empty variable counts as unset, as shells make it easy to export one by mistake.
+        args.storage = os.environ.get(STORAGE_ENV) or None
     if args.command == "run":
         from search.study import RunOptions, run_study
 

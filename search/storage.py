@@ -51,6 +51,7 @@ import fcntl
 import os
 import random
 import re
+import shlex
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -74,6 +75,9 @@ from optuna.trial import FrozenTrial, TrialState
 from search.errors import UsageError
 
 STUDY_NAME_MAX_LENGTH = 100
+# Where commands look for the storage URL when `--storage` is absent: a password in an
+# environment variable stays out of the process list and the shell history.
+STORAGE_ENV = "VAE_SEARCH_STORAGE"
 CONNECT_TIMEOUT_S = 5
 # Defaults for `run`: a trial is declared dead 2 minutes after its last heartbeat, and a trial
 # whose worker keeps dying is tried at most 1 + MAX_RETRY times.
@@ -195,6 +199,34 @@ def _encode_password(url: str) -> str:
         return url  # either no '@' or not clearly a password: leave the URL as typed
     encoded = password.replace("%", "%25").replace("@", "%40")
     return url[: span[0]] + encoded + url[span[1] :]
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """A command line fit to store or show: every URL-looking value passes through `redact_url`.
+
+    Handles `--storage URL` and `--storage=URL` alike, and any other argument that carries a
+    URL or a `password=` parameter, so no option can smuggle a credential into a study record.
+    """
+    shown = []
+    for arg in argv:
+        option, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if _looks_like_url(value):
+            value = redact_url(value)
+        shown.append(option + eq + value)
+    return shown
+
+
+def redact_command(command: str) -> str:
+    """`redact_argv` for a command line already joined into one shell-quoted string."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:  # unbalanced quotes: show nothing rather than risk a secret
+        return "(command not shown: it could not be parsed)"
+    return " ".join(shlex.quote(arg) for arg in redact_argv(argv))
+
+
+def _looks_like_url(value: str) -> bool:
+    return "://" in value or bool(re.search(r"(?i)passw(or)?d=", value))
 
 
 def artifact_store(path: str | os.PathLike[str]) -> FileSystemArtifactStore:

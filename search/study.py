@@ -100,6 +100,9 @@ class RunOptions:
 
 
 DEFAULT_TRIALS = 20
+# Exit code of a run stopped because too many of its trials failed (0 success, 2 bad input,
+# 128 + signal number when interrupted: 130 Ctrl-C, 143 SIGTERM).
+EXIT_TRIALS_FAILED = 1
 BUDGET_POLL_S = 2.0  # how often a worker waiting for the others' last trials looks again
 
 
@@ -328,11 +331,13 @@ class Objective:
     def _claim_budget(self, study: optuna.Study, trial: optuna.Trial) -> None:
         """With several workers, only the first `target_total` trials may train.
 
-        Each worker checks before training: finished trials plus running trials with a
-        smaller number. Trial numbers are unique and ordered, so exactly the budget trains,
-        whatever the timing. While the budget is full only because of trials still running,
-        wait: one of them may die and be retried, and then this trial is needed. Once it is
-        full of finished trials, the surplus trial ends at once (FAIL, said why) and stops.
+        `_budget_left` already keeps workers from creating trials the budget has no room
+        for; this covers two workers that passed that check at the same moment. Each checks
+        before training: finished trials plus running trials with a smaller number. Trial
+        numbers are unique and ordered, so exactly the budget trains, whatever the timing.
+        While the budget is full only because of trials still running, wait: one of them may
+        die and be retried, and then this trial is needed. Once it is full of finished
+        trials, the surplus trial ends at once (FAIL, said why) and stops.
         """
         while True:
             STOP.check()
@@ -356,7 +361,8 @@ class BudgetReached(Exception):
 
 
 class Progress:
-    """One line per finished trial, a progress bar, and the stop rule for the trial budget."""
+    """One line per finished trial, a progress bar, and the stop rules: the trial budget, and
+    `max_failures` failed trials in this run (then `too_many_failures` says why)."""
 
     def __init__(self, target_total: int, requested: int, max_failures: int) -> None:
         from tqdm import tqdm
@@ -364,6 +370,7 @@ class Progress:
         self.target_total = target_total
         self.max_failures = max_failures
         self.failures = 0
+        self.too_many_failures: str | None = None
         self.bar = tqdm(
             total=requested,
             desc="trials",
@@ -395,7 +402,11 @@ class Progress:
         if finished >= self.target_total:
             study.stop()
         elif self.failures >= self.max_failures:
-            self.bar.write(f"stopping: {self.failures} trials failed in this run")
+            self.too_many_failures = (
+                f"stopping: {self.failures} trials failed in this run (the limit is "
+                f"{self.max_failures}); each failed trial's fail_reason says why "
+                "(`python -m search studies`, the dashboard)"
+            )
             study.stop()
 
 
@@ -539,15 +550,21 @@ def run_study(options: RunOptions) -> int:
         def launch_workers(total: int, finished: int) -> int:
             """Workers train until the study holds `total` finished trials."""
             worker_argv = [
-                *options.argv,
+                *_without_storage(options.argv),
                 "--target-total",
                 str(total),
-                "--storage",
-                url,
                 "--artifacts",
                 str(artifacts_dir),
             ]
-            return run_workers(options.workers, worker_argv, options.gpus, options.workers_per_gpu)
+            # The URL reaches the workers through their environment, not their command line,
+            # where any user of the machine could read its password (`ps`).
+            return run_workers(
+                options.workers,
+                worker_argv,
+                options.gpus,
+                options.workers_per_gpu,
+                extra_env={storage_module.STORAGE_ENV: url},
+            )
 
         code = launch_workers(target_total, already)
         if code == 0:
@@ -556,14 +573,16 @@ def run_study(options: RunOptions) -> int:
             code = confirm_front(study, options, launch_workers, deadline)
         return _finish(study, options, url, code)
     code = _optimize(study, options, space, data, store, target_total, already, deadline)
-    if code != 0 or not is_parent:
-        return code
+    if not is_parent:
+        return code  # the `--workers` parent prints the summary and writes the report
 
     def train_here(total: int, finished: int) -> int:
         return _optimize(study, options, space, data, store, total, finished, deadline)
 
-    code = confirm_front(study, options, train_here, deadline)
-    return _finish(study, options, url, code) if code == 0 else code
+    if code == 0:
+        code = confirm_front(study, options, train_here, deadline)
+    # Too many failed trials: the summary still shows what was measured, without a report.
+    return _finish(study, options, url, code) if code in (0, EXIT_TRIALS_FAILED) else code
 
 
 def _optimize(
@@ -587,15 +606,20 @@ def _optimize(
     progress = Progress(
         target_total, target_total - already, max_failures=max(3, target_total - already)
     )
+    STOP.signum = None  # a signal handled by an earlier run in this process is not ours
     previous = {sig: signal.signal(sig, STOP) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        study.optimize(
-            objective,
-            n_trials=None,
-            timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0),
-            callbacks=[progress],
-            catch=(TrainingFailed, BudgetReached),
-        )
+        # One trial per optimize() call, so the budget is checked before a trial is created:
+        # a trial created once the budget is full could only end as a failure.
+        while progress.too_many_failures is None and _budget_left(study, target_total):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            study.optimize(
+                objective,
+                n_trials=1,
+                callbacks=[progress],
+                catch=(TrainingFailed, BudgetReached),
+            )
         STOP.check()  # a signal swallowed at the very end still means "interrupted"
     except KeyboardInterrupt:
         progress.bar.close()
@@ -603,12 +627,34 @@ def _optimize(
             "interrupted: the running trial was marked FAIL; resume with: %s",
             _resume_command(options, target_total, study),
         )
-        return 130
+        return 128 + (STOP.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         progress.bar.close()
+    if progress.too_many_failures:
+        log.error("error: %s", progress.too_many_failures)
+        return EXIT_TRIALS_FAILED
     return 0
+
+
+def _budget_left(study: optuna.Study, target_total: int) -> bool:
+    """Is another trial needed? Waits while only still-running trials could fill the budget.
+
+    Running trials may belong to other workers: when they finish, the budget is full; when
+    their worker dies, heartbeats fail them and queue a retry, which this worker may run.
+    """
+    while True:
+        STOP.check()
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(1 for t in trials if t.state in FINISHED)
+        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+        if finished >= target_total:
+            return False
+        if finished + running < target_total:
+            return True
+        optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
+        time.sleep(BUDGET_POLL_S)
 
 
 MAXIMIZE = [direction == "maximize" for direction in DIRECTIONS]
@@ -797,10 +843,26 @@ class StopRequest:
 STOP = StopRequest()
 
 
+def _without_storage(argv: list[str]) -> list[str]:
+    """`argv` less its `--storage URL` / `--storage=URL`."""
+    kept: list[str] = []
+    skip_next = False
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+        elif arg == "--storage":
+            skip_next = True
+        elif not arg.startswith("--storage="):
+            kept.append(arg)
+    return kept
+
+
 def _resume_command(options: RunOptions, target_total: int, study: optuna.Study) -> str:
     left = target_total - sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
     parts = ["--study", options.study, "--trials", str(max(left, 1))]
-    if options.storage:
+    # A storage taken from $VAE_SEARCH_STORAGE is found there again; a redacted URL would not
+    # work as a command-line argument anyway.
+    if options.storage and options.storage != os.environ.get(storage_module.STORAGE_ENV):
         parts += ["--storage", storage_module.redact_url(options.storage)]
     return "python -m search run " + " ".join(shlex.quote(p) for p in parts)
 
@@ -839,7 +901,8 @@ def _record_study(
     runs = list(stored.get("runs", []))
     runs.append(
         {
-            "command": "python -m search " + " ".join(shlex.quote(a) for a in options.argv),
+            "command": "python -m search "
+            + " ".join(shlex.quote(a) for a in storage_module.redact_argv(options.argv)),
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "host": socket.gethostname(),
             "device": _run_device(options),

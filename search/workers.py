@@ -240,15 +240,17 @@ def run_workers(
     worker_argv: list[str],
     gpus: list[int] | None = None,
     workers_per_gpu: int = 1,
+    extra_env: dict[str, str] | None = None,
 ) -> int:
     """Run `python -m search run <worker_argv> --worker-index i` for i < `n_workers`.
 
-    `gpus`: the GPUs to use (validated against those present); None = all present. Blocks
-    until every worker has exited; 0 only if all exited 0. Never imports TensorFlow: a CUDA
-    context in this parent would take memory on every GPU and sit idle.
+    `gpus`: the GPUs to use (validated against those present); None = all present.
+    `extra_env`: added to every worker's environment (secrets that must not show in `ps`).
+    Blocks until every worker has exited; 0 only if all exited 0. Never imports TensorFlow: a
+    CUDA context in this parent would take memory on every GPU and sit idle.
     """
     n_workers, chosen = plan_workers(n_workers, gpus, workers_per_gpu)
-    envs = worker_environments(n_workers, chosen)
+    envs = [{**env, **(extra_env or {})} for env in worker_environments(n_workers, chosen)]
     where = (
         describe_placement(n_workers, chosen)
         if chosen

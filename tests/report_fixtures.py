@@ -405,7 +405,9 @@ def _set_study_attrs(
                 "storage": "postgresql://vae:***@db.example:5432/optuna",
             },
             {
-                "command": f"python -m search run --trials 40 --study {name} --preset quick",
+                # recorded before commands were redacted: the report must hide it itself
+                "command": f"python -m search run --trials 40 --study {name} --preset quick "
+                "--storage postgresql://vae:s3cret@db.example:5432/optuna",
                 "started": "2025-01-06T09:00:03+00:00",
                 "host": "host1",
                 "device": device,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import socket
+import urllib.request
 
 import numpy as np
 import pytest
 
 from search.data import GRID_DIGITS, Split, load_mnist
 from search.errors import UsageError
-from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -128,16 +129,31 @@ def test_idx_files_plain_and_gzipped(tmp_path, digits):
 
 
 def test_auto_falls_back_to_bundled_with_one_warning(tmp_path, caplog, monkeypatch):
-    # No network here and an empty keras cache: `auto` must say so once and use the subset.
+    # An empty keras cache and no network, whatever this machine has: every HTTP(S) request
+    # goes to a proxy on a port where nothing listens, so keras' download fails at once.
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / ".keras"))
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{_closed_port()}")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    # urlopen() caches its first opener, proxies and all, for the whole process: start from
+    # none and drop the one made here, so later tests' requests do not go to the dead proxy.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     with caplog.at_level("WARNING"):
         data = load_mnist("auto")
-    if data.provenance["source"] == "keras":
-        pytest.skip("this machine can download MNIST; the fallback is not exercised")
     assert data.provenance["source"] == "bundled"
+    assert len(data.train) + len(data.validation) + len(data.test) == 5000
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "bundled" in warnings[0].getMessage()
+    with pytest.raises(UsageError, match="could not load keras MNIST"):
+        load_mnist("keras")  # really offline, not merely lucky
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed on return: a connection there is refused
 
 
 BAD_CSV_CASES = {
@@ -184,12 +200,15 @@ def test_grid_digits_are_ten_of_each_class_and_always_the_same(mnist):
     assert np.array_equal(grid_digits(mnist), grid_digits(load_mnist("bundled", seed=0)))
 
 
-def test_cli_bad_data_file_is_one_line_and_exit_2(tmp_path):
+def test_cli_bad_data_file_is_one_line_and_exit_2(tmp_path, capsys):
+    # In this process: the data is checked before TensorFlow would load.
+    from search import cli
+
     bad = tmp_path / "bad.csv"
     bad.write_text("3,1,2\n")
     for source in (str(bad), str(tmp_path / "missing.csv")):
-        result = run_cli("train", "--data", source, "--epochs", "1", cwd=tmp_path)
-        assert result.returncode == 2
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-        assert "Traceback" not in result.stderr
+        code = cli.main(["train", "--data", source, "--epochs", "1"])
+        err = capsys.readouterr().err
+        assert code == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import re
 import statistics
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import pypdf
 import pytest
 from optuna._hypervolume import compute_hypervolume
+from PIL import Image
 
 from search.configurations import Run, choose, group_runs, pareto_front
 from search.report import prose, report_context, write_report
@@ -50,6 +50,7 @@ SECTION_TITLES = [
     "8. Latent space",
     "9. Reproducibility",
 ]
+CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -113,9 +114,8 @@ def fixture_study(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(fixture_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("report-out")
-    start = time.perf_counter()
-    paths = write_report(fixture_study.study, out)
-    return paths, time.perf_counter() - start
+    # (paths, None): the second slot held a wall-clock time, which no test asserts on any more
+    return write_report(fixture_study.study, out), None
 
 
 @pytest.fixture(scope="module")
@@ -141,13 +141,12 @@ def _numbers(text: str) -> list[str]:
 
 
 def test_write_report_writes_both_files_into_out_dir(report):
-    paths, seconds = report
+    paths, _ = report
     assert set(paths) == {"html", "pdf"}
     assert paths["html"].name == "report.html" and paths["pdf"].name == "report.pdf"
     assert paths["html"].stat().st_size > 1_000_000  # plotly.js alone is ~4.8 MB
     assert paths["pdf"].read_bytes()[:5] == b"%PDF-"
     assert not list(paths["html"].parent.glob(".*.tmp"))  # no temporary leftovers
-    assert seconds < 120
 
 
 # ---------------------------------------------------------------- HTML
@@ -226,9 +225,10 @@ def test_pdf_bookmarks_and_table_of_contents_page_numbers(pdf):
 
 
 def test_chromium_renders_every_figure_offline(report, context):
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    # Like a missing PostgreSQL, a missing browser fails: a skipped check proves nothing.
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: apt-get install chromium"
     expected = sum(len(specs) for specs in build_figures(context).values())
     errors: list[str] = []
     refused: list[str] = []
@@ -240,8 +240,8 @@ def test_chromium_renders_every_figure_offline(report, context):
             refused.append(route.request.url)
             route.abort()
 
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.route("**/*", only_local)
@@ -265,7 +265,10 @@ def test_chromium_renders_every_figure_offline(report, context):
     assert len(drawn) == expected and all(drawn)
     assert errors == []
     assert refused == []
-    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+    with Image.open(ARTIFACTS / "report.png") as screenshot:
+        assert screenshot.width == 1280 and screenshot.height > 900  # the whole, long page
+        # not a blank page: the figures and text put many distinct colours on it
+        assert len(screenshot.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 100
 
 
 # ---------------------------------------------------------------- what the prose says

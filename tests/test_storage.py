@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -189,22 +190,56 @@ def _closed_port() -> int:
         "postgres://vae:pw-secret@127.0.0.1:{port}/db",
     ],
 )
-def test_unreachable_database_is_a_quick_usage_error(template: str) -> None:
+def test_unreachable_database_is_a_usage_error(template: str) -> None:
     url = template.format(port=_closed_port())
-    start = time.monotonic()
     with pytest.raises(UsageError) as info:
         open_storage(url, heartbeat_interval=30)
-    assert time.monotonic() - start < 10
     message = str(info.value)
     assert "\n" not in message and "pw-secret" not in message
     assert "127.0.0.1" in message
 
 
+OPEN_STORAGE = textwrap.dedent(
+    """
+    import sys
+    from search.errors import UsageError
+    from search.storage import open_storage
+
+    try:
+        open_storage(sys.argv[1])
+    except UsageError as err:
+        print(err)
+    """
+)
+
+
+def test_a_server_that_never_answers_times_out() -> None:
+    """A socket that listens but never accepts: the TCP handshake succeeds (the kernel does
+    it), then nothing ever answers PostgreSQL's startup message."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        # Without the connect timeout libpq waits for an answer for ever, inside C code that
+        # pytest-timeout cannot interrupt; so the attempt runs in a child process, and the
+        # subprocess limit (not a wall-clock assertion) turns a hang into a failure.
+        result = subprocess.run(
+            [sys.executable, "-c", OPEN_STORAGE, f"postgresql://vae:pw-secret@127.0.0.1:{port}/db"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    message = result.stdout.strip()
+    assert "\n" not in message and "pw-secret" not in message
+    assert "timeout" in message.lower(), message
+
+
 def test_mysql_without_a_server_or_driver_is_a_usage_error() -> None:
-    start = time.monotonic()
     with pytest.raises(UsageError):
         open_storage(f"mysql+pymysql://u:p@127.0.0.1:{_closed_port()}/db")
-    assert time.monotonic() - start < 10
 
 
 def test_wrong_password_is_a_usage_error(postgres_url: str) -> None:
@@ -232,6 +267,86 @@ def test_workers_opening_a_fresh_database_together_all_succeed(fresh_postgres_ur
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
+
+
+# -- many writers on one journal file --------------------------------------------------------
+
+JOURNAL_WRITER = textwrap.dedent(
+    """
+    import sys, warnings
+    warnings.simplefilter("ignore")
+    import optuna
+    from search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    url, n_trials = sys.argv[1], int(sys.argv[2])
+    storage = open_storage(url, heartbeat_interval=1, grace_period=60)
+    study = optuna.load_study(study_name="stress", storage=storage)
+    study.optimize(
+        lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=n_trials
+    )
+    """
+)
+
+
+def test_six_writers_on_one_journal_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    """6 processes x 30 trials, heartbeats on, no TensorFlow: every write goes through the
+    journal's file lock (Optuna's default lock crashed writers in bench/results/storage.md)."""
+    url = f"journal:///{tmp_path}/stress.log"
+    optuna.create_study(study_name="stress", storage=open_storage(url), directions=DIRECTIONS)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", JOURNAL_WRITER, url, "30"],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for writer in writers:
+        _, err = writer.communicate(timeout=600)
+        assert writer.returncode == 0, err[-3000:]
+    trials = optuna.load_study(study_name="stress", storage=open_storage(url)).get_trials()
+    assert len(trials) == 180
+    assert sorted(t.number for t in trials) == list(range(180))
+    assert len({t._trial_id for t in trials}) == 180
+    assert all(t.state == TrialState.COMPLETE for t in trials), Counter(t.state for t in trials)
+
+
+DIES_HOLDING_THE_LOCK = textwrap.dedent(
+    """
+    import os, signal, sys
+    from search.storage import open_storage
+
+    storage = open_storage(sys.argv[1])
+    storage._backend._lock.acquire()  # what every append does first (private to Optuna)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_writer_killed_holding_the_journal_lock_blocks_no_one(tmp_path: Path) -> None:
+    url = f"journal:///{tmp_path}/stress.log"
+    optuna.create_study(study_name="stress", storage=open_storage(url), directions=DIRECTIONS)
+    victim = subprocess.run(
+        [sys.executable, "-c", DIES_HOLDING_THE_LOCK, url], cwd=REPO, timeout=120, check=False
+    )
+    assert victim.returncode == -9
+    # The kernel drops an flock with its holder, so the next writer goes ahead at once. Optuna's
+    # default symlink lock outlives its holder and makes every writer wait 30 s before it
+    # breaks it: this timeout (a subprocess limit, with ample margin for a loaded machine's
+    # imports) is shorter than that.
+    writer = subprocess.run(
+        [sys.executable, "-c", JOURNAL_WRITER, url, "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=25,
+        check=False,
+    )
+    assert writer.returncode == 0, writer.stderr[-3000:]
+    trials = optuna.load_study(study_name="stress", storage=open_storage(url)).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE]
 
 
 # -- heartbeats: a worker that dies in a trial -----------------------------------------------
@@ -318,12 +433,13 @@ def test_retries_are_bounded(kind: str, request: pytest.FixtureRequest, tmp_path
 
 def test_a_live_trial_is_not_failed(tmp_path: Path) -> None:
     url = f"journal:///{tmp_path}/live.log"
-    storage = open_storage(url, heartbeat_interval=1, grace_period=3)
+    # Grace 4 s = 3 heartbeats may be late (a loaded machine) before the trial counts as dead.
+    storage = open_storage(url, heartbeat_interval=1, grace_period=4)
     study = optuna.create_study(study_name="live", storage=storage, directions=DIRECTIONS)
 
     def slow(trial: optuna.Trial) -> tuple[float, float]:
-        time.sleep(7)  # over twice the grace period: only the heartbeat keeps it alive
-        other = open_storage(url, heartbeat_interval=1, grace_period=3)
+        time.sleep(9)  # over twice the grace period: only the heartbeat keeps it alive
+        other = open_storage(url, heartbeat_interval=1, grace_period=4)
         optuna.storages.fail_stale_trials(optuna.load_study(study_name="live", storage=other))
         return 0.5, 0.5
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import gc
-import resource
+import os
 
 import numpy as np
 import pytest
 
-from search.training import TrainConfig, TrainingFailed, _gradient_registry, train_vae
+from search.metrics import mse_per_image, ssim_per_image
+from search.training import (
+    TrainConfig,
+    TrainingFailed,
+    _gradient_registry,
+    reconstruct,
+    train_vae,
+)
 
 TINY = {"latent_dim": 4, "n_layers": 1, "filters": 8, "dense_units": 16, "loss": "bce"}
 CONFIG = TrainConfig(
@@ -36,10 +43,21 @@ def test_training_reduces_loss_and_reports_everything(mnist):
     losses = [row["loss"] for row in result.curve]
     assert len(result.curve) == 4 and losses[-1] < losses[0]
     assert result.curve[-1]["val_mse"] < result.curve[0]["val_mse"]
-    for key in ("val_ssim", "train_ssim", "test_ssim"):
-        assert -1.0 <= getattr(result, key) <= 1.0
-    for key in ("val_mse", "train_mse", "test_mse"):
-        assert 0.0 < getattr(result, key) < 0.25
+    # The reported scores are the model's scores on each split, recomputed here; SSIM rose
+    # with training, and MSE beats the laziest model (the mean training digit for every input).
+    assert result.val_ssim > result.curve[0]["val_ssim"]
+    mean_digit = mnist.train.images.mean(axis=0, keepdims=True)
+    for split, images in (
+        ("val", mnist.validation.images),
+        ("train", mnist.train.images[:200]),
+        ("test", mnist.test.images[:200]),
+    ):
+        recon = reconstruct(result.model, images)
+        ssim, mse = getattr(result, f"{split}_ssim"), getattr(result, f"{split}_mse")
+        assert ssim == pytest.approx(ssim_per_image(images, recon).mean(), abs=1e-6), split
+        assert mse == pytest.approx(mse_per_image(images, recon).mean(), rel=1e-6), split
+        lazy = np.broadcast_to(mean_digit, images.shape)
+        assert mse < mse_per_image(images, lazy).mean(), split
     assert result.n_params > 0 and result.images_per_s > 0 and result.wall_time_s > 0
     assert result.device.startswith(("CPU", "GPU"))
     assert {"reconstruction_loss", "kl_loss", "val_ssim", "val_mse"} <= set(result.curve[0])
@@ -81,8 +99,16 @@ def test_nan_loss_fails_with_the_reason(mnist):
         train_vae(TINY, mnist, TrainConfig(**{**CONFIG.__dict__, "learning_rate": 1e12}))
 
 
-def test_twenty_trainings_do_not_keep_growing_memory(mnist):
-    """Loose bound: after a warm-up, 20 more trainings add < 300 MB of peak RSS."""
+def _resident_mb() -> float:
+    """Memory this process holds now (ru_maxrss is the lifetime peak, which never falls)."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_repeated_trainings_do_not_keep_growing_memory(mnist):
+    """After a warm-up, eight more trainings leave no gradient registration behind and hold
+    less than 80 MB more (the leak this guards against was ~15 MB per training)."""
     config = TrainConfig(
         epochs=1, batch_size=128, validation_subset=50, train_eval_subset=50, test_eval_subset=50
     )
@@ -92,18 +118,17 @@ def test_twenty_trainings_do_not_keep_growing_memory(mnist):
         mnist.test,
         mnist.provenance,
     )
-    for _ in range(3):
+    for _ in range(2):
         train_vae(TINY, small, config)
     gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _resident_mb()
     registered = len(_gradient_registry())
-    for i in range(20):
+    for i in range(8):
         train_vae({**TINY, "latent_dim": 2 + i % 3}, small, config)
     gc.collect()
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    grown = _resident_mb() - before
     # The cause of the growth: each traced train step left a tf.custom_gradient registration,
     # and with it the step's whole graph and captured weights, in TensorFlow's registry.
     left = len(_gradient_registry()) - registered
-    assert left == 0, f"{left} gradient registrations left behind by 20 trainings"
-    assert grown < 300, f"peak RSS grew {grown:.0f} MB over 20 trainings"
-    assert np.isfinite(grown)
+    assert left == 0, f"{left} gradient registrations left behind by 8 trainings"
+    assert grown < 80, f"resident memory grew {grown:.0f} MB over 8 trainings"

@@ -47,6 +47,7 @@ from search.report.sections import (
     ValueGroup,
 )
 from search.report.trials import Objective, StudyRecords, TrialRecord, as_float, redact_url
+from search.storage import redact_command
 
 REPORT_PACKAGES = ("optuna", "plotly", "kaleido", "weasyprint", "jinja2", "numpy")
 
@@ -559,7 +560,8 @@ def _reproducibility(records: StudyRecords) -> ReproInfo:
             continue
         runs.append(
             RunRow(
-                command=str(run.get("command", "-")),
+                # studies recorded before commands were redacted may still hold a password
+                command=redact_command(str(run.get("command", "-"))),
                 started=str(run.get("started", "-")),
                 host=str(run.get("host", "-")),
                 device=str(run.get("device", "-")),
