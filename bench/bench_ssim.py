@@ -50,32 +50,14 @@ def skimage_loop(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def float32_tensorflow_ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The previous `ssim_per_image`: the same formula as float32 Keras ops on the TF device.
+    """The previous `ssim_per_image`: the same formula in float32 on the TF device.
 
     Kept here only as a same-run speed comparison: on Ampere and newer GPUs TensorFlow's
     default TensorFloat-32 matmuls put it up to ~1e-3 off skimage (tests/test_metrics.py).
     """
-    from keras import ops
+    from search.metrics import ssim_per_image
 
-    from search.metrics import DATA_RANGE, K1, K2, _valid_filter_matrix
-
-    x = ops.convert_to_tensor(a.astype(np.float32))
-    y = ops.convert_to_tensor(b.astype(np.float32))
-    rows = ops.convert_to_tensor(_valid_filter_matrix(a.shape[1]).astype(np.float32))
-    cols_t = ops.convert_to_tensor(_valid_filter_matrix(a.shape[2]).T.astype(np.float32))
-
-    def blur(z):
-        return ops.matmul(ops.matmul(rows, z), cols_t)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x * mu_x
-    var_y = blur(y * y) - mu_y * mu_y
-    cov = blur(x * y) - mu_x * mu_y
-    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
-    )
-    return np.asarray(ops.convert_to_numpy(ops.mean(ssim_map, axis=(1, 2))), dtype=np.float64)
+    return ssim_per_image(a, b, dtype="float32")
 
 
 def timed(fn, *args) -> tuple[float, float, object]:

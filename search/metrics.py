@@ -44,19 +44,23 @@ def _valid_filter_matrix(side: int) -> np.ndarray:
     return matrix
 
 
-def ssim_per_image(a, b) -> np.ndarray:
-    """SSIM of each image pair; inputs (n, h, w) or (n, h, w, 1) in [0, 1]. Returns (n,) float64."""
+def ssim_per_image(a, b, dtype: str = "float64") -> np.ndarray:
+    """SSIM of each image pair; inputs (n, h, w) or (n, h, w, 1) in [0, 1]. Returns (n,) float64.
+
+    `dtype` is the compute precision. Keep float64 (the default) for anything that is scored:
+    on Ampere and newer GPUs TensorFlow runs float32 matmuls in TensorFloat-32 by default
+    (10-bit mantissa), which puts the blur up to ~1e-3 off skimage; float64 is never rounded
+    to TF32 (tests/test_metrics.py emulates TF32). float32 exists for the speed comparison in
+    bench/bench_ssim.py.
+    """
     from keras import ops  # deferred so `search.metrics` imports fast for the report
 
-    # float64, not float32: on Ampere and newer GPUs TensorFlow runs float32 matmuls in
-    # TensorFloat-32 by default (10-bit mantissa), which puts the blur up to ~1e-3 off
-    # skimage; float64 is never rounded to TF32 (tests/test_metrics.py emulates TF32).
-    a = ops.cast(ops.convert_to_tensor(a), "float64")
-    b = ops.cast(ops.convert_to_tensor(b), "float64")
+    a = ops.cast(ops.convert_to_tensor(a), dtype)
+    b = ops.cast(ops.convert_to_tensor(b), dtype)
     if len(a.shape) == 4:
         a, b = a[..., 0], b[..., 0]
-    rows = ops.convert_to_tensor(_valid_filter_matrix(int(a.shape[1])))
-    cols_t = ops.convert_to_tensor(_valid_filter_matrix(int(a.shape[2])).T)
+    rows = ops.convert_to_tensor(_valid_filter_matrix(int(a.shape[1])).astype(dtype))
+    cols_t = ops.convert_to_tensor(_valid_filter_matrix(int(a.shape[2])).T.astype(dtype))
 
     def blur(x):
         return ops.matmul(ops.matmul(rows, x), cols_t)
