@@ -147,6 +147,7 @@ def test_the_study_fails_the_trial_and_goes_on(tmp_path, monkeypatch: pytest.Mon
         pruning=False,
         report=False,
         keep_models="none",
+        confirm=0,  # exactly the three trials below
         argv=["run"],
     )
     assert run_study(options) == 0
