@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,9 @@ class SmokeStudy(NamedTuple):
     storage: str
     artifacts: Path
     output: str
+    # A copy of the storage as `run` left it: other tests write reports (and so dashboard
+    # notes) into the shared study, and may run first.
+    as_run_storage: str
 
 
 @pytest.fixture(scope="session")
@@ -71,10 +75,12 @@ def smoke_study(tmp_path_factory) -> SmokeStudy:
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    shutil.copyfile(workdir / "studies" / "smoke.db", workdir / "smoke-as-run.db")
     return SmokeStudy(
         workdir,
         "smoke",
         f"sqlite:///{workdir}/studies/smoke.db",
         workdir / "studies" / "smoke" / "artifacts",
         result.stdout + result.stderr,
+        f"sqlite:///{workdir}/smoke-as-run.db",
     )

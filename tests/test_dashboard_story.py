@@ -112,7 +112,7 @@ def test_report_writes_note_and_figures_that_a_rewrite_replaces(tmp_path):
 
 
 def test_run_leaves_the_note_even_without_a_report(smoke_study):
-    study = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.storage)
+    study = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.as_run_storage)
     context = report_context(study, smoke_study.artifacts)
     rec = context.summary.recommendation
     assert rec is not None
