@@ -235,6 +235,27 @@ def choose(
     return Choice(ranked[0], method, has_knee=len(front) >= 3)
 
 
+def indistinguishable(
+    chosen: Configuration, configurations: Sequence[Configuration], noise: Noise | None
+) -> list[Configuration]:
+    """The other configurations whose mean is within the noise threshold of `chosen`'s mean in
+    every objective: at this budget the study cannot say that `chosen` is better than them.
+
+    Empty without a noise estimate (then no difference can be judged at all).
+    """
+    if noise is None:
+        return []
+    return [
+        other
+        for other in configurations
+        if other.key != chosen.key
+        and all(
+            abs(other.mean[i] - chosen.mean[i]) <= noise.threshold(other.n, chosen.n, i)
+            for i in range(len(chosen.mean))
+        )
+    ]
+
+
 def confirmation_plan(
     configurations: Sequence[Configuration],
     maximize: Sequence[bool],

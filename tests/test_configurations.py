@@ -12,6 +12,7 @@ from search.configurations import (
     configuration_key,
     confirmation_plan,
     group_runs,
+    indistinguishable,
     pareto_front,
     pooled_noise,
     t_quantile,
@@ -116,3 +117,19 @@ def test_confirmation_plan_asks_only_for_missing_seeds_nearest_the_knee_first() 
 def _front_and_all(runs):
     configurations = group_runs(runs)
     return pareto_front(configurations, MAXIMIZE), MAXIMIZE, configurations
+
+
+def test_indistinguishable_needs_every_objective_within_the_noise() -> None:
+    runs = [
+        Run(0, {"k": 8}, (0.80, 0.040)),
+        Run(1, {"k": 8}, (0.82, 0.042)),
+        Run(2, {"k": 4}, (0.81, 0.041)),  # within the noise in both objectives
+        Run(3, {"k": 4}, (0.79, 0.043)),
+        Run(4, {"k": 2}, (0.81, 0.060)),  # same SSIM, far worse MSE
+        Run(5, {"k": 2}, (0.80, 0.061)),
+    ]
+    configurations = group_runs(runs)
+    k8 = configurations[0]
+    ties = indistinguishable(k8, configurations, pooled_noise(configurations))
+    assert [c.params["k"] for c in ties] == [4]
+    assert indistinguishable(k8, configurations, None) == []

@@ -181,6 +181,13 @@ def test_a_repeated_sweep_says_which_values_cannot_be_told_apart(tmp_path):
     assert spread.val_threshold(3, 3) == pytest.approx(threshold)
     # 0.0567 - 0.0448 is beyond the threshold: k = 2 is not among the tied values
     assert 0.0567 - 0.0448 > threshold > 0.0483 - 0.0448
+    # and the recommendation says so too: its edge over k = 4, 6 and 10 is within the noise
+    rec = context.summary.recommendation
+    assert rec is not None and rec.params["latent_dim"] == 8
+    assert "cannot be told apart from 3 other configurations" in rec.evidence
+    for k in (4, 6, 10):
+        assert f"(latent_dim {k})" in rec.evidence
+    assert "(latent_dim 2)" not in rec.evidence
 
 
 def test_noise_is_pooled_over_every_repeated_configuration_not_only_sweeps(tmp_path):

@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from search.configurations import Choice, Configuration, choose, pareto_front
+from search.configurations import (
+    Choice,
+    Configuration,
+    choose,
+    indistinguishable,
+    pareto_front,
+    pooled_noise,
+)
 from search.report import prose
 from search.report.analysis import (
     MAX_SHOWN_FRONT,
@@ -107,8 +114,11 @@ def _seeds(records: StudyRecords, configuration: Configuration) -> list[int]:
     ]
 
 
-def _recommendation(records: StudyRecords, choice: Choice | None) -> Recommendation | None:
-    """The chosen configuration: its mean over seeds beside its first (selected) run."""
+def _recommendation(
+    records: StudyRecords, choice: Choice | None, configurations: list[Configuration]
+) -> Recommendation | None:
+    """The chosen configuration: its mean over seeds beside its first (selected) run, and the
+    configurations the seed-to-seed noise cannot tell from it."""
     if choice is None:
         return None
     chosen = choice.configuration
@@ -140,6 +150,7 @@ def _recommendation(records: StudyRecords, choice: Choice | None) -> Recommendat
             f"trial {chosen.first}, which first measured it, and "
             f"{'trial' if chosen.n == 2 else 'trials'} {others}."
         )
+        evidence += " " + _ties_sentence(chosen, configurations)
     return Recommendation(
         number=chosen.first,
         numbers=chosen.numbers,
@@ -153,6 +164,31 @@ def _recommendation(records: StudyRecords, choice: Choice | None) -> Recommendat
         has_knee=choice.has_knee,
         evidence=evidence,
         confirm_command=confirm,
+    )
+
+
+def _ties_sentence(chosen: Configuration, configurations: list[Configuration]) -> str:
+    """Which configurations the noise cannot tell from the recommended one, by what differs."""
+    noise = pooled_noise(configurations)
+    ties = indistinguishable(chosen, configurations, noise)
+    if noise is None or not ties:
+        return (
+            "No other configuration is within the seed-to-seed threshold of its mean in every "
+            "objective."
+        )
+    described = []
+    for other in sorted(ties, key=lambda c: c.first):
+        differs = [
+            f"{name} {prose.fmt_number(value)}"
+            for name, value in other.params.items()
+            if chosen.params.get(name) != value
+        ]
+        described.append(f"trial {other.first}'s ({', '.join(differs) or 'same parameters'})")
+    return (
+        f"At this budget it cannot be told apart from {len(ties)} other "
+        f"configuration{'s' if len(ties) != 1 else ''}, whose means lie within the seed-to-seed "
+        f"threshold of its own in every objective: {'; '.join(described)}. Any of them would "
+        "do as well as far as this study can measure."
     )
 
 
@@ -613,7 +649,7 @@ def build_context(
     configurations = records.configurations()
     front = pareto_front(configurations, records.maximize)
     choice = choose(front, records.maximize, configurations)
-    recommendation = _recommendation(records, choice)
+    recommendation = _recommendation(records, choice, configurations)
     data = _provenance(records.attrs)
     budget = _budget(records)
     summary = Summary(
