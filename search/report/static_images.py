@@ -11,7 +11,13 @@ No browser -> `UsageError` naming what to install. Kaleido can return without wr
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import math
 import os
+import signal
+import subprocess
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -21,9 +27,13 @@ from search.errors import UsageError
 from search.report.artifacts import PNG_SIGNATURE
 from search.report.figures import FigureSpec
 
+log = logging.getLogger(__name__)
+
 IMAGE_WIDTH = 760  # CSS px; the A4 text width is ~660 px, so fonts shrink only slightly
 IMAGE_SCALE = 2
 RENDER_TIMEOUT_S = 90
+OPEN_TIMEOUT_S = 120  # Chromium starts in seconds; minutes means it will not
+CLOSE_TIMEOUT_S = 15
 INSTALL_HINT = (
     "install Chromium (`apt-get install chromium`) or Chrome (`plotly_get_chrome`), "
     "or set BROWSER_PATH to its executable"
@@ -50,6 +60,10 @@ def find_chrome() -> str:
     return found
 
 
+class BrowserStalled(Exception):
+    """The browser did not answer in time (seen: a Chromium whose start never completes)."""
+
+
 class KaleidoSession:
     """One Chromium, driven by kaleido, for the whole report; it starts in the background.
 
@@ -57,31 +71,51 @@ class KaleidoSession:
     an event loop in a worker thread, so Chromium starts while the caller builds the context,
     the figures and the HTML; `write_pngs` waits for it. A thread also keeps this working when
     the caller already runs an event loop (e.g. Jupyter). Close it (or use `with`).
+
+    Every wait is bounded: a Chromium that never finishes starting (seen on a loaded 2-core
+    machine, with kaleido's own per-figure timeout never reached) is killed and started once
+    more; a second stall is an error, so a report can never hang.
     """
 
     def __init__(self, tabs: int = 2) -> None:
         self.chrome = find_chrome()
+        self.tabs = tabs
+        self._start()
+
+    def _start(self) -> None:
+        self._kaleido: Any = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="kaleido-report", daemon=True
         )
         self._thread.start()
-        self._browser = asyncio.run_coroutine_threadsafe(self._open(tabs), self._loop)
+        self._browser = asyncio.run_coroutine_threadsafe(self._open(self.tabs), self._loop)
 
     async def _open(self, tabs: int) -> Any:
         import kaleido
 
         # mathjax=False: kaleido would otherwise load MathJax from a CDN.
         browser = kaleido.Kaleido(n=tabs, timeout=RENDER_TIMEOUT_S, mathjax=False, path=self.chrome)
+        self._kaleido = browser  # so a start that stalls can still be killed
         await browser.open()
         return browser
 
-    def _call(self, make: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    def _wait(self, future: concurrent.futures.Future[Any], seconds: float, what: str) -> Any:
+        try:
+            return future.result(timeout=seconds)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise BrowserStalled(
+                f"the browser at {self.chrome} did not {what} within {seconds:.0f} s"
+            ) from None
+
+    def _call(self, make: Callable[[Any], Coroutine[Any, Any, Any]], seconds: float) -> Any:
         from kaleido.errors import BrowserFailedError, ChromeNotFoundError
 
         try:
-            browser = self._browser.result()
-            return asyncio.run_coroutine_threadsafe(make(browser), self._loop).result()
+            browser = self._wait(self._browser, OPEN_TIMEOUT_S, "start")
+            work = asyncio.run_coroutine_threadsafe(make(browser), self._loop)
+            return self._wait(work, seconds, "render the figures")
         except ChromeNotFoundError as error:
             raise UsageError(
                 f"kaleido could not use the browser at {self.chrome}: {INSTALL_HINT}"
@@ -112,7 +146,25 @@ class KaleidoSession:
             }
             for spec in figures
         ]
-        self._call(lambda browser: browser.write_fig_from_object(jobs, cancel_on_error=True))
+        # kaleido bounds each figure by RENDER_TIMEOUT_S; the batch gets as long as its tabs
+        # need one after the other, plus a margin.
+        seconds = RENDER_TIMEOUT_S * math.ceil(len(jobs) / self.tabs) + 60
+
+        def render(browser: Any) -> Coroutine[Any, Any, Any]:
+            return browser.write_fig_from_object(jobs, cancel_on_error=True)
+
+        try:
+            self._call(render, seconds)
+        except BrowserStalled as stalled:
+            log.warning("%s; starting it again", stalled)
+            self._restart()
+            try:
+                self._call(render, seconds)
+            except BrowserStalled as again:
+                raise UsageError(
+                    f"{again} (twice), so the PDF was not written (the HTML was): run `report` "
+                    "again, or set BROWSER_PATH to another Chrome/Chromium"
+                ) from None
         broken = [
             key
             for key, path in paths.items()
@@ -125,15 +177,41 @@ class KaleidoSession:
     def close(self) -> None:
         try:
             try:
-                browser = self._browser.result()  # wait for a launch under way to finish
+                # wait for a launch under way to finish
+                browser = self._wait(self._browser, OPEN_TIMEOUT_S, "start")
             except Exception:
                 browser = None  # it never started; the error was or will be reported by _call
             if browser is not None:
-                asyncio.run_coroutine_threadsafe(browser.close(), self._loop).result()
+                closing = asyncio.run_coroutine_threadsafe(browser.close(), self._loop)
+                try:
+                    self._wait(closing, CLOSE_TIMEOUT_S, "close")
+                except BrowserStalled:
+                    self._kill()
+            else:
+                self._kill()
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+            self._thread.join(timeout=CLOSE_TIMEOUT_S)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    def _restart(self) -> None:
+        self._kill()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=CLOSE_TIMEOUT_S)
+        self._start()
+
+    def _kill(self) -> None:
+        """Kill the browser's process group (kaleido's wrapper and every Chromium process)."""
+        process = getattr(self._kaleido, "subprocess", None)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=CLOSE_TIMEOUT_S)
 
     def __enter__(self) -> KaleidoSession:
         return self

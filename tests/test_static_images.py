@@ -1,0 +1,72 @@
+"""The PDF's figure renderer never hangs: a browser that stalls is killed, retried, reported.
+
+The renderer runs in a child process: the stalled browser's threads (kaleido's and
+choreographer's) are left behind in that process, not in the test runner's.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RENDER_WITH_A_STALLED_BROWSER = """
+import sys
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from search.errors import UsageError
+from search.report import static_images
+from search.report.figures import FigureSpec
+
+static_images.OPEN_TIMEOUT_S = 3
+static_images.CLOSE_TIMEOUT_S = 3
+out = Path(sys.argv[1])
+try:
+    with static_images.KaleidoSession() as session:
+        session.write_pngs([FigureSpec("stalled", "never drawn", go.Figure(), 200)], out)
+except UsageError as error:
+    print("USAGE ERROR:", error)
+else:
+    print("NO ERROR")
+"""
+
+
+def _stalling_browser(tmp_path: Path) -> tuple[Path, Path]:
+    """An executable that starts like a browser and then never answers on its pipe."""
+    pids = tmp_path / "pids"
+    script = tmp_path / "chromium"
+    script.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 600\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script, pids
+
+
+@pytest.mark.timeout(180)
+def test_a_stalled_browser_is_killed_started_again_then_reported(tmp_path):
+    script, pids = _stalling_browser(tmp_path)
+    env = {
+        **os.environ,
+        "BROWSER_PATH": str(script),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", RENDER_WITH_A_STALLED_BROWSER, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "USAGE ERROR: the browser at" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "did not start within 3 s (twice)" in done.stdout
+    started = [int(line) for line in pids.read_text().split()]
+    assert len(started) == 2  # the first launch, and the one started again
+    for pid in started:  # both killed: nothing is left sleeping
+        state = Path(f"/proc/{pid}/stat")
+        assert not state.exists() or state.read_text().split()[2] == "Z", pid
+    assert not list(tmp_path.glob("*.png"))
