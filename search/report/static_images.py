@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 IMAGE_WIDTH = 760  # CSS px; the A4 text width is ~660 px, so fonts shrink only slightly
 IMAGE_SCALE = 2
 RENDER_TIMEOUT_S = 90
-OPEN_TIMEOUT_S = 120  # Chromium starts in seconds; minutes means it will not
+OPEN_TIMEOUT_S = 60  # Chromium starts in seconds, even on a loaded machine; a minute means never
 CLOSE_TIMEOUT_S = 15
 INSTALL_HINT = (
     "install Chromium (`apt-get install chromium`) or Chrome (`plotly_get_chrome`), "
