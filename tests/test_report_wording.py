@@ -24,3 +24,10 @@ def test_bundled_notice_once_and_pruner_in_words(tmp_path):
     pruner = re.search(r"Pruner [^.]*\.", diagnostics)
     assert pruner is not None
     assert pruner.group(0).startswith("Pruner on; grace epochs 2; eta 2; rungs at epochs ")
+
+
+def test_flags_in_tables_read_yes_or_no():
+    from search.report.prose import fmt_number
+
+    assert (fmt_number(True), fmt_number(False)) == ("yes", "no")
+    assert fmt_number(3) == "3" and fmt_number(0.25) == "0.25"

@@ -36,8 +36,11 @@ def fmt_signed_mse(value: float) -> str:
 
 
 def fmt_number(value: object) -> str:
-    """A parameter or attr value for a table: ints as ints, floats with 4 significant digits."""
-    if isinstance(value, bool) or value is None:
+    """A parameter or attr value for a table: ints as ints, floats with 4 significant digits,
+    yes/no for flags (a reader should not meet Python's True/False)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
         return str(value)
     if isinstance(value, int | float) and abs(value) >= 10_000:
         return fmt_large(float(value))
