@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.study import StudyDirection
@@ -193,20 +192,13 @@ def as_float(value: Any) -> float | None:
 
 
 def redact_url(url: str | None) -> str | None:
-    """The storage URL with any password replaced by `***` (user names are kept)."""
-    if not url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparseable URL not shown)"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """The storage URL with any password replaced by `***` (user names are kept).
+
+    The one rule of `search.storage.redact_url`, which also hides passwords holding '@'.
+    """
+    from search.storage import redact_url as redact
+
+    return redact(url) if url else url
 
 
 def _storage_url(study: optuna.Study) -> str | None:
