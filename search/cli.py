@@ -28,6 +28,7 @@ MAX_WORKERS = 256
 MAX_GPU_INDEX = 1023
 MAX_REPEATS = 1000
 MAX_ETA = 100
+MAX_NOISE_MARGIN = 100.0
 MAX_BATCH = 65_536
 MAX_HEARTBEAT_S = 86_400
 
@@ -72,6 +73,19 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+def _noise_margin(text: str) -> float:
+    value = _real(text, "a number of seed SDs")
+    if not 0 <= value <= MAX_NOISE_MARGIN:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seed SDs 0..{MAX_NOISE_MARGIN:g}, got {text!r}"
+        )
+    return value
+
+
+def _pruning_defaults(name: str) -> str:
+    return ", ".join(f"{p} {getattr(v, name):g}" for p, v in search_space.PRESETS.items())
 
 
 def _beta(text: str) -> float:
@@ -186,15 +200,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--eta",
         type=_whole(2, MAX_ETA),
-        default=3,
-        help="pruning: keep the top 1/eta at each rung (default 3)",
+        help="pruning: rungs at grace * eta^i epochs, keep the top 1/eta at each "
+        "(default: the preset's, " + _pruning_defaults("eta") + ")",
     )
     run.add_argument(
         "--grace-epochs",
         type=_whole(1, MAX_EPOCHS),
-        default=2,
-        help="pruning: first rung after this many epochs (default 2: after one epoch the "
-        "ranking barely predicts the final one, see bench/results/search.md)",
+        help="pruning: first rung after this many epochs (default: the preset's, "
+        + _pruning_defaults("grace_epochs")
+        + "; early rankings barely predict final ones, see bench/results/pruning.md)",
+    )
+    run.add_argument(
+        "--noise-margin",
+        type=_noise_margin,
+        metavar="K",
+        help="pruning: stop a trial only if another beats it at the rung by more than K "
+        "seed-to-seed SDs in both SSIM and MSE; 0: off (default: the preset's, "
+        + _pruning_defaults("noise_margin")
+        + ")",
+    )
+    run.add_argument(
+        "--envelope",
+        type=_whole(0, MAX_TRIALS),
+        metavar="N",
+        help="pruning: stop a trial only if even its best case (its rung values plus the "
+        "largest gains completed trials made after that rung) is beaten by a completed trial; "
+        "judged once N trials completed through the rung; 0: off (default: the preset's, "
+        + _pruning_defaults("envelope_min_complete")
+        + ")",
     )
     run.add_argument("--timeout", type=_seconds, help="stop starting new trials after SECONDS")
     run.add_argument(

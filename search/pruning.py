@@ -22,6 +22,25 @@ best SSIM or the best MSE. With SSIM and MSE as correlated as they are, first fr
 
 Why a trial that dominates every other point is never pruned: it is alone on the first front.
 
+Noise margin (`noise_margin` > 0, the quick and full presets' default). One training is one
+draw: at an early rung two seeds of one configuration differ by more than most configurations
+do. So a trial the ranking would prune is stopped only if another trial at the rung beats it
+by more than `noise_margin` seed-to-seed SDs in both SSIM and MSE; otherwise it is kept as
+"within the noise". The SD at a rung is the study's own, pooled over its repeated
+configurations (sweeps with --repeats, confirmation runs) once they give `MIN_SPREAD_DOF`
+degrees of freedom there; before that, the spread recorded for the pruning benchmark
+(`RECORDED_SEED_SD`). Why: on curves recorded under 4 seeds, epoch-2 rankings predicted the
+epoch-12 ranking with Spearman 0.37, large latents started last and finished first, and the
+plain rule with a first rung at 2 epochs stopped a true-front configuration in a quarter of
+the replayed studies; the margin kept them (bench/results/pruning.md).
+
+Envelope (`envelope_min_complete` > 0). Another guard: a trial the ranking would prune is
+stopped only if even its best case loses: its rung values improved by the largest gains any
+completed trial of the study made from that rung to its last epoch (SSIM and MSE each by its
+own largest gain) must be dominated by a completed trial's final values. Until
+`envelope_min_complete` trials have completed through the rung nothing is stopped. It needs no
+outside number: a study whose slow starters gained much after the rung stops little.
+
 Designed trials (anything enqueued) are judged by no rule here: the objective records their
 rung values (they serve as references for sampled trials) and never prunes them.
 """
@@ -40,13 +59,60 @@ from numpy.typing import ArrayLike
 RUNG_VALUES_ATTR = "rung_values"
 
 
+# Seed-to-seed SD of validation SSIM and MSE after epochs 1, 2, ..., pooled over the 48
+# configurations x the 2 tuning seeds recorded by bench/record_curves.py (quick preset,
+# bundled data; bench/results/pruning.json "seed_sd_per_epoch_tuning_seeds", the spread the
+# benchmark's noise rules were given; a test checks they agree). Later epochs use
+# the last value. For the full preset (more images per epoch) the spread is smaller, so
+# borrowing these makes the rule more careful there, not less.
+RECORDED_SEED_SD: dict[str, tuple[float, ...]] = {
+    "ssim": (
+        0.0166,
+        0.0247,
+        0.0364,
+        0.0631,
+        0.0672,
+        0.0745,
+        0.08,
+        0.078,
+        0.0762,
+        0.0765,
+        0.0795,
+        0.0809,
+    ),
+    "mse": (
+        0.01334,
+        0.01084,
+        0.00848,
+        0.00814,
+        0.00498,
+        0.00523,
+        0.0058,
+        0.00566,
+        0.00551,
+        0.00549,
+        0.00569,
+        0.00581,
+    ),
+}
+MIN_SPREAD_DOF = 4  # below this the study's own spread is too rough to use
+
+
 @dataclass(frozen=True)
 class ParetoPrunerConfig:
-    """When to judge trials: rungs at `grace_epochs * eta**i` epochs below `max_epochs`."""
+    """When to judge trials: rungs at `grace_epochs * eta**i` epochs below `max_epochs`.
+
+    `noise_margin`: stop a trial only if another beats it at the rung by more than this many
+    seed-to-seed SDs in both objectives (0: off). `envelope_min_complete`: stop a trial only if
+    its best case loses, judged once this many trials completed through the rung (0: off).
+    With both off the ranking alone decides.
+    """
 
     max_epochs: int
     grace_epochs: int = 1
     eta: int = 3
+    noise_margin: float = 0.0
+    envelope_min_complete: int = 0  # 0: no envelope guard
 
     def __post_init__(self) -> None:
         rung_epochs(self.grace_epochs, self.eta, self.max_epochs)  # validates
@@ -220,6 +286,104 @@ def rung_results(
     return results
 
 
+class SeedSpread(NamedTuple):
+    """Seed-to-seed SD of (SSIM, MSE) at one rung, and where it came from."""
+
+    ssim: float
+    mse: float
+    source: str
+
+
+def seed_spread(trials: Sequence[optuna.trial.FrozenTrial], epoch: int) -> SeedSpread:
+    """The study's own spread at rung `epoch`, pooled over its repeated configurations.
+
+    Runs of one configuration (equal parameters, any state, each trial's own rung values) give
+    `n - 1` degrees of freedom; with fewer than `MIN_SPREAD_DOF` in all, the recorded spread
+    (`RECORDED_SEED_SD`) at that epoch stands in.
+    """
+    from search.configurations import configuration_key
+
+    params = {t.number: t.params for t in trials}
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for number, value in rung_results(trials, epoch).items():
+        if all(math.isfinite(v) for v in value):
+            groups.setdefault(configuration_key(params[number]), []).append(value)
+    repeated = [np.array(g) for g in groups.values() if len(g) > 1]
+    dof = sum(len(g) - 1 for g in repeated)
+    if dof >= MIN_SPREAD_DOF:
+        squares = sum(((g - g.mean(axis=0)) ** 2).sum(axis=0) for g in repeated)
+        sd = np.sqrt(squares / dof)
+        return SeedSpread(float(sd[0]), float(sd[1]), f"this study's, {dof} degrees of freedom")
+    index = min(epoch, len(RECORDED_SEED_SD["ssim"])) - 1
+    return SeedSpread(
+        RECORDED_SEED_SD["ssim"][index],
+        RECORDED_SEED_SD["mse"][index],
+        "recorded by the pruning benchmark",
+    )
+
+
+def beaten_beyond_noise(
+    trial_number: int,
+    results: Mapping[int, Sequence[float]],
+    spread: SeedSpread,
+    margin: float,
+) -> list[int]:
+    """The trials at the rung better than `trial_number` by > margin SDs in both objectives.
+
+    A result with a NaN or infinite value is beaten by every finite one.
+    """
+    ssim, mse = results[trial_number]
+    finite = math.isfinite(ssim) and math.isfinite(mse)
+    return sorted(
+        number
+        for number, (s, m) in results.items()
+        if number != trial_number
+        and math.isfinite(s)
+        and math.isfinite(m)
+        and (not finite or (s > ssim + margin * spread.ssim and m < mse - margin * spread.mse))
+    )
+
+
+def beaten_in_best_case(
+    point: Sequence[float],
+    completed: Mapping[int, tuple[Sequence[float], Sequence[float]]],
+    min_complete: int,
+) -> list[int]:
+    """The completed trials whose final values dominate `point`'s best case (see Envelope).
+
+    `completed`: `{trial: ((ssim, mse) at the rung, (ssim, mse) at the end)}` for the trials
+    that completed through this rung, finite values only. Empty (keep the trial) while fewer
+    than `min_complete` are given. A non-finite `point` has no best case: every trial beats it.
+    """
+    if len(completed) < min_complete:
+        return []
+    if not all(math.isfinite(v) for v in point):
+        return sorted(completed)
+    gain_ssim = max(0.0, max(final[0] - rung[0] for rung, final in completed.values()))
+    gain_mse = max(0.0, max(rung[1] - final[1] for rung, final in completed.values()))
+    best_ssim, best_mse = point[0] + gain_ssim, point[1] - gain_mse
+    return sorted(
+        number
+        for number, (_, (s, m)) in completed.items()
+        if s >= best_ssim and m <= best_mse and (s > best_ssim or m < best_mse)
+    )
+
+
+def completed_through(
+    trials: Sequence[optuna.trial.FrozenTrial], epoch: int
+) -> dict[int, tuple[tuple[float, float], tuple[float, float]]]:
+    """`{trial: (rung value, final values)}` of the COMPLETE trials with finite values at both."""
+    at_rung = rung_results(trials, epoch)
+    out = {}
+    for trial in trials:
+        if trial.state != optuna.trial.TrialState.COMPLETE or trial.number not in at_rung:
+            continue
+        rung, final = at_rung[trial.number], tuple(trial.values or ())
+        if len(final) == 2 and all(math.isfinite(v) for v in (*rung, *final)):
+            out[trial.number] = (rung, (float(final[0]), float(final[1])))
+    return out
+
+
 def prune_reason(
     study: optuna.Study,
     trial: optuna.Trial,
@@ -246,15 +410,35 @@ def prune_reason(
     trial.set_user_attr(RUNG_VALUES_ATTR, recorded)
     if not judge:
         return None
-    results = rung_results(study.get_trials(deepcopy=False), epoch)
+    trials = study.get_trials(deepcopy=False)
+    results = rung_results(trials, epoch)
     results[trial.number] = (float(ssim), float(mse))  # our own value, whatever the cache says
     decision = rung_decision(trial.number, results, config.eta)
     if not decision.prune:
         return None
-    return (
+    reason = (
         f"rank {decision.rank} of {decision.n} at rung {epoch} epochs "
         f"(front {decision.front}); kept top {decision.keep}"
     )
+    if config.envelope_min_complete > 0:
+        completed = completed_through(trials, epoch)
+        beaters = beaten_in_best_case((ssim, mse), completed, config.envelope_min_complete)
+        if not beaters:
+            return None  # its best case, judged by what completed trials gained, may still win
+        reason += (
+            f"; even with the largest gains after this rung of the {len(completed)} completed "
+            f"trials it stays behind trial {beaters[0]}"
+        )
+    if config.noise_margin > 0:
+        spread = seed_spread(trials, epoch)
+        beaten_by = beaten_beyond_noise(trial.number, results, spread, config.noise_margin)
+        if not beaten_by:
+            return None  # worse, but within the seed-to-seed noise: it may still win
+        reason += (
+            f"; trial {beaten_by[0]} beat it by more than {config.noise_margin:g} seed SD "
+            f"(SSIM {spread.ssim:.4f}, MSE {spread.mse:.5f}; {spread.source})"
+        )
+    return reason
 
 
 def _to_json(value: float) -> float | None:

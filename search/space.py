@@ -79,7 +79,12 @@ SWEEP_BASELINE: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Preset:
-    """How much training a trial gets. `subset=None` means all training images."""
+    """How much training a trial gets. `subset=None` means all training images.
+
+    The pruning defaults (rungs at `grace_epochs * eta**i` epochs; the noise and envelope
+    guards, 0 = off; see search/pruning.py) were chosen by bench/bench_pruning.py on recorded
+    curves, per number of epochs (bench/results/pruning.md).
+    """
 
     epochs: int
     subset: int | None
@@ -87,6 +92,10 @@ class Preset:
     validation_subset: int
     train_eval_subset: int
     test_eval_subset: int | None
+    grace_epochs: int = 2
+    eta: int = 3
+    noise_margin: float = 0.0
+    envelope_min_complete: int = 0
 
 
 PRESETS = {
@@ -107,6 +116,10 @@ PRESETS = {
         validation_subset=500,
         train_eval_subset=1000,
         test_eval_subset=2000,
+        # bench/results/pruning.md, 6 epochs: one rung, at 3 epochs (true-front loss 2.1% in
+        # 96 held-out replays, seconds ratio 34%); a rung at 2 stopped winners
+        grace_epochs=3,
+        eta=3,
     ),
     # the GPU job: all images, up to 30 epochs
     "full": Preset(
@@ -116,6 +129,11 @@ PRESETS = {
         validation_subset=1000,
         train_eval_subset=5000,
         test_eval_subset=None,
+        # bench/results/pruning.md, 12 epochs (the longest recorded; not measured at 30): rungs
+        # at 2, 6, 18 epochs, a trial stopped only when beaten by more than 2 seed SDs
+        grace_epochs=2,
+        eta=3,
+        noise_margin=2.0,
     ),
 }
 

@@ -73,8 +73,11 @@ class RunOptions:
     seed: int = 0
     sampler: str = "tpe"
     pruning: bool = True
-    eta: int = 3
-    grace_epochs: int = 2  # bench/results/search.md: epoch-1 rankings barely predict epoch 6
+    # None: the preset's (chosen by bench/bench_pruning.py on recorded curves)
+    eta: int | None = None
+    grace_epochs: int | None = None
+    noise_margin: float | None = None
+    envelope: int | None = None
     timeout: float | None = None
     workers: int | None = None  # None: one per GPU, or one on a CPU-only machine
     gpus: list[int] | None = None
@@ -130,8 +133,12 @@ def validate(options: RunOptions) -> None:
     ):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be a positive integer, got {value}")
-    if options.eta < 2:
+    if options.eta is not None and options.eta < 2:
         raise UsageError(f"--eta must be at least 2, got {options.eta}")
+    if options.noise_margin is not None and not 0 <= options.noise_margin < math.inf:
+        raise UsageError(f"--noise-margin must be 0 or more, got {options.noise_margin}")
+    if options.envelope is not None and options.envelope < 0:
+        raise UsageError(f"--envelope must be 0 or more, got {options.envelope}")
     if options.timeout is not None and not (0 < options.timeout < math.inf):
         raise UsageError(f"--timeout must be a positive number of seconds, got {options.timeout}")
     shareable = not options.storage or storage_module.is_shareable(options.storage)
@@ -160,6 +167,20 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+def pruner_config(options: RunOptions, max_epochs: int) -> ParetoPrunerConfig:
+    """The pruning rule of this run: the options where given, else the preset's defaults."""
+    preset = search_space.PRESETS[options.preset]
+    return ParetoPrunerConfig(
+        max_epochs=max_epochs,
+        grace_epochs=options.grace_epochs or preset.grace_epochs,
+        eta=options.eta or preset.eta,
+        noise_margin=preset.noise_margin if options.noise_margin is None else options.noise_margin,
+        envelope_min_complete=(
+            preset.envelope_min_complete if options.envelope is None else options.envelope
+        ),
+    )
 
 
 def training_config(options: RunOptions, seed: int) -> Any:
@@ -237,13 +258,7 @@ class Objective:
         self.artifact_store = artifact_store
         self.target_total = target_total
         self.epochs = training_config(options, 0).epochs
-        self.pruner = (
-            ParetoPrunerConfig(
-                max_epochs=self.epochs, grace_epochs=options.grace_epochs, eta=options.eta
-            )
-            if options.pruning
-            else None
-        )
+        self.pruner = pruner_config(options, self.epochs) if options.pruning else None
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         try:
@@ -523,7 +538,7 @@ def run_study(options: RunOptions) -> int:
 
     already = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
     target_total = options.target_total or already + requested
-    rungs = ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs
+    pruner = pruner_config(options, config.epochs)
     log.info(
         "study %r in %s: %d finished trials, running %d more (%s preset: %d epochs, "
         "%d training images, batch %d; sampler %s; pruning %s; %s)",
@@ -536,7 +551,15 @@ def run_study(options: RunOptions) -> int:
         len(data.train),
         config.batch_size,
         options.sampler,
-        f"on for sampled trials, rungs at {rungs} epochs" if options.pruning else "off",
+        f"on for sampled trials, rungs at {pruner.rungs} epochs"
+        + (f", noise margin {pruner.noise_margin:g} seed SD" if pruner.noise_margin else "")
+        + (
+            f", envelope guard after {pruner.envelope_min_complete} completed trials"
+            if pruner.envelope_min_complete
+            else ""
+        )
+        if options.pruning
+        else "off",
         f"then front configurations confirmed to {1 + options.confirm} seeds"
         if options.confirm and is_parent
         else "no confirmation runs",
@@ -888,14 +911,16 @@ def _record_study(
         study.set_user_attr("seed", options.seed)
         study.set_user_attr("artifacts_dir", str(artifacts_dir))
     study.set_user_attr("budget", study_budget(options, provenance))
-    rungs = ParetoPrunerConfig(config.epochs, options.grace_epochs, options.eta).rungs
+    pruner = pruner_config(options, config.epochs)
     study.set_user_attr(
         "pruning",
         {
             "enabled": options.pruning,
-            "grace_epochs": options.grace_epochs,
-            "eta": options.eta,
-            "rungs": rungs,
+            "grace_epochs": pruner.grace_epochs,
+            "eta": pruner.eta,
+            "rungs": pruner.rungs,
+            "noise_margin_sd": pruner.noise_margin,
+            "envelope_min_complete": pruner.envelope_min_complete,
         },
     )
     runs = list(stored.get("runs", []))

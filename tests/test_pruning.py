@@ -14,8 +14,11 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from search.pruning import (
+    RECORDED_SEED_SD,
     ParetoPrunerConfig,
     RankedTrial,
+    beaten_in_best_case,
+    completed_through,
     hypervolume_contribution,
     non_dominated_sort,
     prune_reason,
@@ -23,6 +26,7 @@ from search.pruning import (
     rung_decision,
     rung_epochs,
     rung_results,
+    seed_spread,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -379,3 +383,104 @@ def test_a_retried_trial_is_counted_once() -> None:
         )
     )
     assert rung_results(study.get_trials(), 1) == {1: (0.7, 0.02)}
+
+
+# --- noise margin ------------------------------------------------------------------------
+
+
+def ask_configuration(study: optuna.Study, k: int) -> optuna.Trial:
+    """A trial of configuration `k` (equal k: runs of one configuration under other seeds)."""
+    study.enqueue_trial({"k": k})
+    return study.ask({"k": optuna.distributions.IntDistribution(1, 64)})
+
+
+def test_noise_margin_keeps_a_trial_within_the_seed_spread() -> None:
+    spread_at_2 = (RECORDED_SEED_SD["ssim"][1], RECORDED_SEED_SD["mse"][1])
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    plain = ParetoPrunerConfig(max_epochs=6, grace_epochs=2, eta=2)
+    careful = ParetoPrunerConfig(max_epochs=6, grace_epochs=2, eta=2, noise_margin=1.0)
+    for k, (ssim, mse) in enumerate([(0.50, 0.040), (0.45, 0.050), (0.40, 0.060)], start=1):
+        trial = ask_configuration(study, k)
+        prune_reason(study, trial, 2, ssim, mse, config=plain, judge=False)
+        study.tell(trial, state=TrialState.PRUNED)
+    # Worse than trial 0 in both, but by less than one recorded SD in SSIM: the ranking alone
+    # prunes it, the margin keeps it.
+    close = (0.50 - spread_at_2[0] / 2, 0.040 + 2 * spread_at_2[1])
+    assert prune_reason(study, ask_configuration(study, 10), 2, *close, config=plain) is not None
+    assert prune_reason(study, ask_configuration(study, 11), 2, *close, config=careful) is None
+    # Worse by more than one SD in both: stopped, and the reason names who beat it and the SD.
+    far = (0.50 - 2 * spread_at_2[0], 0.040 + 2 * spread_at_2[1])
+    reason = prune_reason(study, ask_configuration(study, 12), 2, *far, config=careful)
+    assert reason is not None
+    assert "trial 0 beat it by more than 1 seed SD" in reason
+    assert "recorded by the pruning benchmark" in reason
+
+
+def test_seed_spread_is_the_studys_own_once_repeats_give_enough_dof() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    config = ParetoPrunerConfig(max_epochs=6, grace_epochs=2, eta=2)
+
+    def record(k: int, d: int) -> None:  # a run of configuration k, d = -1 or +1 around it
+        trial = ask_configuration(study, k)
+        ssim, mse = 0.3 + k / 100 + 0.01 * d, 0.05 - 0.001 * d
+        prune_reason(study, trial, 2, ssim, mse, config=config, judge=False)
+        study.tell(trial, state=TrialState.PRUNED)
+
+    for k in (2, 8, 16):
+        record(k, -1)
+        record(k, +1)
+    spread = seed_spread(study.get_trials(deepcopy=False), 2)
+    # 3 configurations x 2 runs = 3 degrees of freedom: too rough, the recorded spread stands in
+    assert spread.source == "recorded by the pruning benchmark"
+    assert spread.ssim == RECORDED_SEED_SD["ssim"][1]
+    record(32, -1)
+    record(32, +1)
+    spread = seed_spread(study.get_trials(deepcopy=False), 2)
+    assert spread.source == "this study's, 4 degrees of freedom"
+    # every pair is its mean +- (0.01, 0.001): 2 squared deviations per pair, pooled over 4 dof
+    assert spread.ssim == pytest.approx(math.sqrt(4 * 2 * 0.01**2 / 4))
+    assert spread.mse == pytest.approx(math.sqrt(4 * 2 * 0.001**2 / 4))
+    # beyond the recorded epochs the last recorded value stands in
+    assert seed_spread([], 40).ssim == RECORDED_SEED_SD["ssim"][-1]
+
+
+def test_recorded_seed_spread_is_what_the_recorded_curves_give() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import bench_pruning
+
+    recording = bench_pruning.load_recording()
+    tuning = list(range(len(recording.seeds) // 2))
+    sd_ssim, sd_mse = recording.pooled_sd(tuning)
+    assert RECORDED_SEED_SD["ssim"] == pytest.approx(sd_ssim.tolist(), rel=5e-3)
+    assert RECORDED_SEED_SD["mse"] == pytest.approx(sd_mse.tolist(), rel=5e-3)
+
+
+def test_envelope_keeps_a_slow_starter_that_completed_trials_say_can_still_win() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    plain = ParetoPrunerConfig(max_epochs=6, grace_epochs=2, eta=2)
+    guarded = ParetoPrunerConfig(max_epochs=6, grace_epochs=2, eta=2, envelope_min_complete=3)
+    # Three completed trials; trial 0 started worst and gained 0.5 SSIM, 0.045 MSE after rung 2.
+    history = [
+        ((0.2, 0.06), (0.7, 0.015)),
+        ((0.5, 0.03), (0.55, 0.028)),
+        ((0.55, 0.04), (0.5, 0.03)),
+    ]
+    for k, (rung, final) in enumerate(history, start=1):
+        trial = ask_configuration(study, k)
+        prune_reason(study, trial, 2, *rung, config=plain, judge=False)
+        study.tell(trial, list(final))
+    assert completed_through(study.get_trials(deepcopy=False), 2) == {
+        n: (rung, final) for n, (rung, final) in enumerate(history)
+    }
+    newcomer = (0.21, 0.062)  # best case (0.71, 0.017): nobody's final dominates it
+    assert prune_reason(study, ask_configuration(study, 10), 2, *newcomer, config=plain)
+    assert prune_reason(study, ask_configuration(study, 11), 2, *newcomer, config=guarded) is None
+    hopeless = (-0.4, 0.2)  # best case (0.1, 0.155): beaten by every completed trial
+    reason = prune_reason(study, ask_configuration(study, 12), 2, *hopeless, config=guarded)
+    assert reason is not None and "stays behind trial 0" in reason
+    # fewer completed trials than asked for: nothing is stopped yet
+    strict = ParetoPrunerConfig(max_epochs=6, grace_epochs=2, eta=2, envelope_min_complete=4)
+    assert prune_reason(study, ask_configuration(study, 13), 2, *hopeless, config=strict) is None
+    assert beaten_in_best_case((math.nan, 0.1), {0: ((0.1, 0.1), (0.2, 0.05))}, 1) == [0]

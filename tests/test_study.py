@@ -64,6 +64,7 @@ def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
     assert set(attrs["search_space"]) == set(default_space())
     assert attrs["data"]["bundled_subset"] is True
     assert attrs["budget"]["preset"] == "smoke" and attrs["pruning"]["rungs"] == [1]
+    assert attrs["pruning"]["noise_margin_sd"] == 0  # smoke's default: no guard
     assert attrs["runs"][0]["command"].startswith("python -m search run")
     # the Pareto trials' weights are kept (default --keep-models pareto)
     assert any("model" in t.user_attrs["artifacts"] for t in study.best_trials)
@@ -422,3 +423,16 @@ def test_report_command_on_a_trained_study(smoke_study, tmp_path):
         cwd=smoke_study.workdir,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_pruning_defaults_come_from_the_preset_unless_given() -> None:
+    from search.pruning import ParetoPrunerConfig
+    from search.study import RunOptions, pruner_config
+
+    # bench/results/pruning.md chose these per number of epochs
+    assert pruner_config(RunOptions(preset="quick"), 6) == ParetoPrunerConfig(6, 3, 3)
+    full = pruner_config(RunOptions(preset="full"), 30)
+    assert full == ParetoPrunerConfig(30, 2, 3, noise_margin=2.0)
+    assert full.rungs == [2, 6, 18]
+    given = RunOptions(preset="full", grace_epochs=1, eta=2, noise_margin=0.0, envelope=3)
+    assert pruner_config(given, 30) == ParetoPrunerConfig(30, 1, 2, 0.0, 3)

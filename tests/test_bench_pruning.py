@@ -1,0 +1,162 @@
+"""The pruning benchmark's replay: its measures and rules, on small recordings built here.
+
+The benchmark decides `run`'s pruning default, so its arithmetic is tested like product code:
+hypervolume against Optuna's own, the seconds ratio, the true-front loss, and each rule on
+curves whose right answer is known (a slow starter that finishes best).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import bench_pruning as bp  # noqa: E402
+from pruning_rules import EnvelopeRule, HyperbandRule, NoiseRule, NoPruning, RungRule  # noqa: E402
+
+
+def test_hypervolume_matches_optuna() -> None:
+    from optuna._hypervolume import compute_hypervolume
+
+    rng = np.random.default_rng(3)
+    reference = (0.05, 0.09)  # (worst SSIM, worst MSE)
+    for _ in range(20):
+        points = np.column_stack([rng.uniform(0.0, 0.9, 9), rng.uniform(0.01, 0.1, 9)])
+        inside = points[(points[:, 0] > reference[0]) & (points[:, 1] < reference[1])]
+        theirs = (
+            compute_hypervolume(
+                np.column_stack([-inside[:, 0], inside[:, 1]]),
+                np.array([-reference[0], reference[1]]),
+            )
+            if len(inside)
+            else 0.0
+        )
+        assert bp.hypervolume(points, reference) == pytest.approx(theirs, abs=1e-12)
+
+
+def trace(seconds: list[float], hv: list[float], lost: bool = False) -> bp.Trace:
+    return bp.Trace(seconds, hv, lost, len(seconds), 0)
+
+
+def test_seconds_ratio_is_first_time_the_unpruned_hypervolume_is_reached() -> None:
+    baseline = trace([10, 20, 30, 40], [0.1, 0.2, 0.2, 0.5])
+    assert bp.paired_outcome(baseline, trace([2, 4, 13, 40], [0.1, 0.3, 0.5, 0.6])).ratio == (
+        pytest.approx(13 / 40)
+    )
+    never = bp.paired_outcome(baseline, trace([5, 10, 41], [0.2, 0.4, 0.45]))
+    assert math.isinf(never.ratio)
+    assert bp.quantile([0.2, math.inf, 0.4], 0.5) == pytest.approx(0.4)
+    assert math.isinf(bp.quantile([0.2, math.inf, math.inf, 0.4], 0.5))
+    assert bp.quantile([0.1, 0.2, 0.3, 0.4], 0.5) == pytest.approx(0.25)
+
+
+def test_rung_rule_prunes_the_slow_starter_that_envelope_keeps() -> None:
+    # Four trials at rung 2: trial 3 is the worst there, though (as trial 0 showed, whose curve
+    # gained 0.5 SSIM after the rung) it can still finish first.
+    early = {0: (0.2, 0.06), 1: (0.5, 0.03), 2: (0.55, 0.04)}
+    finals = {0: (0.7, 0.015), 1: (0.55, 0.028), 2: (0.5, 0.03)}
+    newcomer = (0.21, 0.062)  # with trial 0's gains (0.5, 0.045): (0.71, 0.017), on the front
+
+    rung = RungRule(max_epochs=6, grace=2, eta=2)
+    envelope = EnvelopeRule(max_epochs=6, grace=2, eta=2, min_complete=3)
+    for rule in (rung, envelope):
+        for trial, point in early.items():
+            assert not rule.stop(trial, 2, point)
+            rule.completed(trial, finals[trial])
+    assert rung.stop(3, 2, newcomer)
+    assert not envelope.stop(3, 2, newcomer)
+
+    # A trial hopeless even with the best gain seen (0.5 SSIM, 0.045 MSE) is stopped.
+    assert envelope.stop(4, 2, (-0.4, 0.2))
+    # Before min_complete trials have completed through the rung, nothing is stopped.
+    fresh = EnvelopeRule(max_epochs=6, grace=2, eta=2, min_complete=3)
+    for trial, point in list(early.items())[:2]:
+        fresh.stop(trial, 2, point)
+        fresh.completed(trial, finals[trial])
+    fresh.stop(2, 2, early[2])
+    assert not fresh.stop(4, 2, (-0.4, 0.2))
+
+
+def test_noise_rule_keeps_what_is_within_the_seed_spread() -> None:
+    sd = [0.05] * 6
+    rule = NoiseRule(max_epochs=6, grace=2, eta=2, margin=1.0, sd_ssim=sd, sd_mse=sd)
+    for trial, point in {0: (0.5, 0.2), 1: (0.48, 0.21), 2: (0.1, 0.5)}.items():
+        rule.stop(trial, 2, point)
+    assert not rule.stop(3, 2, (0.47, 0.22))  # worse, but by less than one SD
+    assert rule.stop(4, 2, (0.2, 0.4))  # worse by more than one SD in both
+
+
+def test_hyperband_brackets_rank_their_own_trials() -> None:
+    rule = HyperbandRule(max_epochs=12, grace=1, eta=3)
+    assert [b.rungs for b in rule.brackets] == [[1, 3, 9], [3, 9], [9]]
+    # trials 0, 3, 6 share bracket 0: only they are ranked against each other at epoch 1
+    assert not rule.stop(0, 1, (0.9, 0.01))
+    assert not rule.stop(1, 1, (0.95, 0.005))  # bracket 1: no rung at epoch 1
+    assert not rule.stop(3, 1, (0.8, 0.02))
+    assert rule.stop(6, 1, (0.1, 0.5))
+    assert rule.brackets[0].at_rung[1].keys() == {0, 3, 6}
+
+
+def synthetic_recording() -> bp.Recording:
+    """Three configurations, two seeds, four epochs; config 2 starts last and ends best."""
+    from search.space import SWEEP_BASELINE
+
+    params = [
+        {**SWEEP_BASELINE, "latent_dim": 2},
+        {**SWEEP_BASELINE, "latent_dim": 8},
+        {**SWEEP_BASELINE, "latent_dim": 30},
+    ]
+    curves_ssim = [[0.4, 0.45, 0.47, 0.48], [0.3, 0.4, 0.5, 0.55], [0.1, 0.3, 0.6, 0.8]]
+    curves_mse = [[0.05, 0.045, 0.044, 0.043], [0.06, 0.05, 0.04, 0.035], [0.08, 0.06, 0.03, 0.02]]
+    ssim = np.array([[c, c] for c in curves_ssim], dtype=float)
+    mse = np.array([[c, c] for c in curves_mse], dtype=float)
+    seconds = np.ones_like(ssim)
+    fixed = np.full((3, 2), 0.5)
+    return bp.Recording(params, [0, 1], ssim, mse, seconds, fixed, {"command": "test"})
+
+
+def test_replay_charges_recorded_seconds_and_counts_a_lost_front() -> None:
+    rec = synthetic_recording()
+    ctx = bp.make_context(rec)
+    assert ctx.on_true_front.tolist() == [False, False, True]
+    # reference: 10% of the range beyond the worst seed means
+    assert ctx.reference == pytest.approx((0.48 - 0.032, 0.043 + 0.0023))
+    task = bp.ReplayTask("random", 0, (0, 1), NoPruning(), 6, None)
+    unpruned = bp.run_replay(rec, task, ctx)
+    assert unpruned.trials == 6 and unpruned.pruned == 0 and not unpruned.front_lost
+    assert unpruned.seconds[-1] == pytest.approx(6 * 4.5)  # 4 epochs + set-up, every trial
+
+    # Rung at epoch 1 keeping 1 of 2: the slow starter (config 2) is stopped when it comes
+    # after a faster one, and that is a lost true-front configuration.
+    task = bp.ReplayTask("random", 0, (0, 1), RungRule(4, 1, 2), 6, unpruned.seconds[-1])
+    pruned = bp.run_replay(rec, task, ctx)
+    assert pruned.pruned > 0
+    assert pruned.front_lost
+
+
+def test_the_snap_finds_the_recorded_configuration_itself() -> None:
+    rec = synthetic_recording()
+    ctx = bp.make_context(rec)
+    space = __import__("search.space", fromlist=["default_space"]).default_space()
+    for i, params in enumerate(rec.params):
+        distances = ((ctx.encoded - bp.encode(params, space)) ** 2).sum(axis=1)
+        assert int(np.argmin(distances)) == i
+
+
+def test_the_committed_curves_are_what_the_benchmark_claims() -> None:
+    if not bp.CURVES.exists():
+        pytest.fail(f"{bp.CURVES} is missing: run python bench/record_curves.py")
+    rec = bp.load_recording()
+    assert len(rec.params) >= 48 and len(rec.seeds) >= 3 and rec.max_epochs >= 12
+    space = __import__("search.space", fromlist=["default_space"]).default_space()
+    for params in rec.params:  # drawn from the default space, every parameter included
+        assert set(params) == set(space)
+        for name, dist in space.items():
+            assert dist._contains(dist.to_internal_repr(params[name]))
+    assert np.isfinite(rec.seconds).all() and (rec.seconds[:, :, 0] > 0).all()
