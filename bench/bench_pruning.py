@@ -459,6 +459,21 @@ def replay_horizon(epochs: int | None, args: argparse.Namespace) -> Horizon:
     return Horizon(rec, ctx, [*rules, *key_rules.values()], tuned, held, default, meets, outcomes)
 
 
+def rank_correlations(rec: Recording) -> dict[str, list[float]]:
+    """Spearman correlation of each epoch's seed-mean values with the last epoch's, per metric:
+    how well a rung at that epoch can know the final ranking."""
+    from scipy.stats import spearmanr
+
+    out: dict[str, list[float]] = {}
+    for name, values in (("ssim", rec.ssim), ("mse", rec.mse)):
+        means = values.mean(axis=1)  # [config, epoch]
+        ok = np.isfinite(means).all(axis=1)
+        out[name] = [
+            float(spearmanr(means[ok, e], means[ok, -1])[0]) for e in range(rec.max_epochs)
+        ]
+    return out
+
+
 def horizon_data(h: Horizon) -> dict[str, Any]:
     by_name = {r.name: r for r in h.rules}
     per_rule = {
@@ -480,6 +495,7 @@ def horizon_data(h: Horizon) -> dict[str, Any]:
         "reference_point": {"ssim": h.ctx.reference[0], "mse": h.ctx.reference[1]},
         "true_front": [int(i) for i in np.flatnonzero(h.ctx.on_true_front)],
         "seed_sd_per_epoch_tuning_seeds": {"ssim": sd_ssim.tolist(), "mse": sd_mse.tolist()},
+        "spearman_with_last_epoch": rank_correlations(h.rec),
         "default": {**h.default.describe(), "meets_goals_on_tuning_seeds": h.meets},
         "default_replays": headline["replays"],
         "true_front_loss_rate": headline["true_front_loss_rate"],
@@ -518,6 +534,7 @@ def horizon_report(h: Horizon, data: dict[str, Any]) -> list[str]:
     ]
     header = ["sampler/rule", "replays", "true-front loss", "seconds ratio (median)", "IQR"]
     header += ["reached", "pruned", "tuning seeds: loss / ratio", ""]
+    rho = data["spearman_with_last_epoch"]
     verdict = (
         "met both goals on the tuning seeds"
         if h.meets
@@ -530,7 +547,12 @@ def horizon_report(h: Horizon, data: dict[str, Any]) -> list[str]:
         f"Rules tuned with TPE on seeds {data['tuning_seeds']}; every row is on the held-out "
         f"seeds {data['held_out_seeds']} with new sampler seeds. Reference point: SSIM "
         f"{h.ctx.reference[0]:.4f}, MSE {h.ctx.reference[1]:.5f}. True front (seed means at "
-        f"epoch {h.rec.max_epochs}): configurations {data['true_front']}.",
+        f"epoch {h.rec.max_epochs}): configurations {data['true_front']}. Spearman "
+        f"correlation of each epoch's seed means with the last epoch's, SSIM: "
+        + ", ".join(f"{x:.2f}" for x in rho["ssim"])
+        + "; MSE: "
+        + ", ".join(f"{x:.2f}" for x in rho["mse"])
+        + ".",
         "",
         markdown_table(header, rows, ["l", "r", "r", "r", "r", "r", "r", "r", "l"]),
         "",

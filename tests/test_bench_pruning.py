@@ -160,3 +160,37 @@ def test_the_committed_curves_are_what_the_benchmark_claims() -> None:
         for name, dist in space.items():
             assert dist._contains(dist.to_internal_repr(params[name]))
     assert np.isfinite(rec.seconds).all() and (rec.seconds[:, :, 0] > 0).all()
+
+
+def test_run_defaults_are_the_benchmarks_choices() -> None:
+    """`run`'s pruning defaults are the rules bench_pruning.py chose (bench/results/pruning.json):
+    quick from the 6-epoch replay, full from the 12-epoch one."""
+    import json
+
+    from search.space import PRESETS
+
+    results = json.loads((BENCH / "results" / "pruning.json").read_text())
+    for key in (
+        "configs",
+        "seeds_per_config",
+        "max_epochs",
+        "replays",
+        "default",
+        "true_front_loss_rate",
+        "seconds_to_final_hv_ratio_median",
+        "per_rule",
+    ):
+        assert key in results, key
+    assert results["configs"] >= 48 and results["seeds_per_config"] >= 3
+    assert results["max_epochs"] >= 12 and results["replays"] >= 20
+    for preset, chosen in (
+        ("full", results["default"]),
+        ("quick", results["quick_preset"]["default"]),
+    ):
+        p = PRESETS[preset]
+        kind = chosen["rule"].split()[0]
+        assert (p.grace_epochs, p.eta) == (chosen["grace"], chosen["eta"]), preset
+        assert p.noise_margin == (chosen["margin_sd"] if kind == "noise" else 0.0), preset
+        assert p.envelope_min_complete == (chosen["min_complete"] if kind == "envelope" else 0)
+        assert kind in ("rung", "noise", "envelope"), f"{chosen} has no `run` option"
+    assert results["quick_preset"]["max_epochs"] == PRESETS["quick"].epochs
