@@ -31,3 +31,12 @@ def test_flags_in_tables_read_yes_or_no():
 
     assert (fmt_number(True), fmt_number(False)) == ("yes", "no")
     assert fmt_number(3) == "3" and fmt_number(0.25) == "0.25"
+
+
+def test_pruning_guards_in_words(tmp_path):
+    fixture = build_study(tmp_path / "s", n_trials=12, sweeps=False)
+    pruning = {**fixture.study.user_attrs["pruning"], "noise_margin_sd": 2.0}
+    fixture.study.set_user_attr("pruning", {**pruning, "envelope_min_complete": 0})
+    page = write_report(fixture.study, tmp_path / "out", formats=("html",))["html"].read_text()
+    diagnostics = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _section(page, "diagnostics")))
+    assert "noise margin 2 seed SD; no envelope guard." in diagnostics
