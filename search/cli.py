@@ -87,6 +87,13 @@ def _model_int(name: str) -> Callable[[str], int]:
     return _whole(int(low), int(high))
 
 
+def _workers(text: str) -> int | None:
+    """A worker count, or `auto` (None: `run` decides from the GPUs, or the CPU cores)."""
+    if text.strip().lower() == "auto":
+        return None
+    return _whole(1, MAX_WORKERS, "auto or a whole number")(text)
+
+
 def _gpu_list(text: str) -> list[int]:
     parse = _whole(0, MAX_GPU_INDEX, "GPU indices like 0,1: each")
     return [parse(part) for part in text.split(",") if part.strip()]
@@ -199,8 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_seconds, help="stop starting new trials after SECONDS")
     run.add_argument(
         "--workers",
-        type=_whole(1, MAX_WORKERS),
-        help="worker processes on this machine (default: one per GPU, or 1 without GPUs)",
+        type=_workers,
+        help="worker processes on this machine: N, or auto (default): one per GPU; without "
+        "GPUs min(CPU cores, trials to run) with the cores split between them (1 when the "
+        "study lives in SQLite or memory); 1 trains in this process alone",
     )
     run.add_argument(
         "--gpus",

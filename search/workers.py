@@ -205,13 +205,17 @@ def describe_placement(n_workers: int, devices: Sequence[GpuDevice]) -> str:
     return line
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity: a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def worker_environments(n_workers: int, devices: Sequence[GpuDevice]) -> list[dict[str, str]]:
     """The environment of each worker: its device (round robin), or its share of the cores."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    threads = max(1, cores // n_workers)
+    threads = max(1, cpu_cores() // n_workers)
     envs = []
     for index in range(n_workers):
         env = dict(os.environ)
