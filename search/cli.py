@@ -87,10 +87,13 @@ def _model_int(name: str) -> Callable[[str], int]:
     return _whole(int(low), int(high))
 
 
-def _workers(text: str) -> int | None:
-    """A worker count, or `auto` (None: `run` decides from the GPUs, or the CPU cores)."""
-    if text.strip().lower() == "auto":
-        return None
+AUTO = "auto"
+
+
+def _workers(text: str) -> int | str:
+    """A worker count, or `auto` (`run` decides from the GPUs, or the CPU cores)."""
+    if text.strip().lower() == AUTO:
+        return AUTO
     return _whole(1, MAX_WORKERS, "auto or a whole number")(text)
 
 
@@ -207,9 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers",
         type=_workers,
-        help="worker processes on this machine: N, or auto (default): one per GPU; without "
-        "GPUs min(CPU cores, trials to run) with the cores split between them (1 when the "
-        "study lives in SQLite or memory); 1 trains in this process alone",
+        help="worker processes on this machine (default: one per GPU, or 1 without GPUs); "
+        "auto: one per GPU, or without GPUs min(CPU cores, trials to run) with the cores "
+        "split between them (1 when the study lives in SQLite or memory)",
     )
     run.add_argument(
         "--gpus",
@@ -392,6 +395,11 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         args.storage = os.environ.get(STORAGE_ENV) or None
     if args.command == "run":
         from search.study import RunOptions, run_study
+
+        # `--workers auto`: the count is chosen once the trials to run are known.
+        args.workers_auto = args.workers == AUTO
+        if args.workers_auto:
+            args.workers = None
 
         fields = set(RunOptions.__dataclass_fields__) - {"argv"}
         options = RunOptions(**{k: v for k, v in vars(args).items() if k in fields}, argv=argv)

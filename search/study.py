@@ -77,8 +77,8 @@ class RunOptions:
     eta: int = 3
     grace_epochs: int = 2  # bench/results/search.md: epoch-1 rankings barely predict epoch 6
     timeout: float | None = None
-    # None (auto): one per GPU; on a CPU-only machine min(cores, trials to run), see
-    # `choose_cpu_workers`. 1: this process alone.
+    # None: one per GPU, or one on a CPU-only machine (1: this process alone); with
+    # `workers_auto`, min(cores, trials to run) there instead (`choose_cpu_workers`).
     workers: int | None = None
     gpus: list[int] | None = None
     workers_per_gpu: int = 1
@@ -100,8 +100,9 @@ class RunOptions:
     target_total: int | None = None
     worker_index: int | None = None
     argv: list[str] = field(default_factory=list)
-    # Set by `validate`: no --workers/--gpus and no GPU, so `choose_cpu_workers` decides.
-    workers_auto: bool = field(default=False, repr=False)
+    # `--workers auto`; `validate` keeps it only without --gpus and without a GPU, where
+    # `choose_cpu_workers` decides.
+    workers_auto: bool = False
 
 
 DEFAULT_TRIALS = 20
@@ -148,7 +149,7 @@ def validate(options: RunOptions) -> None:
     # Only an explicit --gpus (or several workers) goes through the worker launcher; a plain
     # single run uses whatever GPU TensorFlow sees first.
     if options.worker_index is None:
-        auto = options.workers is None and options.gpus is None
+        auto = options.workers_auto and options.workers is None and options.gpus is None
         options.workers, devices = plan_workers(
             options.workers, options.gpus, options.workers_per_gpu
         )
@@ -156,12 +157,13 @@ def validate(options: RunOptions) -> None:
 
 
 # Measured on a 2-core CPU (bench/results/throughput.md): two quick-preset workers of one
-# thread each finished more trials per hour than one process on both threads, since a small
-# VAE's step leaves cores idle between its ops and in Python; every trial's fixed cost
-# (tracing, scoring, writing outputs) is single-threaded too.
+# thread each finished 1.12x the trials per hour of one process once started, 1.02x end to
+# end over 6 trials (each worker starts its own TensorFlow). Too little, on that loaded
+# machine, to give up a study that its --seed repeats exactly (with several workers, which
+# one samples what depends on timing): so this is `--workers auto`, not the default.
 AUTO_WORKERS_WHY = (
-    "on this CPU-only machine, worker processes with the cores split between them finish "
-    "more trials per hour than one process (bench/results/throughput.md)"
+    "worker processes with the cores split between them keep a CPU busier than one process "
+    "(bench/results/throughput.md)"
 )
 
 

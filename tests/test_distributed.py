@@ -310,17 +310,18 @@ def test_a_gpu_that_is_not_there_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "studies").exists() or not any((tmp_path / "studies").iterdir())
 
 
-# -- the CPU default: several workers -----------------------------------------------------
+# -- `--workers auto`: several workers on a CPU ------------------------------------------------
 
 
-def test_without_a_gpu_run_starts_one_worker_per_core_by_default(tmp_path: Path) -> None:
-    """No --workers, no GPU: min(cores, trials) worker processes on the journal storage."""
+def test_workers_auto_without_a_gpu_starts_one_worker_per_core(tmp_path: Path) -> None:
+    """`--workers auto`, no GPU: min(cores, trials) worker processes on the journal storage."""
     from search.workers import cpu_cores
 
     expected = min(cpu_cores(), 3)
     env = {**_env(), "CUDA_VISIBLE_DEVICES": "-1"}  # CUDA's own "no GPU", even on a GPU host
+    args = [*TINY, "--trials", "3", "--workers", "auto", "--study", "auto"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "search", "run", *TINY, "--trials", "3", "--study", "auto"],
+        [sys.executable, "-m", "search", "run", *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -377,12 +378,24 @@ def test_the_cpu_default_keeps_one_process_where_several_cannot_share(
     assert chosen(10) == (1, "workers: 1 (auto: 1 CPU core; no GPU, 1 CPU cores)")
 
 
+def test_without_workers_auto_a_cpu_run_stays_one_process(tmp_path: Path) -> None:
+    from search.study import RunOptions, validate
+
+    options = RunOptions(study="s", workers=None, gpus=None)
+    validate(options)
+    if not options.workers_auto and not detect_gpus():
+        assert options.workers == 1
+    auto = RunOptions(study="s", workers_auto=True)
+    validate(auto)
+    assert auto.workers_auto == (not detect_gpus())
+
+
 def test_workers_option_takes_auto_or_a_count() -> None:
     from search.cli import build_parser
 
     parse = build_parser().parse_args
-    assert parse(["run"]).workers is None
-    assert parse(["run", "--workers", "auto"]).workers is None
+    assert parse(["run"]).workers is None  # one per GPU, or 1 without GPUs
+    assert parse(["run", "--workers", "AUTO"]).workers == "auto"
     assert parse(["run", "--workers", "1"]).workers == 1
     with pytest.raises(UsageError, match=r"auto or a whole number 1\.\.256"):
         parse(["run", "--workers", "0"])

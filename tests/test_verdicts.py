@@ -19,8 +19,7 @@ from tests.conftest import run_cli
 
 EPOCHS = 2  # the smoke preset's
 REFERENCES = 12
-# One process (SQLite, trials in order) unless a test asks for workers; the CPU default of
-# several is tested in test_distributed.py.
+# One process (SQLite, trials in order) unless a test asks for workers.
 BASE = [
     *("--preset", "smoke", "--data", "bundled", "--subset", "256", "--keep-models", "none"),
     *("--workers", "1"),
