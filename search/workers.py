@@ -15,8 +15,8 @@ What the parent adds:
   `i % len(devices)` (`CUDA_VISIBLE_DEVICES`: the index for a whole GPU, the UUID for a MIG
   slice) and is told in `VAE_SEARCH_DEVICE` what it was given, which it logs. The default is
   `--workers-per-gpu` workers (1) per device. Without GPUs, the CPU cores are split evenly
-  (`TF_NUM_INTRAOP_THREADS`, `TF_NUM_INTEROP_THREADS`, `OMP_NUM_THREADS`); how many workers
-  `run` starts there by default is `study.choose_cpu_workers`' decision.
+  (`TF_NUM_INTRAOP_THREADS`, `TF_NUM_INTEROP_THREADS`, `OMP_NUM_THREADS`); without GPUs `run`
+  stays one process unless given a count, or `--workers auto` (`study.choose_cpu_workers`).
 - `--worker-index i` on worker i's command line (and `VAE_SEARCH_WORKER_INDEX`,
   `VAE_SEARCH_WORKERS` in its environment): it marks the process as a worker, not a parent
   that would start workers of its own, and lets it offset its sampler seed (N workers with one
