@@ -101,6 +101,16 @@ def _model_int(name: str) -> Callable[[str], int]:
     return _whole(int(low), int(high))
 
 
+AUTO = "auto"
+
+
+def _workers(text: str) -> int | str:
+    """A worker count, or `auto` (`run` decides from the GPUs, or the CPU cores)."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    return _whole(1, MAX_WORKERS, "auto or a whole number")(text)
+
+
 def _gpu_list(text: str) -> list[int]:
     parse = _whole(0, MAX_GPU_INDEX, "GPU indices like 0,1: each")
     return [parse(part) for part in text.split(",") if part.strip()]
@@ -232,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_seconds, help="stop starting new trials after SECONDS")
     run.add_argument(
         "--workers",
-        type=_whole(1, MAX_WORKERS),
-        help="worker processes on this machine (default: one per GPU, or 1 without GPUs)",
+        type=_workers,
+        help="worker processes on this machine (default: one per GPU, or 1 without GPUs); "
+        "auto: one per GPU, or without GPUs min(CPU cores, trials to run) with the cores "
+        "split between them (1 when the study lives in SQLite or memory)",
     )
     run.add_argument(
         "--gpus",
@@ -416,6 +428,11 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         args.storage = os.environ.get(STORAGE_ENV) or None
     if args.command == "run":
         from search.study import RunOptions, run_study
+
+        # `--workers auto`: the count is chosen once the trials to run are known.
+        args.workers_auto = args.workers == AUTO
+        if args.workers_auto:
+            args.workers = None
 
         fields = set(RunOptions.__dataclass_fields__) - {"argv"}
         options = RunOptions(**{k: v for k, v in vars(args).items() if k in fields}, argv=argv)

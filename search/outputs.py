@@ -56,13 +56,18 @@ def write_trial_outputs(
         "grid": write_png(comparison_grid(digits, reconstruct(vae, digits)), out_dir / "grid.png")
     }
 
+    from search.vae_diagnostics import encode, measure_latent_use
+
+    # One pass of the encoder over the test digits serves the latent plot and the diagnostics
+    # (it used to run once for each); float32 -> float64 -> float32 is exact, so the stored
+    # latent means are the encoder's own numbers.
     images = data.test.images[:LATENT_DIGITS]
-    z_mean = np.concatenate(
-        [np.asarray(vae.encoder(images[i : i + 500])[0]) for i in range(0, len(images), 500)]
-    )
+    encoded = encode(vae, images)
     paths["latent"] = out_dir / "latent.npz"
     np.savez_compressed(
-        paths["latent"], z_mean=z_mean.astype(np.float32), labels=data.test.labels[:LATENT_DIGITS]
+        paths["latent"],
+        z_mean=encoded[0].astype(np.float32),
+        labels=data.test.labels[:LATENT_DIGITS],
     )
 
     z = np.random.default_rng(seed).standard_normal((100, vae.params["latent_dim"]))
@@ -70,10 +75,9 @@ def write_trial_outputs(
     paths["prior_samples"] = write_png(tile(samples), out_dir / "prior_samples.png")
 
     # Active units, KL per dimension and the test ELBO split, on the same test digits.
-    from search.vae_diagnostics import measure_latent_use
-
     paths["diagnostics"] = out_dir / "diagnostics.json"
-    paths["diagnostics"].write_text(json.dumps(measure_latent_use(vae, images, seed=seed)))
+    diagnostics = measure_latent_use(vae, images, seed=seed, encoded=encoded)
+    paths["diagnostics"].write_text(json.dumps(diagnostics))
 
     if keep_model:
         paths["model"] = out_dir / "model.weights.h5"

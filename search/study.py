@@ -13,6 +13,7 @@ share it, heartbeats turn a dead worker's trial into a retried one (storage.py).
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import math
 import os
@@ -79,7 +80,9 @@ class RunOptions:
     noise_margin: float | None = None
     envelope: int | None = None
     timeout: float | None = None
-    workers: int | None = None  # None: one per GPU, or one on a CPU-only machine
+    # None: one per GPU, or one on a CPU-only machine (1: this process alone); with
+    # `workers_auto`, min(cores, trials to run) there instead (`choose_cpu_workers`).
+    workers: int | None = None
     gpus: list[int] | None = None
     workers_per_gpu: int = 1
     report: bool = True
@@ -100,6 +103,9 @@ class RunOptions:
     target_total: int | None = None
     worker_index: int | None = None
     argv: list[str] = field(default_factory=list)
+    # `--workers auto`; `validate` keeps it only without --gpus and without a GPU, where
+    # `choose_cpu_workers` decides.
+    workers_auto: bool = False
 
 
 DEFAULT_TRIALS = 20
@@ -150,7 +156,58 @@ def validate(options: RunOptions) -> None:
     # Only an explicit --gpus (or several workers) goes through the worker launcher; a plain
     # single run uses whatever GPU TensorFlow sees first.
     if options.worker_index is None:
-        options.workers, _ = plan_workers(options.workers, options.gpus, options.workers_per_gpu)
+        auto = options.workers_auto and options.workers is None and options.gpus is None
+        options.workers, devices = plan_workers(
+            options.workers, options.gpus, options.workers_per_gpu
+        )
+        options.workers_auto = auto and not devices
+
+
+# Measured on a 2-core CPU (bench/results/throughput.md): two quick-preset workers of one
+# thread each finished 1.12x the trials per hour of one process once started, 1.02x end to
+# end over 6 trials (each worker starts its own TensorFlow). Too little, on that loaded
+# machine, to give up a study that its --seed repeats exactly (with several workers, which
+# one samples what depends on timing): so this is `--workers auto`, not the default.
+AUTO_WORKERS_WHY = (
+    "worker processes with the cores split between them keep a CPU busier than one process "
+    "(bench/results/throughput.md)"
+)
+
+
+def choose_cpu_workers(options: RunOptions, requested: int) -> str | None:
+    """The `--workers auto` count on a machine without GPUs; returns the run log's line.
+
+    min(CPU cores, trials to run), each worker with its share of the cores; one process when
+    only one would run anyway, or when the study's storage is for one process: SQLite (its
+    writers lock each other out, see bench/results/storage.md) or memory. Called before the
+    storage is opened, so the default storage follows the choice (journal for several).
+    Returns None when the count was given (or GPUs decide it).
+    """
+    if not options.workers_auto:
+        return None
+    from search.workers import cpu_cores
+
+    cores = cpu_cores()
+    sqlite_file = Path("studies") / f"{options.study}.db"
+    single = None
+    if cores < 2:
+        single = "1 CPU core"
+    elif requested < 2:
+        single = "1 trial to run"
+    elif options.storage and not storage_module.is_shareable(options.storage):
+        single = "an in-memory storage is seen by this process only"
+    elif options.storage and options.storage.strip().lower().startswith("sqlite"):
+        single = "SQLite storage is for one process (use a journal:// or database URL)"
+    elif not options.storage and sqlite_file.exists():
+        single = f"the study lives in {sqlite_file}, which is for one process"
+    if single:
+        options.workers = 1
+        return f"workers: 1 (auto: {single}; no GPU, {cores} CPU cores)"
+    options.workers = min(cores, requested)
+    return (
+        f"workers: {options.workers} (auto: no GPU, {cores} CPU cores, {requested} trials to "
+        f"run; {AUTO_WORKERS_WHY}; --workers 1 trains in one process)"
+    )
 
 
 def build_space(options: RunOptions) -> search_space.SearchSpace:
@@ -497,6 +554,7 @@ def run_study(options: RunOptions) -> int:
         for cfg in search_space.sweep_configurations(name, values, options.repeats, space)
     ]
     requested = options.trials or len(enqueued) or DEFAULT_TRIALS
+    workers_line = choose_cpu_workers(options, requested)
     deadline = time.monotonic() + options.timeout if options.timeout else None
 
     # Order matters: every check that can fail (options above, output places, the data) runs
@@ -566,6 +624,8 @@ def run_study(options: RunOptions) -> int:
     )
     if data.provenance["bundled_subset"]:
         log.info("data: the bundled 5,000-image MNIST subset (%s)", data.provenance["counts"])
+    if workers_line:
+        log.info("%s", workers_line)
 
     if is_parent and ((options.workers or 1) > 1 or options.gpus):
         from search.workers import run_workers
@@ -581,8 +641,16 @@ def run_study(options: RunOptions) -> int:
             ]
             # The URL reaches the workers through their environment, not their command line,
             # where any user of the machine could read its password (`ps`).
+            count = options.workers
+            if options.workers_auto and count:
+                count = min(count, total - finished)
+                if count < 2:
+                    # One run left (a confirmation round of one): train it here, as a single
+                    # process would, not in a worker that first spends seconds starting
+                    # TensorFlow and loading the data. Auto is CPU-only: no GPU to hold.
+                    return _optimize(study, options, space, data, store, total, finished, deadline)
             return run_workers(
-                options.workers,
+                count,
                 worker_argv,
                 options.gpus,
                 options.workers_per_gpu,
@@ -608,6 +676,26 @@ def run_study(options: RunOptions) -> int:
     return _finish(study, options, url, code) if code in (0, EXIT_TRIALS_FAILED) else code
 
 
+_frozen = False
+
+
+def freeze_start_up_objects() -> None:
+    """Exempt what start-up created (TensorFlow, Keras, Optuna, the data) from every later
+    garbage collection, once per process.
+
+    Those ~400,000 objects live as long as the process, yet every full collection walked
+    them: Keras' clear_session() runs one per trial, and allocation-heavy steps (tracing,
+    save_weights) trigger more. Each took ~0.3 s of a ~4 s quick-preset trial on this CPU
+    (bench/results/throughput.md). Collected first, so no garbage is frozen; only once, so
+    a later call cannot freeze a finished trial's model.
+    """
+    global _frozen
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
+
+
 def _optimize(
     study: optuna.Study,
     options: RunOptions,
@@ -625,6 +713,7 @@ def _optimize(
     from search.training import TrainingFailed, configure_device
 
     log.info("device: %s", configure_device(options.mixed_precision, options.deterministic))
+    freeze_start_up_objects()
     objective = Objective(options, space, data, store, target_total)
     progress = Progress(
         target_total, target_total - already, max_failures=max(3, target_total - already)

@@ -25,7 +25,8 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # variance of z_mean over inputs (Burda et al. 201
 BATCH = 500
 
 
-def _encode(vae: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encode(vae: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(z_mean, z_log_var) of `images`, float64 (exact copies of the encoder's float32)."""
     means, log_vars = [], []
     for i in range(0, len(images), BATCH):
         z_mean, z_log_var = vae.encoder(images[i : i + BATCH], training=False)
@@ -58,9 +59,17 @@ def latent_use(z_mean: np.ndarray, z_log_var: np.ndarray) -> dict[str, Any]:
     }
 
 
-def measure_latent_use(vae: Any, images: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """Active units, KL per dimension and the test ELBO split, on `images`."""
-    z_mean, z_log_var = _encode(vae, images)
+def measure_latent_use(
+    vae: Any,
+    images: np.ndarray,
+    seed: int = 0,
+    encoded: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Active units, KL per dimension and the test ELBO split, on `images`.
+
+    `encoded`: `encode(vae, images)` when the caller has it already (it is not computed twice).
+    """
+    z_mean, z_log_var = encoded if encoded is not None else encode(vae, images)
     use = latent_use(z_mean, z_log_var)
     eps = np.random.default_rng(seed).standard_normal(z_mean.shape)
     z = (z_mean + np.exp(0.5 * z_log_var) * eps).astype(np.float32)

@@ -15,7 +15,8 @@ What the parent adds:
   `i % len(devices)` (`CUDA_VISIBLE_DEVICES`: the index for a whole GPU, the UUID for a MIG
   slice) and is told in `VAE_SEARCH_DEVICE` what it was given, which it logs. The default is
   `--workers-per-gpu` workers (1) per device. Without GPUs, the CPU cores are split evenly
-  (`TF_NUM_INTRAOP_THREADS`, `TF_NUM_INTEROP_THREADS`, `OMP_NUM_THREADS`).
+  (`TF_NUM_INTRAOP_THREADS`, `TF_NUM_INTEROP_THREADS`, `OMP_NUM_THREADS`); without GPUs `run`
+  stays one process unless given a count, or `--workers auto` (`study.choose_cpu_workers`).
 - `--worker-index i` on worker i's command line (and `VAE_SEARCH_WORKER_INDEX`,
   `VAE_SEARCH_WORKERS` in its environment): it marks the process as a worker, not a parent
   that would start workers of its own, and lets it offset its sampler seed (N workers with one
@@ -205,13 +206,17 @@ def describe_placement(n_workers: int, devices: Sequence[GpuDevice]) -> str:
     return line
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity: a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def worker_environments(n_workers: int, devices: Sequence[GpuDevice]) -> list[dict[str, str]]:
     """The environment of each worker: its device (round robin), or its share of the cores."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    threads = max(1, cores // n_workers)
+    threads = max(1, cpu_cores() // n_workers)
     envs = []
     for index in range(n_workers):
         env = dict(os.environ)

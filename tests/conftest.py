@@ -71,6 +71,8 @@ def smoke_study(tmp_path_factory) -> SmokeStudy:
         "1",
         "--confirm",
         "0",  # exactly the 4 trials asked for (test_verdicts.py covers confirmation runs)
+        "--workers",
+        "1",  # one process: the pruning verdicts depend on the order trials finish in
         "--no-report",
         cwd=workdir,
     )

@@ -308,3 +308,94 @@ def test_a_gpu_that_is_not_there_is_one_line_and_exit_2(tmp_path: Path) -> None:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and absent in lines[0], err
     assert not (tmp_path / "studies").exists() or not any((tmp_path / "studies").iterdir())
+
+
+# -- `--workers auto`: several workers on a CPU ------------------------------------------------
+
+
+def test_workers_auto_without_a_gpu_starts_one_worker_per_core(tmp_path: Path) -> None:
+    """`--workers auto`, no GPU: min(cores, trials) worker processes on the journal storage."""
+    from search.workers import cpu_cores
+
+    expected = min(cpu_cores(), 3)
+    env = {**_env(), "CUDA_VISIBLE_DEVICES": "-1"}  # CUDA's own "no GPU", even on a GPU host
+    args = [*TINY, "--trials", "3", "--workers", "auto", "--study", "auto"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search", "run", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    code, out, err = _finish(proc)
+    assert code == 0, err[-3000:]
+    assert f"workers: {expected} (auto: " in err, err[-3000:]
+    if expected == 1:  # a one-core machine: the same run in this process, on SQLite
+        assert "1 CPU core" in err and (tmp_path / "studies" / "auto.db").exists()
+        return
+    assert f"starting {expected} workers (CPU, " in out, out
+    for index in range(expected):  # every worker started and chose the CPU
+        assert f"[w{index}] device: CPU" in err, err[-3000:]
+    names = sorted(p.name for p in (tmp_path / "studies").iterdir() if p.is_file())
+    assert names == ["auto.log", "auto.log.flock"]
+    _assert_consistent(_trials(f"journal:///{tmp_path}/studies/auto.log", "auto"), complete=3)
+
+
+def test_the_cpu_default_keeps_one_process_where_several_cannot_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from search import workers
+    from search.study import RunOptions, choose_cpu_workers
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(workers, "cpu_cores", lambda: 4)
+
+    def chosen(requested: int, **options: object) -> tuple[int | None, str | None]:
+        run = RunOptions(study="s", workers_auto=True, **options)  # type: ignore[arg-type]
+        line = choose_cpu_workers(run, requested)
+        return run.workers, line
+
+    assert chosen(10)[0] == 4
+    assert chosen(3)[0] == 3  # no idle worker for want of trials
+    assert chosen(10, storage="journal:///elsewhere.log")[0] == 4
+    assert chosen(10, storage="postgresql://u@h/db")[0] == 4
+    one = {
+        "1 trial to run": chosen(1),
+        "SQLite storage": chosen(10, storage="sqlite:///x.db"),
+        "in-memory": chosen(10, storage="sqlite:///:memory:"),
+    }
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "s.db").write_bytes(b"")  # a study begun by one process
+    one["the study lives in"] = chosen(10)
+    for why, (count, line) in one.items():
+        assert count == 1 and line is not None and why in line, (why, line)
+    # An explicit count, or GPUs deciding, leaves it alone.
+    given = RunOptions(study="s", workers=3)
+    assert choose_cpu_workers(given, 10) is None and given.workers == 3
+    monkeypatch.setattr(workers, "cpu_cores", lambda: 1)
+    (tmp_path / "studies" / "s.db").unlink()
+    assert chosen(10) == (1, "workers: 1 (auto: 1 CPU core; no GPU, 1 CPU cores)")
+
+
+def test_without_workers_auto_a_cpu_run_stays_one_process(tmp_path: Path) -> None:
+    from search.study import RunOptions, validate
+
+    options = RunOptions(study="s", workers=None, gpus=None)
+    validate(options)
+    if not options.workers_auto and not detect_gpus():
+        assert options.workers == 1
+    auto = RunOptions(study="s", workers_auto=True)
+    validate(auto)
+    assert auto.workers_auto == (not detect_gpus())
+
+
+def test_workers_option_takes_auto_or_a_count() -> None:
+    from search.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["run"]).workers is None  # one per GPU, or 1 without GPUs
+    assert parse(["run", "--workers", "AUTO"]).workers == "auto"
+    assert parse(["run", "--workers", "1"]).workers == 1
+    with pytest.raises(UsageError, match=r"auto or a whole number 1\.\.256"):
+        parse(["run", "--workers", "0"])

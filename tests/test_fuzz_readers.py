@@ -426,6 +426,8 @@ def _acceptable(option: str, value: str) -> bool | None:
     """Whether `value` is in the documented range of `option` (None: not judged here)."""
     if value.startswith("-") and not value[1:2].isdigit():
         return False  # argparse reads it as another option
+    if option == "--workers" and value.strip().lower() == "auto":
+        return True  # the documented default, spelled out
     if option in WHOLE_RANGES:
         low, high = WHOLE_RANGES[option]
         try:

@@ -143,6 +143,8 @@ def test_resume_adds_trials_and_sweep_trials_are_tagged(tmp_path):
         "--no-pruning",
         "--confirm",
         "0",
+        "--workers",
+        "1",  # the single-process default storage, SQLite
     ]
     first = run_cli("run", *args, "--sweep", "n_layers=1,3", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -238,6 +240,8 @@ def test_a_signal_leaves_a_consistent_study_that_resumes(tmp_path, signum, exit_
         "--no-pruning",
         "--confirm",
         "0",
+        "--workers",
+        "1",  # one process takes the signal (test_distributed.py covers workers)
     ]
     env_cmd = [sys.executable, "-m", "search", *args, "--trials", "5"]
     process = subprocess.Popen(

@@ -37,6 +37,8 @@ TINY = [
     "random",
     "--confirm",
     "0",  # these tests count trials exactly
+    "--workers",
+    "1",  # in this process, where the faults are patched in
 ]
 SMALL = ["--space", "filters=8,16", "--space", "dense_units=16,32"]
 

@@ -184,3 +184,39 @@ def test_report_shows_latent_usage_and_rate_distortion(smoke_study, tmp_path):
     assert "rate-distortion" in page
     for sentence in context.latent_use.sentences:
         assert sentence in page
+
+
+def test_trial_outputs_encode_once_and_store_what_the_encoder_gives(mnist, tmp_path):
+    """latent.npz and diagnostics.json from one encoder pass equal separate passes exactly."""
+    from search import vae_diagnostics
+    from search.outputs import LATENT_DIGITS, write_trial_outputs
+    from search.training import TrainConfig, train_vae
+
+    params = {"latent_dim": 3, "n_layers": 1, "filters": 4, "dense_units": 8, "loss": "mse"}
+    config = TrainConfig(
+        epochs=1, batch_size=64, validation_subset=50, train_eval_subset=50, test_eval_subset=50
+    )
+    vae = train_vae(params, mnist, config).model
+    calls = []
+    real_encode = vae_diagnostics.encode
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real_encode(*args, **kwargs)
+
+    vae_diagnostics.encode = counted
+    try:
+        paths = write_trial_outputs(vae, mnist, tmp_path, keep_model=False, seed=5)
+    finally:
+        vae_diagnostics.encode = real_encode
+    assert len(calls) == 1
+    images = mnist.test.images[:LATENT_DIGITS]
+    separate = np.concatenate(
+        [np.asarray(vae.encoder(images[i : i + 500])[0]) for i in range(0, len(images), 500)]
+    )
+    with np.load(paths["latent"]) as stored:
+        assert stored["z_mean"].dtype == np.float32
+        assert np.array_equal(stored["z_mean"], separate)
+    assert json.loads(paths["diagnostics"].read_text()) == json.loads(
+        json.dumps(measure_latent_use(vae, images, seed=5))
+    )

@@ -19,7 +19,11 @@ from tests.conftest import run_cli
 
 EPOCHS = 2  # the smoke preset's
 REFERENCES = 12
-BASE = ["--preset", "smoke", "--data", "bundled", "--subset", "256", "--keep-models", "none"]
+# One process (SQLite, trials in order) unless a test asks for workers.
+BASE = [
+    *("--preset", "smoke", "--data", "bundled", "--subset", "256", "--keep-models", "none"),
+    *("--workers", "1"),
+]
 STUDY_ARGS = [
     *BASE,
     "--study",
