@@ -27,15 +27,11 @@ Method (tabular benchmark, as HPOBench's tables and Syne Tune's simulator do):
    then sees about a third of the grid); also at 6, 18 and 24 full trials. Target <= 50%.
 
 Then a live check (real training: `search.study.Objective` on a SQLite study, the same grid,
-the scenario registered as a preset in this process only) of (a) against (c) at a tiny budget,
-and the per-trial overhead outside training: real `python -m search run --preset smoke
---trials 3` and `--preset quick --trials 1` subprocesses, overhead = trial duration -
-`wall_time_s` (train_vae's build + train + scoring), and the same measure on the live trials,
-broken down by wrapping the runner's functions (sampling, user attrs, clear_session, artifacts)
-with timers in this process.
+the scenario registered as a preset in this process only) of (a) against (c) at a tiny budget.
+The per-trial overhead outside training is measured by bench/bench_overhead.py.
 
 Usage: python bench/bench_search.py [--seeds 20] [--budget-trials 12] [--live-epochs 30]
-                                    [--no-live] [--no-cli] [--record]
+                                    [--no-live] [--record]
 """
 
 from __future__ import annotations
@@ -45,25 +41,20 @@ import dataclasses
 import itertools
 import json
 import math
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from common import (
-    REPO,
     RESULTS,
     SHARED_NOTE,
     machine,
     markdown_table,
-    median,
     timestamp,
     write_result,
 )
@@ -561,9 +552,7 @@ def table_summary(table: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- live runs
 
 
-def live_run(
-    strategy: str, budget: int, data: Any, workdir: Path, watches: Stopwatches
-) -> dict[str, Any]:
+def live_run(strategy: str, budget: int, data: Any, workdir: Path) -> dict[str, Any]:
     """(a) or (c) with real training through `search.study.Objective` until `budget` epochs."""
     import search.study as study_module
     from search import storage as storage_module
@@ -592,10 +581,8 @@ def live_run(
     spent = [0]
     front: list[tuple[float, float]] = []
     points: list[tuple[int, float]] = []
-    parts: dict[int, dict[str, float]] = {}
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        parts[trial.number] = watches.take()
         spent[0] += int(trial.user_attrs.get("epochs_run", 0))
         if trial.state == TrialState.COMPLETE:
             front.append((trial.values[0], trial.values[1]))
@@ -610,88 +597,15 @@ def live_run(
             study.stop()
 
     started = time.perf_counter()
-    watches.take()
     study.optimize(objective, callbacks=[after_trial])
     trials = study.get_trials(deepcopy=False)
-    overheads = []
-    for t in trials:
-        if t.duration is not None and "wall_time_s" in t.user_attrs:
-            total = t.duration.total_seconds()
-            overheads.append(
-                {
-                    "number": t.number,
-                    "state": t.state.name,
-                    "trial_s": total,
-                    "wall_time_s": t.user_attrs["wall_time_s"],
-                    "parts": parts.get(t.number, {}),
-                }
-            )
     return {
         "strategy": strategy,
         "points": points,
         "trials": len(trials),
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "seconds": time.perf_counter() - started,
-        "overheads": overheads,
     }
-
-
-class Stopwatches:
-    """Time named functions the runner calls, per trial, by wrapping them in this process only.
-
-    Nested calls count to the outermost timed call (the pruning hook's user-attr write counts
-    as pruning). `take()` returns the seconds since the last `take()` and starts afresh.
-    """
-
-    def __init__(self) -> None:
-        import gc
-
-        import keras
-
-        import search.outputs
-        import search.space
-        import search.study
-
-        self.targets: list[tuple[Any, str, str]] = [
-            (optuna.study.Study, "ask", "ask: new trial"),
-            (search.space, "suggest_params", "sampling"),
-            (optuna.trial.Trial, "set_user_attr", "user attrs"),
-            (keras.backend, "clear_session", "keras clear_session (runs gc.collect itself)"),
-            (gc, "collect", "gc.collect called on its own"),
-            (search.outputs, "write_trial_outputs", "artifacts: write"),
-            (optuna.artifacts, "upload_artifact", "artifacts: upload"),
-            (search.study, "prune_reason", "pruning hook (inside training)"),
-        ]
-        self.originals = [getattr(owner, name) for owner, name, _ in self.targets]
-        self.seconds: dict[str, float] = {}
-        self.depth = 0
-
-    def __enter__(self) -> Stopwatches:
-        for (owner, name, label), original in zip(self.targets, self.originals, strict=True):
-            setattr(owner, name, self._wrap(original, label))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for (owner, name, _), original in zip(self.targets, self.originals, strict=True):
-            setattr(owner, name, original)
-
-    def _wrap(self, original: Callable[..., Any], label: str) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if self.depth:
-                return original(*args, **kwargs)
-            self.depth += 1
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.depth -= 1
-                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
-
-        return timed
-
-    def take(self) -> dict[str, float]:
-        taken, self.seconds = self.seconds, {}
-        return taken
 
 
 def live_report(runs: dict[str, dict[str, Any]], budget: int) -> str:
@@ -732,113 +646,6 @@ def live_report(runs: dict[str, dict[str, Any]], budget: int) -> str:
     )
 
 
-# ---------------------------------------------------------------------------- overhead
-
-
-def cli_overhead(workdir: Path, preset: str, trials: int) -> tuple[str, list[dict[str, Any]]]:
-    """Run a study through the real CLI and read each trial's time outside training."""
-    name = "bench-overhead" if preset == "smoke" else f"bench-overhead-{preset}"
-    db = Path(f"/tmp/{name}.db")
-    db.unlink(missing_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "search",
-        "run",
-        "--preset",
-        preset,
-        "--trials",
-        str(trials),
-        "--confirm",
-        "0",  # exactly `trials` trials, as measured before confirmation runs existed
-        "--data",
-        "bundled",
-        "--no-report",
-        "--study",
-        name,
-        "--storage",
-        f"sqlite:///{db}",
-        "--artifacts",
-        str(workdir / f"{name}-artifacts"),
-    ]
-    started = time.perf_counter()
-    # cwd outside the repository: nothing of this run lands in the working tree.
-    done = subprocess.run(
-        command,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}"
-        )
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        if t.duration is None or "wall_time_s" not in t.user_attrs:
-            continue
-        rows.append(
-            {
-                "number": t.number,
-                "state": t.state.name,
-                "trial_s": t.duration.total_seconds(),
-                "wall_time_s": t.user_attrs["wall_time_s"],
-            }
-        )
-    shown = ["python", "-m", *command[2:-2]]  # the artifacts folder is a temporary one
-    return " ".join(shown) + f" ({seconds:.0f} s in all, TensorFlow's import included)", rows
-
-
-def overhead_rows(rows: list[dict[str, Any]], label: str) -> tuple[list[list[Any]], float]:
-    """Table rows (one per trial) and the median fraction of trial time spent outside training."""
-    out, fractions = [], []
-    for r in rows:
-        outside = r["trial_s"] - r["wall_time_s"]
-        fractions.append(outside / r["trial_s"])
-        out.append(
-            [
-                label,
-                r["number"],
-                r["state"].lower(),
-                f"{r['trial_s']:.2f}",
-                f"{r['wall_time_s']:.2f}",
-                f"{outside:.2f}",
-                f"{outside / r['trial_s']:.1%}",
-            ]
-        )
-    return out, (median(fractions) if fractions else math.nan)
-
-
-def breakdown_table(runs: dict[str, dict[str, Any]]) -> str:
-    """Mean seconds per trial of each timed part of the runner, live runs together."""
-    trials = [t for run in runs.values() for t in run["overheads"]]
-    labels = sorted({label for t in trials for label in t["parts"]})
-    outside = statistics.mean(t["trial_s"] - t["wall_time_s"] for t in trials)
-    rows = []
-    for label in labels:
-        mean = statistics.mean(t["parts"].get(label, 0.0) for t in trials)
-        share = "-" if "inside" in label else f"{mean / outside:.0%}"
-        rows.append([label, f"{mean:.3f}", share])
-    timed = statistics.mean(
-        sum(v for k, v in t["parts"].items() if "inside" not in k) for t in trials
-    )
-    rows.append(
-        [
-            "rest (trial creation, tell, storage reads, callbacks)",
-            f"{outside - timed:.3f}",
-            f"{(outside - timed) / outside:.0%}",
-        ]
-    )
-    rows.append(["**overhead outside training (trial s - wall_time_s)**", f"{outside:.3f}", "100%"])
-    return markdown_table(
-        ["part (live runs, mean per trial)", "seconds", "share of overhead"], rows, ["l", "r", "r"]
-    )
-
-
 def brief(data: dict[str, Any]) -> str:
     """The few numbers the brief asks for, on top of the report."""
     replay = data["replay"]
@@ -857,13 +664,6 @@ def brief(data: dict[str, Any]) -> str:
             f"- Live check, real training: (a) ran {live['a']['trials']} trials "
             f"({live['a']['pruned']} pruned), (c) {live['c']['trials']}, on the same "
             f"epoch budget; see below."
-        )
-    fractions = data.get("overhead_fractions", {})
-    if fractions:
-        lines.append(
-            "- Per-trial overhead outside training, median share of trial time: "
-            + ", ".join(f"{k} {v:.1%}" for k, v in fractions.items())
-            + " (target <= 5% in the quick preset)."
         )
     return "\n".join(lines)
 
@@ -887,7 +687,6 @@ def main() -> None:
         help="epoch budget of each live run (default 30 = 5 full trials)",
     )
     parser.add_argument("--no-live", action="store_true", help="skip the live confirmation")
-    parser.add_argument("--no-cli", action="store_true", help="skip the CLI overhead run")
     parser.add_argument("--record", action="store_true", help="re-record the curves")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -942,9 +741,6 @@ def main() -> None:
         "replay": summary,
     }
 
-    fractions: dict[str, float] = {}
-    commands: list[str] = []
-    cli_rows: list[list[Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         workdir = Path(tmp)
         if not args.no_live:
@@ -965,11 +761,8 @@ def main() -> None:
                 test_eval_subset=200,
             )
             try:
-                with Stopwatches() as watches:
-                    for strategy in ("c", "a"):
-                        runs[strategy] = live_run(
-                            strategy, args.live_epochs, live_data, workdir, watches
-                        )
+                for strategy in ("c", "a"):
+                    runs[strategy] = live_run(strategy, args.live_epochs, live_data, workdir)
             finally:
                 del PRESETS[LIVE_PRESET]
             runs = {"a": runs["a"], "c": runs["c"]}
@@ -978,62 +771,6 @@ def main() -> None:
                 live_report(runs, args.live_epochs),
             ]
             data["live"] = runs
-        if not args.no_cli:
-            for preset, trials in (("smoke", 3), ("quick", 1)):
-                command, measured = cli_overhead(workdir, preset, trials)
-                rows, fractions[f"{preset} CLI"] = overhead_rows(measured, f"{preset} CLI")
-                cli_rows += rows
-                commands.append(command)
-                data[f"cli_overhead_{preset}"] = {"command": command, "trials": measured}
-    if cli_rows or "live" in data:
-        sections += ["## Per-trial overhead outside training"]
-        if commands:
-            sections += [
-                "Commands (each on a fresh SQLite file, run from a temporary folder "
-                "with `--artifacts` there):\n\n" + "\n".join(f"- `{c}`" for c in commands)
-            ]
-        sections += [
-            "Overhead = the trial's duration in storage (datetime_complete - datetime_start) "
-            "minus its `wall_time_s` user attr (train_vae from model build to the last "
-            "scoring): sampling, `clear_session` + `gc.collect`, storage writes of params and "
-            "user attrs, the reconstruction grid / latent / prior-sample / weights artifacts and "
-            "their upload."
-        ]
-        live_rows = []
-        for s, run in data.get("live", {}).items():
-            rows, fractions[f"live ({s})"] = overhead_rows(run["overheads"], f"live ({s})")
-            trial_s = median([t["trial_s"] for t in run["overheads"]])
-            wall_s = median([t["wall_time_s"] for t in run["overheads"]])
-            out_s = median([t["trial_s"] - t["wall_time_s"] for t in run["overheads"]])
-            live_rows.append(
-                [
-                    f"live ({s}), median of {len(rows)} trials",
-                    "-",
-                    "-",
-                    f"{trial_s:.2f}",
-                    f"{wall_s:.2f}",
-                    f"{out_s:.2f}",
-                    f"{fractions[f'live ({s})']:.1%}",
-                ]
-            )
-        sections += [
-            markdown_table(
-                ["run", "trial", "state", "trial s", "wall_time_s", "overhead s", "overhead %"],
-                cli_rows + live_rows,
-                ["l", "r", "l", "r", "r", "r", "r"],
-            ),
-            "Median overhead fraction: "
-            + ", ".join(f"{k} {v:.1%}" for k, v in fractions.items())
-            + ". Target <= 5% of trial time in the quick preset (the `quick CLI` row).",
-        ]
-        if "live" in data:
-            sections += [
-                "Where the overhead goes (live runs; the runner's functions wrapped with timers "
-                "in this process only; the pruning hook runs inside training and is shown for "
-                "scale, not counted in the overhead):",
-                breakdown_table(data["live"]),
-            ]
-        data["overhead_fractions"] = fractions
     sections.insert(sections.index("## Scenario and method"), brief(data))
     report = "\n\n".join(sections).replace("{total}", f"{time.perf_counter() - started:.0f}")
     write_result("search", report, data)
