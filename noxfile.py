@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import time
 
 import nox
 
@@ -82,12 +83,27 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (not in CI): ratios against same-run baselines, written to bench/results/."""
+    """Benchmarks (not in CI): ratios against same-run baselines, written to bench/results/.
+
+    Every `bench/bench_*.py` at its default size (each runs without arguments), or the scripts
+    given after `--`. A full run must rewrite every report in bench/results/: a `.md` file that
+    no script rewrote is a hand-made or orphaned result, and fails the session.
+    """
     install_system_packages(session, ["chromium", "postgresql", "fonts-dejavu-core"])
     session.install("-e", ".[test]")
     scripts = session.posargs or sorted(glob.glob("bench/bench_*.py"))
+    started = time.time()
     for script in scripts:
         session.run("python", script)
+    if session.posargs:
+        return
+    stale = sorted(p for p in glob.glob("bench/results/*") if os.path.getmtime(p) < started)
+    # Recorded inputs (training curves that a replay reads) are rewritten only when re-recorded.
+    kept = [p for p in stale if not p.endswith(".md")]
+    if kept:
+        session.log(f"kept, not rewritten (inputs or data of a report): {', '.join(kept)}")
+    if len(kept) < len(stale):
+        session.error(f"no script rewrote: {', '.join(p for p in stale if p.endswith('.md'))}")
 
 
 # `nox -s run` without arguments (README, step 1). The quick preset at 4 epochs: 6 designed
