@@ -37,11 +37,12 @@ Local workers. `--workers N` on one machine defaults to the journal file storage
 `bench/bench_storage.py` (`bench/results/storage.md`): neither SQLite nor the journal lost or
 duplicated a trial with 1, 2 or 4 workers, but SQLite serialises writers behind one database
 lock, so 4 workers are no faster than 1. Under 8 writers with a heartbeat every second,
-Optuna's symlink lock kept a heartbeat waiting past its grace period: a live trial was failed
-as dead and its worker crashed (an earlier, busier run saw the same on SQLite's lock, for half
-its workers). The journal with `flock` had no such failure, costs 2-5 ms of worker CPU per
-trial against SQLite's 13-28 ms, and a writer killed while holding its lock releases it at
-once. SQLite stays the one-process default: one file that `optuna-dashboard` opens directly.
+Optuna's symlink lock once kept a heartbeat waiting past its grace period, so a live trial was
+failed as dead and its worker crashed (not in every run; an earlier, busier run saw the same on
+SQLite's lock, for half its workers). The journal with `flock` never had such a failure, costs
+2-6 ms of worker CPU per trial against SQLite's 13-27 ms, and a writer killed while holding its
+lock releases it at once. SQLite stays the one-process default: one file that
+`optuna-dashboard` opens directly.
 """
 
 from __future__ import annotations
