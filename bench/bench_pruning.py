@@ -60,6 +60,7 @@ from pruning_rules import (
 )
 
 from search.pruning import non_dominated_sort
+from search.report.analysis import hypervolume_2d
 from search.space import default_space
 from search.study import make_sampler
 
@@ -149,16 +150,10 @@ def encode(params: dict[str, Any], space: dict[str, Any]) -> np.ndarray:
 
 
 def hypervolume(points: np.ndarray, reference: tuple[float, float]) -> float:
-    """Area between the (ssim, mse) points' front and the reference (min SSIM, max MSE)."""
-    if len(points) == 0:
-        return 0.0
-    minimised = sorted((-s, m) for s, m in points if -s < -reference[0] and m < reference[1])
-    area, best = 0.0, reference[1]
-    for x, y in minimised:
-        if y < best:
-            area += (-reference[0] - x) * (best - y)
-            best = y
-    return area
+    """Area between the (ssim, mse) points' front and the reference (min SSIM, max MSE): the
+    report's own 2-D hypervolume, on (-ssim, mse)."""
+    losses = np.column_stack([-points[:, 0], points[:, 1]]) if len(points) else np.zeros((0, 2))
+    return hypervolume_2d(losses, np.array([-reference[0], reference[1]]))
 
 
 # ---------------------------------------------------------------------------- one replay
