@@ -360,6 +360,10 @@ def test_prose_rules_on_hand_made_numbers():
     falling = _axis([(0.020, 0.030, 0), (0.015, 0.025, 0), (0.010, 0.020, 0)])
     text = " ".join(prose.capacity_sentences(falling, spread))
     assert "fell from 0.03000 to 0.02000 (-0.01000)" in text and "overfit" not in text
+    # a gap below zero that rises toward zero is said to rise, not to widen
+    negative_gap = _axis([(0.031, 0.030, 0), (0.0255, 0.025, 0), (0.0201, 0.020, 0)])
+    text = " ".join(prose.capacity_sentences(negative_gap, spread))
+    assert "the gap rose from -0.00100 to -0.00010 (+0.00090)" in text
 
 
 # ---------------------------------------------------------------- context, with numbers
@@ -459,3 +463,11 @@ def test_storage_passwords_never_reach_the_report(report):
     assert "s3cret" not in report[0]["html"].read_text(encoding="utf-8")
     text = "".join(page.extract_text() for page in pypdf.PdfReader(report[0]["pdf"]).pages)
     assert "s3cret" not in text and "vae:***@db.example" in text.replace("\n", "")
+
+
+def test_axis_labels_stay_distinct_when_short_ones_would_collide():
+    from search.report.bias_variance import value_labels
+
+    assert value_labels([2.0, 8.0, 16.0]) == ["2", "8", "16"]
+    assert value_labels([120_000.0, 263_000.0]) == ["120k", "263k"]
+    assert value_labels([231_521.0, 232_305.0, 233_089.0]) == ["231,521", "232,305", "233,089"]

@@ -170,9 +170,8 @@ def _capacity_axis(
     xs = np.array([p.x for p in used])
     bins = quantile_bins(xs, geometric=name == "n_params")
     if bins is None:
-        bins = [
-            (prose.fmt_number(_as_int_if_whole(float(v))), float(v), xs == v) for v in np.unique(xs)
-        ]
+        values = [float(v) for v in np.unique(xs)]
+        bins = [(label, v, xs == v) for label, v in zip(value_labels(values), values, strict=True)]
     groups = [
         _group(
             label, centre, [p for p, inside in zip(used, members, strict=True) if inside], statistic
@@ -223,6 +222,16 @@ def _missing_sweep_values(records: StudyRecords, name: str, measured: set[float]
         "comparison above does not cover "
         f"{'that value' if len(values) == 1 else 'those values'}."
     ]
+
+
+def value_labels(values: list[float]) -> list[str]:
+    """Short labels (263k), or whole numbers where short ones would collide: 231,521 and
+    232,305 both read "232k", and "232k, 232k cannot be told apart" says nothing."""
+    numbers = [_as_int_if_whole(v) for v in values]
+    labels = [prose.fmt_number(v) for v in numbers]
+    if len(set(labels)) < len(labels):
+        labels = [f"{v:,}" if isinstance(v, int) else f"{v:.6g}" for v in numbers]
+    return labels
 
 
 def _as_int_if_whole(value: float) -> float | int:

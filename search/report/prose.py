@@ -161,7 +161,8 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
         f"{fmt_mse(last.val_mse)} ({fmt_signed_mse(d_val)}), the {axis.statistic} train MSE "
         f"{_moved(d_train, 'rose', 'fell')} from {fmt_mse(first.train_mse)} to "
         f"{fmt_mse(last.train_mse)} ({fmt_signed_mse(d_train)}), and the gap "
-        f"{_moved(d_gap, 'widened', 'narrowed')} from {fmt_mse(first.gap)} to "
+        # rose/fell, not widened/narrowed: a gap below zero that rises toward zero narrows
+        f"{_moved(d_gap, 'rose', 'fell')} from {fmt_mse(first.gap)} to "
         f"{fmt_mse(last.gap)} ({fmt_signed_mse(d_gap)})."
     ]
     ends_threshold = spread.val_threshold(_noise_n(axis, first), _noise_n(axis, last))
