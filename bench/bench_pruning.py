@@ -4,7 +4,7 @@ Data: bench/data/curves.json.gz (bench/record_curves.py): configurations drawn f
 default search space, each trained for real under several seeds for `max_epochs` epochs at the
 quick preset, with per-epoch validation SSIM, validation MSE and seconds.
 
-One replay is one study, run by a real Optuna sampler (`search.study.make_sampler`) over the
+One replay is one study, run by a real Optuna sampler (`search.run.setup.make_sampler`) over the
 real default space, with no training: a suggested point is snapped to the nearest recorded
 configuration (parameters scaled to [0, 1], latent_dim, filters, dense_units and beta on a log
 scale), and the trial then walks that configuration's curve of one seed, epoch by epoch, paying
@@ -61,8 +61,8 @@ from pruning_rules import (
 
 from search.pruning import non_dominated_sort
 from search.report.analysis import hypervolume_2d
+from search.run.setup import make_sampler
 from search.space import default_space
-from search.study import make_sampler
 
 CURVES = REPO / "bench" / "data" / "curves.json.gz"
 SAMPLERS = ("tpe", "nsga2", "random")

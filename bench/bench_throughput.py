@@ -208,7 +208,8 @@ def fixed_cost_child(trials: int, epochs: int, out: Path) -> None:
     import search.training
     from search import data as search_data
     from search.model import VAE
-    from search.study import Objective, RunOptions, run_study
+    from search.run import RunOptions, run_study
+    from search.run.objective import Objective
 
     parts: list[dict[str, float]] = []
     state = {"fitting": False}

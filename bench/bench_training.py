@@ -146,8 +146,8 @@ def main() -> None:
         parser.error("--epochs must be at least 2: the first epoch holds the trace")
 
     from search.data import Split, load_mnist
-    from search.space import PRESETS
-    from search.training import STEPS_PER_EXECUTION, TrainConfig
+    from search.defaults import PRESETS
+    from search.training import STEPS_PER_EXECUTION
 
     started = time.perf_counter()
     full = load_mnist("bundled", seed=0)
@@ -214,7 +214,7 @@ def main() -> None:
         ["r"] * 9,
     )
 
-    default_batch = TrainConfig().batch_size
+    default_batch = PRESETS["full"].batch_size
     quick_batch = PRESETS["quick"].batch_size
     headline_pairs = [p for p in pairs if p.batch_size in (default_batch, quick_batch)] or pairs
     verdicts = []
@@ -246,7 +246,7 @@ def main() -> None:
             table,
             "**Headline: train_vae's speed over plain `model.fit` at equal batch size, whole "
             "trainings: " + "; ".join(verdicts) + ".** "
-            f"(Batch {default_batch} is `TrainConfig`'s default and the full preset's; "
+            f"(Batch {default_batch} is the full preset's; "
             f"{quick_batch} the quick preset's.)",
         ]
     )

@@ -83,7 +83,7 @@ def load_done() -> dict[str, dict[str, Any]]:
 def record_worker(args: argparse.Namespace, worker: int) -> None:
     """Train this worker's share of the missing runs, appending each as it finishes."""
     from search.data import load_mnist
-    from search.space import PRESETS
+    from search.defaults import PRESETS
     from search.training import TrainConfig, TrainingFailed, train_vae
 
     preset = PRESETS[SCENARIO["preset"]]

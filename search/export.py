@@ -27,7 +27,7 @@ from typing import Any
 
 import optuna
 
-from search import space as search_space
+from search import defaults
 from search.configurations import choose, pareto_front
 from search.errors import UsageError
 from search.report.trials import StudyRecords, TrialRecord, read_study
@@ -136,7 +136,7 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
         subset=int(budget["subset"]),
         extra_unlabeled=bool(counts.get("extra_unlabeled")),
     )
-    preset = search_space.PRESETS.get(str(budget.get("preset")), search_space.PRESETS["full"])
+    preset = defaults.PRESETS.get(str(budget.get("preset")), defaults.PRESETS["full"])
     config = TrainConfig(
         epochs=int(budget["epochs"]),
         batch_size=int(budget["batch_size"]),

@@ -22,24 +22,16 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from search import defaults
 from search.errors import UsageError
 
 IMAGE_SHAPE = (28, 28, 1)
-LOSSES = ("bce", "mse")
+LOSSES = defaults.LOSS_CHOICES
 MSE_SIGMA = 0.1  # the `mse` loss is the NLL of N(x_hat, sigma^2) per pixel, up to a constant
 # 28 -> 14 -> 7; a third stride would give 4, which 2x upsampling cannot undo
 DOWNSAMPLING_LAYERS = 2
 
-DEFAULTS: dict[str, Any] = {
-    "latent_dim": 8,
-    "n_layers": 2,
-    "filters": 32,
-    "dense_units": 64,
-    "loss": "bce",
-    "beta": 1.0,
-    "predictor": False,
-    "predictor_weight": 1.0,
-}
+DEFAULTS: dict[str, Any] = defaults.MODEL  # one place: search/defaults.py
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The search space, the fidelity presets and one-factor sweeps, defined in one place.
+"""The search space and one-factor sweeps, defined in one place (presets: search/defaults.py).
 
 The space is a dict of Optuna distributions; it is stored with the study (as JSON) so that a
 resumed run and the report know exactly what was searched.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -19,6 +18,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from search.defaults import LOSS_CHOICES, PARAM_LIMITS, SWEEP_BASELINE
 from search.errors import UsageError
 
 SearchSpace = dict[str, BaseDistribution]
@@ -35,22 +35,6 @@ def default_space() -> SearchSpace:
     }
 
 
-# Seeds are numpy/TensorFlow seeds: whole numbers 0..2^32-1.
-SEED_MAX = 2**32 - 1
-
-# What a model may be built from. The lower bounds are model.check_params'; the upper bounds
-# keep one trial's model within a GPU's memory. Written out (not imported from model.py) so
-# that checking options never imports TensorFlow; a test checks they agree.
-PARAM_LIMITS: dict[str, tuple[float, float]] = {
-    "latent_dim": (1, 512),
-    "n_layers": (1, 8),
-    "filters": (1, 1024),
-    "dense_units": (1, 8192),
-    "beta": (0.0, 1000.0),
-}
-LOSS_CHOICES = ("bce", "mse")
-
-
 def param_problem(name: str, value: Any) -> str | None:
     """Why `value` cannot be the model parameter `name` (None when it can)."""
     if name == "loss":
@@ -63,79 +47,6 @@ def param_problem(name: str, value: Any) -> str | None:
     if name != "beta" and value != int(value):
         return f"{name} must be a whole number"
     return None
-
-
-# The sweep baseline: every parameter not swept stays here (the model's defaults; a test
-# checks they agree). Written out so that parsing options never has to import TensorFlow.
-SWEEP_BASELINE: dict[str, Any] = {
-    "latent_dim": 8,
-    "n_layers": 2,
-    "filters": 32,
-    "dense_units": 64,
-    "loss": "bce",
-    "beta": 1.0,
-}
-
-
-@dataclass(frozen=True)
-class Preset:
-    """How much training a trial gets. `subset=None` means all training images.
-
-    The pruning defaults (rungs at `grace_epochs * eta**i` epochs; the noise and envelope
-    guards, 0 = off; see search/pruning.py) were chosen by bench/bench_pruning.py on recorded
-    curves, per number of epochs (bench/results/pruning.md).
-    """
-
-    epochs: int
-    subset: int | None
-    batch_size: int
-    validation_subset: int
-    train_eval_subset: int
-    test_eval_subset: int | None
-    grace_epochs: int = 2
-    eta: int = 3
-    noise_margin: float = 0.0
-    envelope_min_complete: int = 0
-
-
-PRESETS = {
-    # tests and CI: seconds per trial on a CPU
-    "smoke": Preset(
-        epochs=2,
-        subset=512,
-        batch_size=64,
-        validation_subset=200,
-        train_eval_subset=256,
-        test_eval_subset=500,
-    ),
-    # a CPU laptop: 20 trials in minutes
-    "quick": Preset(
-        epochs=6,
-        subset=4000,
-        batch_size=64,
-        validation_subset=500,
-        train_eval_subset=1000,
-        test_eval_subset=2000,
-        # bench/results/pruning.md, 6 epochs: one rung, at 3 epochs (true-front loss 2.1% in
-        # 96 held-out replays, seconds ratio 34%); a rung at 2 stopped winners
-        grace_epochs=3,
-        eta=3,
-    ),
-    # the GPU job: all images, up to 30 epochs
-    "full": Preset(
-        epochs=30,
-        subset=None,
-        batch_size=128,
-        validation_subset=1000,
-        train_eval_subset=5000,
-        test_eval_subset=None,
-        # bench/results/pruning.md, 12 epochs (the longest recorded; not measured at 30): rungs
-        # at 2, 6, 18 epochs, a trial stopped only when beaten by more than 2 seed SDs
-        grace_epochs=2,
-        eta=3,
-        noise_margin=2.0,
-    ),
-}
 
 
 def suggest_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:

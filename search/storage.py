@@ -74,6 +74,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
+from search import defaults
 from search.errors import UsageError
 
 STUDY_NAME_MAX_LENGTH = 100
@@ -83,8 +84,8 @@ STORAGE_ENV = "VAE_SEARCH_STORAGE"
 CONNECT_TIMEOUT_S = 5
 # Defaults for `run`: a trial is declared dead 2 minutes after its last heartbeat, and a trial
 # whose worker keeps dying is tried at most 1 + MAX_RETRY times.
-HEARTBEAT_INTERVAL_S = 30
-GRACE_PERIODS = 4  # default grace period, in heartbeat intervals
+HEARTBEAT_INTERVAL_S = defaults.HEARTBEAT_INTERVAL_S
+GRACE_PERIODS = defaults.GRACE_PERIODS  # default grace period, in heartbeat intervals
 GRACE_PERIOD_S = GRACE_PERIODS * HEARTBEAT_INTERVAL_S
 MAX_RETRY = 3
 HEARTBEAT_ATTR = "vae_search:heartbeat"

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from search import defaults
 from search.data import MnistData
+from search.defaults import ASSIGNED_DEVICE_ENV
 from search.metrics import mse_per_image, ssim_per_image
-from search.workers import ASSIGNED_DEVICE_ENV
 
 if TYPE_CHECKING:
     from search.model import VAE
@@ -39,13 +40,13 @@ STEPS_PER_EXECUTION = 16
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    seed: int = 0
-    validation_subset: int = 1000  # images scored after every epoch
-    train_eval_subset: int = 2000  # training images scored at the end (bias/variance)
-    test_eval_subset: int | None = None  # None = the whole test split
+    epochs: int = defaults.TRAIN_EPOCHS
+    batch_size: int = defaults.TRAIN_BATCH_SIZE
+    learning_rate: float = defaults.LEARNING_RATE
+    seed: int = defaults.SEED
+    validation_subset: int = defaults.VALIDATION_SUBSET  # images scored after every epoch
+    train_eval_subset: int = defaults.TRAIN_EVAL_SUBSET  # scored at the end (bias/variance)
+    test_eval_subset: int | None = defaults.TEST_EVAL_SUBSET  # None = the whole test split
     mixed_precision: bool = False  # only honoured on GPUs of compute capability >= 7.0
     jit_compile: bool = False
     deterministic: bool = False  # TensorFlow op determinism: exact GPU repeats, slower

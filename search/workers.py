@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import IO
 
+from search.defaults import ASSIGNED_DEVICE_ENV
 from search.errors import UsageError
 
 STOP_TIMEOUT_S = 120.0
@@ -56,7 +57,6 @@ WORKERS_ENV = "VAE_SEARCH_WORKERS"
 #     MIG 1g.5gb      Device  0: (UUID: MIG-c6d4f1ef-...)
 _GPU_LINE = re.compile(r"^GPU (\d+): (.*?)\s*(?:\(UUID: (\S+)\))?$")
 _MIG_LINE = re.compile(r"^MIG (\S+)\s+Device\s+(\d+): \(UUID: (\S+)\)$")
-ASSIGNED_DEVICE_ENV = "VAE_SEARCH_DEVICE"
 
 
 @dataclass(frozen=True)

@@ -535,9 +535,10 @@ def test_special_files_end_to_end_never_hang_and_never_load_tensorflow(tmp_path)
 
 
 def test_parameter_limits_agree_with_the_model():
+    from search.defaults import LOSS_CHOICES, PARAM_LIMITS, SWEEP_BASELINE
     from search.errors import UsageError
     from search.model import DEFAULTS, LOSSES, check_params
-    from search.space import LOSS_CHOICES, PARAM_LIMITS, SWEEP_BASELINE, param_problem
+    from search.space import param_problem
 
     assert tuple(LOSS_CHOICES) == tuple(LOSSES)
     for name, (low, high) in PARAM_LIMITS.items():

@@ -105,7 +105,7 @@ def test_hyperband_brackets_rank_their_own_trials() -> None:
 
 def synthetic_recording() -> bp.Recording:
     """Three configurations, two seeds, four epochs; config 2 starts last and ends best."""
-    from search.space import SWEEP_BASELINE
+    from search.defaults import SWEEP_BASELINE
 
     params = [
         {**SWEEP_BASELINE, "latent_dim": 2},
@@ -167,7 +167,7 @@ def test_run_defaults_are_the_benchmarks_choices() -> None:
     quick from the 6-epoch replay, full from the 12-epoch one."""
     import json
 
-    from search.space import PRESETS
+    from search.defaults import PRESETS
 
     results = json.loads((BENCH / "results" / "pruning.json").read_text())
     for key in (

@@ -346,7 +346,8 @@ def test_the_cpu_default_keeps_one_process_where_several_cannot_share(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from search import workers
-    from search.study import RunOptions, choose_cpu_workers
+    from search.run.options import RunOptions
+    from search.run.setup import choose_cpu_workers
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(workers, "cpu_cores", lambda: 4)
@@ -379,14 +380,17 @@ def test_the_cpu_default_keeps_one_process_where_several_cannot_share(
 
 
 def test_without_workers_auto_a_cpu_run_stays_one_process(tmp_path: Path) -> None:
-    from search.study import RunOptions, validate
+    from search.run.options import RunOptions, validate
+    from search.run.setup import plan_placement
 
     options = RunOptions(study="s", workers=None, gpus=None)
     validate(options)
+    plan_placement(options)
     if not options.workers_auto and not detect_gpus():
         assert options.workers == 1
     auto = RunOptions(study="s", workers_auto=True)
     validate(auto)
+    plan_placement(auto)
     assert auto.workers_auto == (not detect_gpus())
 
 

@@ -66,7 +66,7 @@ def _export(smoke_study, out: Path, *extra: str) -> subprocess.CompletedProcess:
 def _test_images(config: dict) -> np.ndarray:
     """The held-out images the study scored, rebuilt from config.json's own provenance."""
     from search.data import load_mnist
-    from search.space import PRESETS
+    from search.defaults import PRESETS
 
     data = config["data"]
     budget = config["budget"]

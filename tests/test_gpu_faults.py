@@ -113,8 +113,8 @@ def test_a_tensorflow_error_in_the_final_scoring_fails_the_training(
 
 def test_the_study_fails_the_trial_and_goes_on(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Trial 0: cuDNN error while scoring; trial 1: OOM writing artifacts; trial 2 trains."""
+    from search.run import RunOptions, run_study
     from search.storage import open_storage
-    from search.study import RunOptions, run_study
 
     real_score = training.score
     real_write = search.outputs.write_trial_outputs

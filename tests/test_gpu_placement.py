@@ -199,7 +199,7 @@ def test_run_on_gpus_0_and_2_trains_both_trials_with_two_told_workers(
 
 def test_the_placement_and_determinism_options_reach_the_run() -> None:
     from search.cli import build_parser
-    from search.study import RunOptions
+    from search.run import RunOptions
 
     args = build_parser().parse_args(
         ["run", "--gpus", "0,2", "--workers-per-gpu", "2", "--deterministic"]

@@ -15,8 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from search import cli
+from search.run.process import without_storage as _without_storage
 from search.storage import STORAGE_ENV, redact_argv, redact_command
-from search.study import _without_storage
 from tests.pg_server import PASSWORD
 
 TINY = [

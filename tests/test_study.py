@@ -19,8 +19,9 @@ import pytest
 from optuna.trial import TrialState
 from PIL import Image
 
+from search.defaults import SWEEP_BASELINE
 from search.model import DEFAULTS
-from search.space import SWEEP_BASELINE, default_space, parse_sweep, sweep_configurations
+from search.space import default_space, parse_sweep, sweep_configurations
 from tests.conftest import run_cli
 
 REQUIRED_ATTRS = {
@@ -431,7 +432,8 @@ def test_report_command_on_a_trained_study(smoke_study, tmp_path):
 
 def test_pruning_defaults_come_from_the_preset_unless_given() -> None:
     from search.pruning import ParetoPrunerConfig
-    from search.study import RunOptions, pruner_config
+    from search.run.options import RunOptions
+    from search.run.setup import pruner_config
 
     # bench/results/pruning.md chose these per number of epochs
     assert pruner_config(RunOptions(preset="quick"), 6) == ParetoPrunerConfig(6, 3, 3)

@@ -1,0 +1,174 @@
+"""What a run prints: its plan, one line per finished trial with a progress bar, the
+resume command after an interruption, and the front with the recommendation at the end."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search import configurations as configs
+from search import storage as storage_module
+from search.pruning import ParetoPrunerConfig
+from search.run.budget import FINISHED, SURPLUS_ATTR, finished_count
+from search.run.options import RunOptions
+from search.run.setup import MAXIMIZE
+
+log = logging.getLogger("search.run")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Our progress lines replace Optuna's per-trial INFO lines and its failure tracebacks.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def describe(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={fmt(v)}" for k, v in params.items())
+
+
+def log_plan(
+    options: RunOptions,
+    url: str,
+    already: int,
+    target_total: int,
+    train_images: int,
+    epochs: int,
+    batch_size: int,
+    pruner: ParetoPrunerConfig,
+) -> None:
+    """The run's first line: the study, what it holds, and what this run will do."""
+    pruning = "off"
+    if options.pruning:
+        pruning = f"on for sampled trials, rungs at {pruner.rungs} epochs"
+        if pruner.noise_margin:
+            pruning += f", noise margin {pruner.noise_margin:g} seed SD"
+        if pruner.envelope_min_complete:
+            pruning += f", envelope guard after {pruner.envelope_min_complete} completed trials"
+    confirming = (
+        f"then front configurations confirmed to {1 + options.confirm} seeds"
+        if options.confirm and options.is_parent
+        else "no confirmation runs"
+    )
+    log.info(
+        "study %r in %s: %d finished trials, running %d more (%s preset: %d epochs, "
+        "%d training images, batch %d; sampler %s; pruning %s; %s)",
+        options.study,
+        storage_module.redact_url(url),
+        already,
+        target_total - already,
+        options.preset,
+        epochs,
+        train_images,
+        batch_size,
+        options.sampler,
+        pruning,
+        confirming,
+    )
+
+
+class Progress:
+    """One line per finished trial, a progress bar, and the stop rules: the trial budget, and
+    `max_failures` failed trials in this run (then `too_many_failures` says why)."""
+
+    def __init__(self, target_total: int, requested: int, max_failures: int) -> None:
+        from tqdm import tqdm
+
+        self.target_total = target_total
+        self.max_failures = max_failures
+        self.failures = 0
+        self.too_many_failures: str | None = None
+        self.bar = tqdm(
+            total=requested,
+            desc="trials",
+            unit="trial",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+            leave=False,
+        )
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        attrs = trial.user_attrs
+        if attrs.get(SURPLUS_ATTR):
+            return  # never trained: another worker's trial filled the budget
+        params = describe(trial.params)
+        if trial.state == TrialState.COMPLETE:
+            outcome = f"SSIM {trial.values[0]:.4f}  MSE {trial.values[1]:.5f}"
+        elif trial.state == TrialState.PRUNED:
+            outcome = f"pruned: {attrs.get('pruned_reason', '')}"
+        else:
+            outcome = f"failed: {attrs.get('fail_reason', 'see the log')}"
+            self.failures += 1
+        seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        self.bar.write(
+            f"trial {trial.number:>4}  {params}  {outcome}  "
+            f"epochs {attrs.get('epochs_run', 0)}  {seconds:.1f}s"
+        )
+        self.bar.update(1)
+        if finished_count(study) >= self.target_total:
+            study.stop()
+        elif self.failures >= self.max_failures:
+            self.too_many_failures = (
+                f"stopping: {self.failures} trials failed in this run (the limit is "
+                f"{self.max_failures}); each failed trial's fail_reason says why "
+                "(`python -m search studies`, the dashboard)"
+            )
+            study.stop()
+
+
+def resume_command(options: RunOptions, target_total: int, study: optuna.Study) -> str:
+    left = target_total - len(study.get_trials(deepcopy=False, states=FINISHED))
+    parts = ["--study", options.study, "--trials", str(max(left, 1))]
+    # A storage taken from $VAE_SEARCH_STORAGE is found there again; a redacted URL would not
+    # work as a command-line argument anyway.
+    if options.storage and options.storage != os.environ.get(storage_module.STORAGE_ENV):
+        parts += ["--storage", storage_module.redact_url(options.storage)]
+    return "python -m search run " + " ".join(shlex.quote(p) for p in parts)
+
+
+def print_summary(
+    study: optuna.Study, options: RunOptions, configurations: list[configs.Configuration]
+) -> None:
+    """Trial counts by state, the Pareto front of configurations and the recommendation."""
+    counts = {state.name: 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] += 1
+    print(
+        f"\nstudy {options.study!r}: "
+        + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c)
+    )
+    print_front(configurations)
+
+
+def print_front(configurations: list[configs.Configuration]) -> None:
+    """The front of configuration means (n and SD beside each) and the recommendation."""
+    front = configs.pareto_front(configurations, MAXIMIZE)
+    if not front:
+        return
+    print("Pareto front (validation; configurations, mean over seeds):")
+    print(f"  {'trial':>5}  {'n':>2}  {'SSIM':>7}  {'SD':>6}  {'MSE':>8}  {'SD':>8}  params")
+    for c in sorted(front, key=lambda c: c.mean[1]):
+        sd = [f"{c.sd[0]:6.4f}", f"{c.sd[1]:8.5f}"] if c.sd else ["-", "-"]
+        print(
+            f"  {c.first:>5}  {c.n:>2}  {c.mean[0]:7.4f}  {sd[0]:>6}  {c.mean[1]:8.5f}  "
+            f"{sd[1]:>8}  {describe(c.params)}"
+        )
+    choice = configs.choose(front, MAXIMIZE, configurations)
+    if choice is None:
+        return
+    chosen = choice.configuration
+    print(
+        f"recommended: trial {chosen.first}'s configuration ({describe(chosen.params)}), "
+        f"SSIM {chosen.mean[0]:.4f}, MSE {chosen.mean[1]:.5f}, mean over {chosen.n} "
+        f"seed{'s' if chosen.n != 1 else ''}; {choice.method}"
+    )

@@ -1,0 +1,243 @@
+"""`python -m search run`, top to bottom: check, load the data, open the study, train trials
+(here or in worker processes), confirm the front, print the summary.
+
+The path of one trial: run_study -> train_trials -> study.optimize(Objective) -> objective.py
+(suggest, train_vae with the pruner's epoch hook, store) -> storage. Writing the report is
+the CLI's job once this returns (search/commands.py), so the core never imports the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from search import defaults
+from search import space as search_space
+from search import storage as storage_module
+from search.paths import check_output_folder, stored_artifacts_dir
+from search.run import budget, console, provenance, setup
+from search.run.confirmation import completed_configurations, confirm_front
+from search.run.objective import Objective
+from search.run.options import RunOptions, validate
+from search.run.process import STOP, freeze_start_up_objects, without_storage
+
+log = logging.getLogger("search.run")
+
+# Exit code of a run stopped because too many of its trials failed (0 success, 2 bad input,
+# 128 + signal number when interrupted: 130 Ctrl-C, 143 SIGTERM).
+EXIT_TRIALS_FAILED = 1
+REPORT_FILES = ("report.html", "report.pdf")
+
+
+def report_dir(options: RunOptions) -> Path:
+    """Where `run` writes the study's report: studies/<study>/."""
+    return Path(defaults.STUDIES_DIR) / options.study
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended: its exit code, and the study it worked on (for the report)."""
+
+    code: int
+    study: optuna.Study | None = None
+
+    @property
+    def wants_report(self) -> bool:
+        """Did a planning process finish its trials (a report of them makes sense)?"""
+        return self.code == 0 and self.study is not None
+
+
+def run_study(options: RunOptions) -> int:
+    """The `run` command, less its report: the exit code."""
+    return run(options).code
+
+
+def run(options: RunOptions) -> RunOutcome:
+    """The `run` command, less its report (search/commands.py writes that)."""
+    from search.data import load_mnist
+
+    validate(options)
+    setup.plan_placement(options)
+    console.configure_logging()
+    space = setup.build_space(options)
+    sweeps = [search_space.parse_sweep(spec, space) for spec in options.sweep]
+    enqueued = [
+        cfg
+        for name, values in sweeps
+        for cfg in search_space.sweep_configurations(name, values, options.repeats, space)
+    ]
+    requested = options.trials or len(enqueued) or defaults.TRIALS
+    workers_line = setup.choose_cpu_workers(options, requested)
+    deadline = time.monotonic() + options.timeout if options.timeout else None
+
+    # Order matters: every check that can fail (options above, output places, the data) runs
+    # before storage is opened, so a refused run creates no file and changes no study.
+    default_artifacts = check_output_folder(
+        options.artifacts or report_dir(options) / "artifacts",
+        "--artifacts" if options.artifacts else "the artifact folder",
+    )
+    if options.report and options.is_parent:
+        check_output_folder(report_dir(options), "the report folder", files=REPORT_FILES)
+    preset = defaults.PRESETS[options.preset]
+    data = load_mnist(
+        options.data,
+        seed=options.seed,
+        subset=options.subset if options.subset is not None else preset.subset,
+        extra_unlabeled=options.extra_unlabeled,
+    )
+    storage, url = setup.open_run_storage(options)
+    budget.check_same_budget(storage, options, data.provenance)
+    study = setup.create_or_load_study(storage, url, options)
+    stored = study.user_attrs
+    if "search_space_distributions" in stored and not options.space:
+        # resume what was searched, whatever today's defaults are
+        space = search_space.space_from_json(stored["search_space_distributions"])
+    # Absolute, so that reading the study from another folder finds the artifacts there.
+    artifacts_dir = (
+        default_artifacts
+        if options.artifacts or not stored.get("artifacts_dir")
+        else stored_artifacts_dir(stored["artifacts_dir"], url)
+    )
+    store = storage_module.artifact_store(artifacts_dir)
+    epochs = setup.epochs(options)
+    if options.is_parent:
+        provenance.record_study(study, options, space, data.provenance, epochs, url, artifacts_dir)
+        for params, tag in enqueued:
+            study.enqueue_trial({**params}, user_attrs={"sweep": tag}, skip_if_exists=False)
+
+    already = budget.finished_count(study)
+    target_total = options.target_total or already + requested
+    console.log_plan(
+        options,
+        url,
+        already,
+        target_total,
+        len(data.train),
+        epochs,
+        preset.batch_size,
+        setup.pruner_config(options, epochs),
+    )
+    if data.provenance["bundled_subset"]:
+        log.info("data: the bundled 5,000-image MNIST subset (%s)", data.provenance["counts"])
+    if workers_line:
+        log.info("%s", workers_line)
+
+    def train_here(total: int, finished: int) -> int:
+        return train_trials(study, options, space, data, store, total, finished, deadline)
+
+    if setup.uses_workers(options):
+
+        def train(total: int, finished: int) -> int:
+            return _launch_workers(options, url, artifacts_dir, total, finished, train_here)
+
+    else:
+        train = train_here
+    code = train(target_total, already)
+    if not options.is_parent:
+        return RunOutcome(code)  # the `--workers` parent confirms and sums up
+    if code == 0:
+        # With workers, they train the confirmation runs too: the parent only plans (it never
+        # starts TensorFlow, which would take memory on every GPU and train on none).
+        code = confirm_front(study, options, train, deadline)
+    # Too many failed trials: the summary still shows what was measured. A `--workers`
+    # parent sums up after an interruption too: it never trained, so nothing is half done.
+    if code in (0, EXIT_TRIALS_FAILED) or setup.uses_workers(options):
+        console.print_summary(study, options, completed_configurations(study))
+    return RunOutcome(code, study)
+
+
+def _launch_workers(
+    options: RunOptions,
+    url: str,
+    artifacts_dir: Path,
+    total: int,
+    finished: int,
+    train_here: Any,
+) -> int:
+    """Worker processes train until the study holds `total` finished trials."""
+    from search.workers import run_workers
+
+    worker_argv = [
+        *without_storage(options.argv),
+        "--target-total",
+        str(total),
+        "--artifacts",
+        str(artifacts_dir),
+    ]
+    count = options.workers
+    if options.workers_auto and count:
+        count = min(count, total - finished)
+        if count < 2:
+            # One run left (a confirmation round of one): train it here, as a single process
+            # would, not in a worker that first spends seconds starting TensorFlow and loading
+            # the data. Auto is CPU-only: no GPU to hold.
+            return int(train_here(total, finished))
+    # The URL reaches the workers through their environment, not their command line, where
+    # any user of the machine could read its password (`ps`).
+    return run_workers(
+        count,
+        worker_argv,
+        options.gpus,
+        options.workers_per_gpu,
+        extra_env={storage_module.STORAGE_ENV: url},
+    )
+
+
+def train_trials(
+    study: optuna.Study,
+    options: RunOptions,
+    space: search_space.SearchSpace,
+    data: Any,
+    store: Any,
+    target_total: int,
+    already: int,
+    deadline: float | None = None,
+) -> int:
+    """This process trains trials until the study holds `target_total` finished ones.
+
+    Returns the exit code; the caller confirms the front and prints the summary.
+    """
+    from search.training import TrainingFailed, configure_device
+
+    log.info("device: %s", configure_device(options.mixed_precision, options.deterministic))
+    freeze_start_up_objects()
+    objective = Objective(options, space, data, store, target_total)
+    progress = console.Progress(
+        target_total, target_total - already, max_failures=max(3, target_total - already)
+    )
+    STOP.signum = None  # a signal handled by an earlier run in this process is not ours
+    previous = {sig: signal.signal(sig, STOP) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        # One trial per optimize() call, so the budget is checked before a trial is created:
+        # a trial created once the budget is full could only end as a failure.
+        while progress.too_many_failures is None and budget.budget_left(study, target_total):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            study.optimize(
+                objective,
+                n_trials=1,
+                callbacks=[progress],
+                catch=(TrainingFailed, budget.BudgetReached),
+            )
+        STOP.check()  # a signal swallowed at the very end still means "interrupted"
+    except KeyboardInterrupt:
+        progress.bar.close()
+        log.info(
+            "interrupted: the running trial was marked FAIL; resume with: %s",
+            console.resume_command(options, target_total, study),
+        )
+        return 128 + (STOP.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        progress.bar.close()
+    if progress.too_many_failures:
+        log.error("error: %s", progress.too_many_failures)
+        return EXIT_TRIALS_FAILED
+    return 0

@@ -1,0 +1,64 @@
+"""What a run needs from its process: signals that are not lost, a garbage collector that
+leaves start-up objects alone, and its command line without secrets."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handler that is not lost.
+
+    Raising KeyboardInterrupt from a signal handler is not enough on its own: when the signal
+    lands while Python runs a weakref or __del__ callback (TensorFlow triggers many), the
+    exception is printed as "ignored" and training goes on. So the handler also remembers the
+    signal, and the objective checks it at every epoch end and before every trial.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"signal {self.signum}")
+
+
+STOP = StopRequest()
+
+_frozen = False
+
+
+def freeze_start_up_objects() -> None:
+    """Exempt what start-up created (TensorFlow, Keras, Optuna, the data) from every later
+    garbage collection, once per process.
+
+    Those ~400,000 objects live as long as the process, yet every full collection walked
+    them: Keras' clear_session() runs one per trial, and allocation-heavy steps (tracing,
+    save_weights) trigger more. Each took ~0.3 s of a ~4 s quick-preset trial on this CPU
+    (bench/results/throughput.md). Collected first, so no garbage is frozen; only once, so
+    a later call cannot freeze a finished trial's model.
+    """
+    global _frozen
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
+
+
+def without_storage(argv: list[str]) -> list[str]:
+    """`argv` less its `--storage URL` / `--storage=URL` (a password stays out of `ps`)."""
+    kept: list[str] = []
+    skip_next = False
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+        elif arg == "--storage":
+            skip_next = True
+        elif not arg.startswith("--storage="):
+            kept.append(arg)
+    return kept

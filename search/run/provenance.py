@@ -1,0 +1,104 @@
+"""What a study records about itself and each run that worked on it: the search space, data,
+budget, pruning rule, and per run the command, host, device, package versions and storage."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import shlex
+import socket
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from search import space as search_space
+from search import storage as storage_module
+from search.run.budget import study_budget
+from search.run.options import RunOptions
+from search.run.setup import METRIC_NAMES, pruner_config
+
+VERSIONED_PACKAGES = (
+    "vae-search",
+    "tensorflow",
+    "keras",
+    "optuna",
+    "numpy",
+    "plotly",
+    "weasyprint",
+)
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def record_study(
+    study: optuna.Study,
+    options: RunOptions,
+    space: search_space.SearchSpace,
+    provenance: dict[str, Any],
+    epochs: int,
+    url: str,
+    artifacts_dir: Path,
+) -> None:
+    """Store what the study is (once) and append this run to its record of runs."""
+    stored = study.user_attrs
+    study.set_metric_names(METRIC_NAMES)
+    if "created_by" not in stored:
+        study.set_user_attr("created_by", "vae-search")
+        study.set_user_attr("search_space", search_space.describe_space(space))
+        study.set_user_attr("search_space_distributions", search_space.space_to_json(space))
+        study.set_user_attr("fixed_params", {"predictor": options.predictor})
+        study.set_user_attr("data", provenance)
+        study.set_user_attr("sampler", options.sampler)
+        study.set_user_attr("seed", options.seed)
+        study.set_user_attr("artifacts_dir", str(artifacts_dir))
+    study.set_user_attr("budget", study_budget(options, provenance))
+    pruner = pruner_config(options, epochs)
+    study.set_user_attr(
+        "pruning",
+        {
+            "enabled": options.pruning,
+            "grace_epochs": pruner.grace_epochs,
+            "eta": pruner.eta,
+            "rungs": pruner.rungs,
+            "noise_margin_sd": pruner.noise_margin,
+            "envelope_min_complete": pruner.envelope_min_complete,
+        },
+    )
+    runs = list(stored.get("runs", []))
+    runs.append(
+        {
+            "command": "python -m search "
+            + " ".join(shlex.quote(a) for a in storage_module.redact_argv(options.argv)),
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "host": socket.gethostname(),
+            "device": run_device(options),
+            "versions": versions(),
+            "storage": storage_module.redact_url(url),
+        }
+    )
+    study.set_user_attr("runs", runs)
+
+
+def run_device(options: RunOptions) -> str:
+    """The device(s) this run trains on, for the study's record of its runs.
+
+    A `--workers`/`--gpus` parent only launches: it describes the placement from nvidia-smi
+    and never imports TensorFlow (a CUDA context would take memory on every GPU, unused).
+    """
+    if options.workers == 1 and options.gpus is None:
+        from search.training import configure_device
+
+        return configure_device(options.mixed_precision, options.deterministic)
+    from search.workers import describe_placement, plan_workers
+
+    return describe_placement(*plan_workers(options.workers, options.gpus, options.workers_per_gpu))
