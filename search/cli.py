@@ -6,114 +6,37 @@ No logic of its own lives here: each command hands its options to the module tha
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import sys
 import warnings
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Sequence
 
 from search import defaults
+from search.arguments import (
+    AUTO,
+    MAX_BATCH,
+    MAX_COUNT,
+    MAX_EPOCHS,
+    MAX_ETA,
+    MAX_HEARTBEAT_S,
+    MAX_REPEATS,
+    MAX_TRIALS,
+    MAX_WORKERS,
+    Parser,
+    gpu_list,
+    kl_weight,
+    model_int,
+    noise_margin,
+    pruning_defaults,
+    seconds,
+    whole,
+    worker_count,
+)
 from search.errors import UsageError
 from search.quiet import configure_start_up
 
 EXIT_USAGE = 2
-# Upper bounds on counts: far above any real use, low enough that no value can make the tool
-# allocate, enqueue or start without end.
-MAX_COUNT = 10_000_000
-MAX_EPOCHS = 10_000
-MAX_TRIALS = 100_000
-MAX_WORKERS = 256
-MAX_GPU_INDEX = 1023
-MAX_REPEATS = 1000
-MAX_ETA = 100
-MAX_NOISE_MARGIN = 100.0
-MAX_BATCH = 65_536
-MAX_HEARTBEAT_S = 86_400
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one line, like every other user error."""
-
-    def error(self, message: str) -> NoReturn:
-        command = " ".join(self.prog.split()[1:])  # "" for the top level, else the command
-        raise UsageError(f"{message} (see `python -m search {command} --help`)".replace("  ", " "))
-
-
-def _whole(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
-    """Parser of a whole number within low..high (the message says the range)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected {what} {low}..{high}, got {text!r}"
-            ) from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected {what} {low}..{high}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _real(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r} (not a finite number)")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = _real(text, "a number of seconds")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _noise_margin(text: str) -> float:
-    value = _real(text, "a number of seed SDs")
-    if not 0 <= value <= MAX_NOISE_MARGIN:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seed SDs 0..{MAX_NOISE_MARGIN:g}, got {text!r}"
-        )
-    return value
-
-
-def _pruning_defaults(name: str) -> str:
-    return ", ".join(f"{p} {getattr(v, name):g}" for p, v in defaults.PRESETS.items())
-
-
-def _beta(text: str) -> float:
-    low, high = defaults.PARAM_LIMITS["beta"]
-    value = _real(text, f"a KL weight {low:g}..{high:g}")
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"expected a KL weight {low:g}..{high:g}, got {text!r}")
-    return value
-
-
-def _model_int(name: str) -> Callable[[str], int]:
-    low, high = defaults.PARAM_LIMITS[name]
-    return _whole(int(low), int(high))
-
-
-AUTO = "auto"
-
-
-def _workers(text: str) -> int | str:
-    """A worker count, or `auto` (`run` decides from the GPUs, or the CPU cores)."""
-    if text.strip().lower() == AUTO:
-        return AUTO
-    return _whole(1, MAX_WORKERS, "auto or a whole number")(text)
-
-
-def _gpu_list(text: str) -> list[int]:
-    parse = _whole(0, MAX_GPU_INDEX, "GPU indices like 0,1: each")
-    return [parse(part) for part in text.split(",") if part.strip()]
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -126,14 +49,14 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         f"or a folder of IDX files (default: {defaults.DATA_SOURCE})",
     )
     p.add_argument(
-        "--epochs", type=_whole(1, MAX_EPOCHS), help="epochs per trial (overrides the preset)"
+        "--epochs", type=whole(1, MAX_EPOCHS), help="epochs per trial (overrides the preset)"
     )
     p.add_argument(
-        "--subset", type=_whole(1, MAX_COUNT), help="training images to use (overrides the preset)"
+        "--subset", type=whole(1, MAX_COUNT), help="training images to use (overrides the preset)"
     )
     p.add_argument(
         "--seed",
-        type=_whole(0, defaults.SEED_MAX),
+        type=whole(0, defaults.SEED_MAX),
         default=defaults.SEED,
         help=f"seed for splits, sampling and training, 0..2^32-1 (default {defaults.SEED})",
     )
@@ -172,11 +95,11 @@ def _study_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="search",
         description="Multi-objective search (SSIM up, MSE down) over convolutional VAEs on MNIST.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = commands.add_parser(
         "run",
@@ -188,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--trials",
-        type=_whole(1, MAX_TRIALS),
+        type=whole(1, MAX_TRIALS),
         help=f"trials to add in this run (default {defaults.TRIALS}, or the number of sweep "
         "configurations)",
     )
@@ -216,53 +139,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--eta",
-        type=_whole(2, MAX_ETA),
+        type=whole(2, MAX_ETA),
         help="pruning: rungs at grace * eta^i epochs, keep the top 1/eta at each "
-        "(default: the preset's, " + _pruning_defaults("eta") + ")",
+        "(default: the preset's, " + pruning_defaults("eta") + ")",
     )
     run.add_argument(
         "--grace-epochs",
-        type=_whole(1, MAX_EPOCHS),
+        type=whole(1, MAX_EPOCHS),
         help="pruning: first rung after this many epochs (default: the preset's, "
-        + _pruning_defaults("grace_epochs")
+        + pruning_defaults("grace_epochs")
         + "; early rankings barely predict final ones, see bench/results/pruning.md)",
     )
     run.add_argument(
         "--noise-margin",
-        type=_noise_margin,
+        type=noise_margin,
         metavar="K",
         help="pruning: stop a trial only if another beats it at the rung by more than K "
         "seed-to-seed SDs in both SSIM and MSE; 0: off (default: the preset's, "
-        + _pruning_defaults("noise_margin")
+        + pruning_defaults("noise_margin")
         + ")",
     )
     run.add_argument(
         "--envelope",
-        type=_whole(0, MAX_TRIALS),
+        type=whole(0, MAX_TRIALS),
         metavar="N",
         help="pruning: stop a trial only if even its best case (its rung values plus the "
         "largest gains completed trials made after that rung) is beaten by a completed trial; "
         "judged once N trials completed through the rung; 0: off (default: the preset's, "
-        + _pruning_defaults("envelope_min_complete")
+        + pruning_defaults("envelope_min_complete")
         + ")",
     )
-    run.add_argument("--timeout", type=_seconds, help="stop starting new trials after SECONDS")
+    run.add_argument("--timeout", type=seconds, help="stop starting new trials after SECONDS")
     run.add_argument(
         "--workers",
-        type=_workers,
+        type=worker_count,
         help="worker processes on this machine (default: one per GPU, or 1 without GPUs); "
         "auto: one per GPU, or without GPUs min(CPU cores, trials to run) with the cores "
         "split between them (1 when the study lives in SQLite or memory)",
     )
     run.add_argument(
         "--gpus",
-        type=_gpu_list,
+        type=gpu_list,
         help="GPU indices (as nvidia-smi numbers them) for the workers, e.g. 0,1; a GPU in MIG "
         "mode stands for its slices",
     )
     run.add_argument(
         "--workers-per-gpu",
-        type=_whole(1, MAX_WORKERS),
+        type=whole(1, MAX_WORKERS),
         default=defaults.WORKERS_PER_GPU,
         help="workers sharing each GPU or MIG slice when --workers is not given "
         f"(default {defaults.WORKERS_PER_GPU})",
@@ -290,13 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--repeats",
-        type=_whole(1, MAX_REPEATS),
+        type=whole(1, MAX_REPEATS),
         default=defaults.REPEATS,
         help=f"repeat each sweep configuration under different seeds (default {defaults.REPEATS})",
     )
     run.add_argument(
         "--confirm",
-        type=_whole(0, MAX_REPEATS),
+        type=whole(0, MAX_REPEATS),
         default=defaults.CONFIRM,
         metavar="R",
         help="at the end, train the Pareto-front configurations (up to 5, nearest the knee "
@@ -322,18 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--heartbeat-interval",
-        type=_whole(1, MAX_HEARTBEAT_S),
+        type=whole(1, MAX_HEARTBEAT_S),
         default=defaults.HEARTBEAT_INTERVAL_S,
         help=f"seconds between worker heartbeats (default {defaults.HEARTBEAT_INTERVAL_S})",
     )
     run.add_argument(
         "--grace-period",
-        type=_whole(2, 7 * MAX_HEARTBEAT_S),
+        type=whole(2, 7 * MAX_HEARTBEAT_S),
         help="seconds without heartbeat before a trial counts as dead "
         f"(default {defaults.GRACE_PERIODS}x interval)",
     )
-    run.add_argument("--target-total", type=_whole(1, MAX_COUNT), help=argparse.SUPPRESS)
-    run.add_argument("--worker-index", type=_whole(0, MAX_WORKERS - 1), help=argparse.SUPPRESS)
+    run.add_argument("--target-total", type=whole(1, MAX_COUNT), help=argparse.SUPPRESS)
+    run.add_argument("--worker-index", type=whole(0, MAX_WORKERS - 1), help=argparse.SUPPRESS)
 
     train = commands.add_parser(
         "train",
@@ -343,25 +266,25 @@ def build_parser() -> argparse.ArgumentParser:
     model = defaults.MODEL
     train.add_argument(
         "--latent-dim",
-        type=_model_int("latent_dim"),
+        type=model_int("latent_dim"),
         default=model["latent_dim"],
         help=f"latent dimension k (default {model['latent_dim']})",
     )
     train.add_argument(
         "--layers",
-        type=_model_int("n_layers"),
+        type=model_int("n_layers"),
         default=model["n_layers"],
         help=f"conv layers (default {model['n_layers']})",
     )
     train.add_argument(
         "--filters",
-        type=_model_int("filters"),
+        type=model_int("filters"),
         default=model["filters"],
         help=f"filters of the first conv layer (default {model['filters']})",
     )
     train.add_argument(
         "--dense-units",
-        type=_model_int("dense_units"),
+        type=model_int("dense_units"),
         default=model["dense_units"],
         help=f"units of the dense layer (default {model['dense_units']})",
     )
@@ -372,12 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"reconstruction term (default {model['loss']})",
     )
     train.add_argument(
-        "--beta", type=_beta, default=model["beta"], help=f"KL weight (default {model['beta']:g})"
+        "--beta",
+        type=kl_weight,
+        default=model["beta"],
+        help=f"KL weight (default {model['beta']:g})",
     )
     train.add_argument("--predictor", action="store_true", help="add the digit predictor head")
     train.add_argument(
         "--batch-size",
-        type=_whole(1, MAX_BATCH),
+        type=whole(1, MAX_BATCH),
         default=defaults.TRAIN_BATCH_SIZE,
         help=f"images per batch (default {defaults.TRAIN_BATCH_SIZE})",
     )
@@ -403,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dashboard.add_argument(
         "--port",
-        type=_whole(1, 65535, "a port"),
+        type=whole(1, 65535, "a port"),
         default=defaults.DASHBOARD_PORT,
         help=f"port (default {defaults.DASHBOARD_PORT})",
     )
@@ -433,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     _study_options(export)
     export.add_argument(
         "--trial",
-        type=_whole(0, MAX_COUNT),
+        type=whole(0, MAX_COUNT),
         help="export this trial (default: the recommendation)",
     )
     export.add_argument("--out", metavar="DIR", required=True, help="output folder")
