@@ -1,14 +1,16 @@
-"""Write docs/benchmarks.md and the measured lines of README.md from bench/results/.
+"""Write docs/benchmarks.md and the measured lines of README.md and docs/cli.md from
+bench/results/.
 
     python bench/make_docs.py          # rewrite them (`nox -s docs`, and `nox -s bench` at its end)
-    python bench/make_docs.py --check  # exit 1 when either is not what this would write
+    python bench/make_docs.py --check  # exit 1 when a page is not what this would write
 
 Every number the documentation quotes from a measurement comes from a results file that a
 script wrote, through this script, never by hand: the benchmark page takes each benchmark's
 title, run line, command and verdicts from `bench/results/<name>.md` and `.json`; the README's
-quick-start and test-suite times come from `bench/results/quickstart.json`
-(bench/time_quickstart.py). tests/test_docs.py fails when a page states a measured figure that
-no results file holds, or when this script would write something else.
+quick-start and test-suite times, and docs/cli.md's sample of what a run prints, come from
+`bench/results/quickstart.json` (bench/time_quickstart.py). tests/test_docs.py fails when a
+page states a measured figure that no results file holds, or when this script would write
+something else.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def benchmark_section(name: str, markdown: str, data: dict[str, Any]) -> tuple[l
         + "."
     )
     # The overview shows the first verdict's first sentence; the section has them all.
-    first_verdict = re.split(r"(?<=[.)])\s+(?=[A-Z(])", found[0])[0] if found else "a table"
+    first_verdict = re.split(r"(?<=[.)])\s+(?=[A-Z(])", found[0])[0] if found else "see its section"
     headline = re.sub(r"\s+", " ", first_verdict.replace("|", "/"))
     row = [
         f"[{title}](#{anchor(title)})",
@@ -127,9 +129,9 @@ def benchmarks_page() -> str:
                 "",
                 "Speed and search-efficiency targets are measured by the scripts in `bench/`, not "
                 "asserted by tests. Each compares against a baseline measured in the same run, and "
-                "each results file names the machine and its load average when it ran: these "
-                "numbers come from a small shared CPU machine, so wall times are noisy and CPU "
-                "times are given beside them where it matters. `nox -s bench` runs every "
+                "each results file names the machine it ran on and its load average then: on a "
+                "busy machine wall times are noisy, so CPU times are given beside them where "
+                "it matters. `nox -s bench` runs every "
                 "`bench/bench_*.py` and then rewrites this page (`nox -s docs` rewrites it alone); "
                 "`nox -s bench -- bench/bench_ssim.py` runs one. The quick start is timed apart, "
                 "on a fresh clone, by `python bench/time_quickstart.py`.",
@@ -194,7 +196,46 @@ def suite_block() -> str:
     return "\n".join(lines) + "\n"
 
 
-README_BLOCKS = {"quickstart-times": quickstart_block, "suite-times": suite_block}
+def run_output_block() -> str:
+    """What the last timed `nox -s run` printed, line for line (nox's own lines left out)."""
+    run = quickstart().get("run")
+    if run is None or not run.get("printed"):
+        return "Not recorded yet: `python bench/time_quickstart.py` records it.\n"
+    noise = []
+    if run.get("download_lines"):
+        noise.append(f"{run['download_lines']} `Downloading data from ...` line(s)")
+    if run.get("raw_logging_lines"):
+        noise.append(f"{run['raw_logging_lines']} line(s) with a raw logging prefix")
+    stale = (
+        [
+            f"This recording breaks the rule above: it holds {' and '.join(noise)}. Record it "
+            "again with `python bench/time_quickstart.py` once that is fixed.",
+            "",
+        ]
+        if noise
+        else []
+    )
+    return "\n".join(
+        [
+            f"What `nox -s run` printed when `bench/time_quickstart.py` timed it ({run['when']}, "
+            f"commit {run.get('commit', '?')}), stderr and stdout together:",
+            "",
+            "```text",
+            *run["printed"],
+            "```",
+            "",
+            *stale,
+        ]
+    )
+
+
+BLOCKS = {
+    "quickstart-times": quickstart_block,
+    "suite-times": suite_block,
+    "run-output": run_output_block,
+}
+# The hand-written pages that hold generated blocks.
+PAGES_WITH_BLOCKS = [README, REPO / "docs" / "cli.md"]
 
 
 def fill_blocks(text: str) -> str:
@@ -203,15 +244,16 @@ def fill_blocks(text: str) -> str:
 
     def replace(match: re.Match[str]) -> str:
         name = match.group("name")
-        if name not in README_BLOCKS:
-            raise SystemExit(f"error: README.md has a generated block {name!r} that no one writes")
-        return f"{match.group(1)}{README_BLOCKS[name]()}{match.group(4)}"
+        if name not in BLOCKS:
+            raise SystemExit(f"error: a page has a generated block {name!r} that no one writes")
+        return f"{match.group(1)}{BLOCKS[name]()}{match.group(4)}"
 
     return BLOCK.sub(replace, text)
 
 
 def expected() -> dict[Path, str]:
-    return {BENCHMARKS_PAGE: benchmarks_page(), README: fill_blocks(README.read_text())}
+    pages = {page: fill_blocks(page.read_text()) for page in PAGES_WITH_BLOCKS}
+    return {BENCHMARKS_PAGE: benchmarks_page(), **pages}
 
 
 def main() -> int:

@@ -146,13 +146,20 @@ def report(data: dict[str, Any]) -> str:
         entry = data["commands"].get(name)
         if entry is None:
             continue
+        setup, job = entry["setup"], entry["job"]
+        outcome = "" if job["exit_code"] == 0 else f", exit code {job['exit_code']}"
+        notes.append(
+            f"**`{entry['command']}`: {duration_text(job['seconds'])} after "
+            f"{duration_text(setup['seconds'])} of set-up{outcome} (load average "
+            f"{job['load_before']:.1f} before the command, {job['load_after']:.1f} after).**"
+        )
         if entry.get("pytest_summary"):
-            notes.append(f"- `{entry['command']}`: {entry['pytest_summary']}.")
+            notes.append(f"pytest: {entry['pytest_summary']}.")
         if name == "run":
             notes.append(
-                f"- `{entry['command']}` printed {len(entry['printed'])} lines of its own; "
-                f"{entry['download_lines']} `{DOWNLOAD_LINE} ...` lines, "
-                f"{entry['raw_logging_lines']} lines with a raw `LEVEL:logger:` prefix."
+                f"It printed {len(entry['printed'])} lines of its own; `{DOWNLOAD_LINE} ...` "
+                f"lines: {entry['download_lines']}; lines with a raw `LEVEL:logger:` prefix: "
+                f"{entry['raw_logging_lines']}."
             )
     return "\n".join(
         [
@@ -166,7 +173,7 @@ def report(data: dict[str, Any]) -> str:
             "",
             table,
             "",
-            *notes,
+            "\n\n".join(notes),
         ]
     )
 
@@ -182,7 +189,17 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per step")
     parser.add_argument("--keep", action="store_true", help="keep the clone (say where)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="time nothing: rewrite quickstart.md from quickstart.json (after a change here)",
+    )
     args = parser.parse_args()
+    path = RESULTS / "quickstart.json"
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"commands": {}}
+    if args.report_only:
+        write_result("quickstart", report(data))
+        return
 
     names = ([] if args.no_run else ["run"]) + (
         [] if args.tests == "none" else [f"tests-{args.tests}"]
@@ -190,8 +207,6 @@ def main() -> None:
     if not names:
         parser.error("nothing to time: drop --no-run or pass --tests")
 
-    path = RESULTS / "quickstart.json"
-    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"commands": {}}
     data["machine"] = f"{cpu_model()}, {os.cpu_count()} logical cores"
     data["niceness"] = os.nice(0)  # a `nice`d timing waits longer for a core on a busy machine
     commit = subprocess.run(
