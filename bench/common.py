@@ -106,3 +106,19 @@ def write_result(name: str, report: str, data: dict[str, Any] | None = None) -> 
 
 def timestamp() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def duration_text(seconds: float) -> str:
+    """A wall time as a person says it: `48 s`, `4 min 11 s`, `1 h 2 min`.
+
+    The docs quote these strings as they stand in a results file, so every script that writes
+    a time a page will quote formats it here, once.
+    """
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"

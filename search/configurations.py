@@ -1,7 +1,7 @@
 """Configurations: trials with identical parameters, read as one thing measured several times.
 
-The statistics contract (DESIGN.md): a *configuration* is a parameter set; a *trial* is one
-training of it under one seed, one draw. Fronts, the recommendation, effect charts and the
+The statistics contract (docs/statistics.md): a *configuration* is a parameter set; a *trial* is
+one training of it under one seed, one draw. Fronts, the recommendation, effect charts and the
 hypervolume speak of configurations, by their mean over seeds, with n and the spread; the
 seed-to-seed spread pooled over every repeated configuration decides what is a difference.
 
