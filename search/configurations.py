@@ -1,6 +1,6 @@
 """Configurations: trials with identical parameters, read as one thing measured several times.
 
-The statistics contract (DESIGN.md): a *configuration* is a parameter set; a *trial* is one
+The statistics contract: a *configuration* is a parameter set; a *trial* is one
 training of it under one seed, one draw. Fronts, the recommendation, effect charts and the
 hypervolume speak of configurations, by their mean over seeds, with n and the spread; the
 seed-to-seed spread pooled over every repeated configuration decides what is a difference.
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from search.pareto import minimised, non_dominated
 
 # Two means differ when they are further apart than this many standard errors of their
 # difference; the quantile comes from Student's t with the pooled degrees of freedom (two-sided
@@ -147,23 +149,15 @@ def t_quantile(dof: int) -> float:
 
 def losses(configurations: Sequence[Configuration], maximize: Sequence[bool]) -> np.ndarray:
     """(n, m) mean values with maximised objectives negated: lower is better everywhere."""
-    signs = np.array([-1.0 if m else 1.0 for m in maximize])
-    if not configurations:
-        return np.zeros((0, len(maximize)))
-    return np.array([c.mean for c in configurations], dtype=np.float64) * signs
+    return minimised([c.mean for c in configurations], maximize)
 
 
 def pareto_front(
     configurations: Sequence[Configuration], maximize: Sequence[bool]
 ) -> list[Configuration]:
     """The configurations whose mean no other configuration's mean dominates."""
-    points = losses(configurations, maximize)
-    front = []
-    for i, configuration in enumerate(configurations):
-        dominated = np.all(points <= points[i], axis=1) & np.any(points < points[i], axis=1)
-        if not dominated.any():
-            front.append(configuration)
-    return front
+    keep = non_dominated(losses(configurations, maximize))
+    return [c for c, kept in zip(configurations, keep, strict=True) if kept]
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import numpy as np
 import optuna
 
 from search.configurations import Configuration, Run, group_runs, losses
+from search.pareto import hypervolume_2d
 from search.report import prose
-from search.report.analysis import hypervolume_2d
 from search.report.sections import (
     Budget,
     DiagnosticsInfo,
