@@ -53,7 +53,7 @@ STUDY_KEYS = (
 )
 
 # -- trial user attrs ------------------------------------------------------------------------
-SWEEP = "sweep"  # {"name": parameter, "value": its value}: a one-factor sweep point
+SWEEP = "sweep"  # {"name": parameter, "value": its value, "repeat": i}: a one-factor sweep
 CONFIRMS = "confirms"  # the first trial number of the configuration this run confirms
 DESIGNED = "designed"  # True: enqueued, an experiment, never pruned
 SEED = "seed"
@@ -103,6 +103,7 @@ SURPLUS_PREFIX = "surplus"
 # -- system attrs Optuna writes and we read ----------------------------------------------------
 OPTUNA_FIXED_PARAMS = "fixed_params"  # set by `enqueue_trial`: the trial was designed
 OPTUNA_RETRY_HISTORY = "retry_history"  # set by RetryFailedTrialCallback
+HEARTBEAT = "vae_search:heartbeat"  # trial system attr: the worker's last sign of life
 DASHBOARD_FIGURE_PREFIX = "vae-search-"  # our optuna-dashboard figure ids (the story)
 
 # -- artifacts: name -> file a trial uploads --------------------------------------------------
@@ -239,9 +240,14 @@ def append_run(study: AttrWriter, attrs: Mapping[str, Any], entry: dict[str, Any
 
 
 # -- enqueued trials: sweep and confirmation tags ----------------------------------------------
-def sweep_tag(name: str, value: Any) -> dict[str, Any]:
-    """The user attrs of an enqueued sweep point (`enqueue_trial(user_attrs=...)`)."""
-    return {SWEEP: {"name": name, "value": value}}
+def sweep_point(name: str, value: Any, repeat: int) -> dict[str, Any]:
+    """What a sweep trial records of itself: the swept parameter, its value, which repeat."""
+    return {"name": name, "value": value, "repeat": repeat}
+
+
+def sweep_tag(point: Mapping[str, Any]) -> dict[str, Any]:
+    """The user attrs of an enqueued sweep trial (`enqueue_trial(user_attrs=...)`)."""
+    return {SWEEP: dict(point)}
 
 
 def confirmation_tag(first: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from search import records
 from search.errors import UsageError
 
 SearchSpace = dict[str, BaseDistribution]
@@ -291,7 +292,7 @@ def sweep_configurations(
                 "widen --space to include it"
             )
     return [
-        ({**baseline, name: value}, {"name": name, "value": value, "repeat": repeat})
+        ({**baseline, name: value}, records.sweep_point(name, value, repeat))
         for value in values
         for repeat in range(repeats)
     ]

@@ -17,6 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from search.configurations import Configuration
+from search.records import ARTIFACTS, DIAGNOSTICS, SWEEP
 from search.report.artifacts import ArtifactReader
 from search.report.trials import StudyRecords
 
@@ -57,7 +58,7 @@ class LatentUseInfo:
 
 
 def _read(records: StudyRecords, reader: ArtifactReader, number: int) -> dict[str, Any] | None:
-    artifact_id = records.trial(number).dict_attr("artifacts").get("diagnostics")
+    artifact_id = records.trial(number).dict_attr(ARTIFACTS).get(DIAGNOSTICS)
     data = reader.read(artifact_id)
     if data is None:
         return None
@@ -150,7 +151,7 @@ def latent_use_info(
     swept = [
         c
         for c in configurations
-        if any(records.trial(n).dict_attr("sweep").get("name") == "latent_dim" for n in c.numbers)
+        if any(records.trial(n).dict_attr(SWEEP).get("name") == "latent_dim" for n in c.numbers)
     ]
     sweep_rows = sorted(
         (r for c in swept if (r := _row(c, measured)) is not None), key=lambda r: r.latent_dim
