@@ -31,6 +31,7 @@ from search import records as stored
 from search import space as search_space
 from search.configurations import choose, pareto_front
 from search.errors import UsageError
+from search.records.artifacts import MODEL
 from search.report.trials import StudyRecords, TrialRecord, read_study
 from search.summaries import study_summary
 
@@ -52,7 +53,7 @@ class ExportPlan:
 
 
 def _weights_path(trial: TrialRecord, artifacts_dir: Path) -> Path | None:
-    model_id = stored.read_artifact_ids(trial.attrs).get(stored.MODEL)
+    model_id = stored.read_artifact_ids(trial.attrs).get(MODEL)
     if not isinstance(model_id, str) or not model_id:
         return None
     path = artifacts_dir / model_id

@@ -15,7 +15,7 @@ from PIL import Image
 
 from search.data import MnistData, grid_digits
 from search.model import VAE
-from search.records import (
+from search.records.artifacts import (
     ARTIFACT_FILES,
     DIAGNOSTICS,
     GRID,

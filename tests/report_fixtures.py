@@ -33,7 +33,7 @@ from optuna.trial import TrialState, create_trial
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from search.records import GRID_LAYOUT
+from search.records.artifacts import GRID_LAYOUT
 
 EPOCHS = 10
 RUNGS = (2, 4, 8)

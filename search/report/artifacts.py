@@ -10,7 +10,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 from PIL import Image
 
-from search.records import GRID_LAYOUT, LATENT_LABELS, LATENT_Z_MEAN
+from search.records.artifacts import GRID_LAYOUT, LATENT_LABELS, LATENT_Z_MEAN
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

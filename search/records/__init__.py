@@ -1,7 +1,8 @@
 """What a study, a trial and an artifact folder hold: every stored name, its writer, its reader.
 
-No other module spells a stored key: they import the names and call the functions here
-(docs/study-records.md describes each record for a user). Writers take anything with
+No other module spells a stored key: they import the names and call the functions here, and
+`search.records.artifacts` for what an artifact folder holds (docs/study-records.md describes
+each record for a user). Writers take anything with
 `set_user_attr` (an `optuna.Study`, an `optuna.Trial`); readers take the stored mapping
 (`study.user_attrs`, `trial.user_attrs`) and never raise: a study written by plain Optuna, by
 an older vae-search, or by hand may lack a key or hold a value of another type, and such a
@@ -65,7 +66,7 @@ FAIL_REASON = "fail_reason"
 PRUNED_REASON = "pruned_reason"
 PRUNED_AT_EPOCH = "pruned_at_epoch"
 RUNG_VALUES = "rung_values"  # {"<epoch>": [ssim, mse]}, NaN stored as null
-ARTIFACTS = "artifacts"  # {artifact name: artifact id}
+ARTIFACTS = "artifacts"  # {artifact name: artifact id} (search.records.artifacts)
 DEVICE = "device"
 N_PARAMS = "n_params"
 WALL_TIME_S = "wall_time_s"
@@ -105,22 +106,6 @@ OPTUNA_FIXED_PARAMS = "fixed_params"  # set by `enqueue_trial`: the trial was de
 OPTUNA_RETRY_HISTORY = "retry_history"  # set by RetryFailedTrialCallback
 HEARTBEAT = "vae_search:heartbeat"  # trial system attr: the worker's last sign of life
 DASHBOARD_FIGURE_PREFIX = "vae-search-"  # our optuna-dashboard figure ids (the story)
-
-# -- artifacts: name -> file a trial uploads --------------------------------------------------
-GRID = "grid"  # originals | gap | reconstructions (GRID_LAYOUT)
-LATENT = "latent"  # npz: LATENT_Z_MEAN (n, k) float32, LATENT_LABELS (n,)
-PRIOR_SAMPLES = "prior_samples"
-DIAGNOSTICS = "diagnostics"  # json: active units, KL per dimension, ELBO split
-MODEL = "model"  # weights, kept per --keep-models
-ARTIFACT_FILES = {
-    GRID: "grid.png",
-    LATENT: "latent.npz",
-    PRIOR_SAMPLES: "prior_samples.png",
-    DIAGNOSTICS: "diagnostics.json",
-    MODEL: "model.weights.h5",
-}
-LATENT_Z_MEAN = "z_mean"
-LATENT_LABELS = "labels"
 
 
 class AttrWriter(Protocol):
@@ -423,48 +408,6 @@ def write_artifacts(trial: AttrWriter, ids: Mapping[str, str]) -> None:
 def read_artifact_ids(attrs: Mapping[str, Any]) -> dict[str, Any]:
     """`{artifact name: id}` as stored; ids are checked by the artifact reader."""
     return as_dict(attrs.get(ARTIFACTS))
-
-
-# -- the reconstruction grid's layout ----------------------------------------------------------
-@dataclass(frozen=True)
-class GridLayout:
-    """The `grid` artifact: originals (a `columns` x `rows` mosaic of 28-px digits), a white
-    gap of `gap` px, then the reconstructions in the same mosaic."""
-
-    digit: int = 28
-    columns: int = 10
-    rows: int = 10
-    gap: int = 8
-
-    @property
-    def half_width(self) -> int:
-        return self.digit * self.columns
-
-    @property
-    def height(self) -> int:
-        return self.digit * self.rows
-
-    @property
-    def width(self) -> int:
-        return 2 * self.half_width + self.gap
-
-    def halves(self, width: int, height: int) -> tuple[tuple[int, int, int, int], ...] | None:
-        """Crop boxes (left, top, right, bottom) of originals and reconstructions in an image of
-        this size, or None when the image is not this layout (then it is shown whole).
-
-        A grid written without the gap (as by older fixtures) splits down the middle."""
-        if height <= 0:
-            return None
-        half = (width - self.gap) // 2
-        if width == 2 * half + self.gap and half * self.rows == height * self.columns:
-            return (0, 0, half, height), (width - half, 0, width, height)
-        if abs(width - 2 * height) <= 2:  # two squares side by side, no gap
-            half = width // 2
-            return (0, 0, half, height), (width - half, 0, width, height)
-        return None
-
-
-GRID_LAYOUT = GridLayout()
 
 
 def _to_json(value: float) -> float | None:
