@@ -42,7 +42,7 @@ import optuna
 from common import REPO, SHARED_NOTE, machine, markdown_table, median, timestamp, write_result
 from optuna.trial import TrialState
 
-TARGET = 0.05  # overhead <= 5% of a trial's duration, issue 10
+TARGET = 0.05  # overhead <= 5% of a trial's duration
 STUDY = "bench-overhead"
 
 

@@ -59,8 +59,7 @@ from pruning_rules import (
     RungRule,
 )
 
-from search.pruning import non_dominated_sort
-from search.report.analysis import hypervolume_2d
+from search.pareto import hypervolume_2d, non_dominated_sort
 from search.run.setup import make_sampler
 from search.space import default_space
 

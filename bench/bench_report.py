@@ -27,7 +27,7 @@ from typing import Any
 from common import timestamp, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_S = 10.0  # HTML + PDF of a 200-trial study on an idle 2-core machine, issue 10
+TARGET_S = 10.0  # HTML + PDF of a 200-trial study on an idle 2-core machine
 
 CHILD = r"""
 import json, resource, sys, time, warnings

@@ -51,7 +51,7 @@ from search import storage as storage_module  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 
 STUDY = "bench"
-TARGET_MS = 50.0  # PostgreSQL overhead per trial, issue 4
+TARGET_MS = 50.0  # PostgreSQL overhead per trial
 # Bench-only URL scheme: the journal exactly as `open_storage` opens it, but with Optuna's
 # default symlink lock instead of `flock`, to show why the lock was replaced.
 SYMLINK_JOURNAL = "journal-symlink:///"

@@ -45,7 +45,7 @@ from common import (
 
 PARAMS: dict[str, Any] = {}  # the model's defaults: k=8, 2 conv layers of 32, dense 64, bce
 SCORED_IMAGES = 64  # train_vae's scoring per epoch and at the end (each split)
-TARGET = 1.3  # train_vae's speed over the baseline, issue 10
+TARGET = 1.3  # train_vae's speed over the baseline
 
 
 @dataclass

@@ -18,7 +18,7 @@ import optuna
 from search import defaults
 from search import storage as storage_module
 from search.errors import UsageError
-from search.paths import check_output_folder, stored_artifacts_dir
+from search.paths import check_output_folder, study_artifacts_dir
 
 if TYPE_CHECKING:
     from search.run.options import RunOptions
@@ -140,11 +140,9 @@ def _artifacts_dir(args: argparse.Namespace, study: optuna.Study, url: str) -> P
     """The study's artifact folder, for reading: resolved, never created."""
     if args.artifacts:
         return Path(args.artifacts).absolute()
-    stored = study.user_attrs.get("artifacts_dir")
-    return stored_artifacts_dir(
-        stored if isinstance(stored, str) and stored else f"studies/{study.study_name}/artifacts",
-        url,
-    )
+    found = study_artifacts_dir(study.user_attrs, url, f"studies/{study.study_name}/artifacts")
+    assert found is not None  # a default is given
+    return found
 
 
 def report_command(args: argparse.Namespace) -> int:

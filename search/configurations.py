@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from search.pareto import minimised, non_dominated
+
 # Two means differ when they are further apart than this many standard errors of their
 # difference; the quantile comes from Student's t with the pooled degrees of freedom (two-sided
 # 95%), so few repeats ask for a larger gap than many.
@@ -147,23 +149,15 @@ def t_quantile(dof: int) -> float:
 
 def losses(configurations: Sequence[Configuration], maximize: Sequence[bool]) -> np.ndarray:
     """(n, m) mean values with maximised objectives negated: lower is better everywhere."""
-    signs = np.array([-1.0 if m else 1.0 for m in maximize])
-    if not configurations:
-        return np.zeros((0, len(maximize)))
-    return np.array([c.mean for c in configurations], dtype=np.float64) * signs
+    return minimised([c.mean for c in configurations], maximize)
 
 
 def pareto_front(
     configurations: Sequence[Configuration], maximize: Sequence[bool]
 ) -> list[Configuration]:
     """The configurations whose mean no other configuration's mean dominates."""
-    points = losses(configurations, maximize)
-    front = []
-    for i, configuration in enumerate(configurations):
-        dominated = np.all(points <= points[i], axis=1) & np.any(points < points[i], axis=1)
-        if not dominated.any():
-            front.append(configuration)
-    return front
+    keep = non_dominated(losses(configurations, maximize))
+    return [c for c, kept in zip(configurations, keep, strict=True) if kept]
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ from typing import Any
 import optuna
 import plotly.graph_objects as go
 
+from search.records import DASHBOARD_FIGURE_PREFIX
 from search.report.figures import FigureSpec
 from search.report.sections import ReportContext
 
-FIGURE_ID_PREFIX = "vae-search-"
+FIGURE_ID_PREFIX = DASHBOARD_FIGURE_PREFIX
 # The report figures the dashboard shows: the front with confirmed means, the hypervolume
 # history, and every one-factor sweep chart (effect figures of swept parameters).
 STORY_FIGURES = ("pareto-front", "hypervolume")

@@ -28,8 +28,10 @@ from typing import Any
 import optuna
 
 from search import defaults
+from search import records as stored
 from search.configurations import choose, pareto_front
 from search.errors import UsageError
+from search.records.artifacts import MODEL
 from search.report.trials import StudyRecords, TrialRecord, read_study
 from search.summaries import study_summary
 
@@ -51,8 +53,7 @@ class ExportPlan:
 
 
 def _weights_path(trial: TrialRecord, artifacts_dir: Path) -> Path | None:
-    ids = trial.dict_attr("artifacts")
-    model_id = ids.get("model")
+    model_id = stored.read_artifact_ids(trial.attrs).get(MODEL)
     if not isinstance(model_id, str) or not model_id:
         return None
     path = artifacts_dir / model_id
@@ -60,9 +61,7 @@ def _weights_path(trial: TrialRecord, artifacts_dir: Path) -> Path | None:
 
 
 def _model_params(records: StudyRecords, trial: TrialRecord) -> dict[str, Any]:
-    fixed = records.attrs.get("fixed_params")
-    fixed = fixed if isinstance(fixed, dict) else {}
-    return {**fixed, **trial.params}
+    return {**stored.read_fixed_params(records.attrs), **trial.params}
 
 
 def plan_export(
@@ -109,8 +108,10 @@ def _metrics(trial: TrialRecord) -> dict[str, dict[str, float | None]]:
     values = trial.values or (None, None)
     return {
         "validation": {"ssim": values[0], "mse": values[1]},
-        "test": {"ssim": trial.number_attr("test_ssim"), "mse": trial.number_attr("test_mse")},
-        "train": {"ssim": trial.number_attr("train_ssim"), "mse": trial.number_attr("train_mse")},
+        **{
+            split: {m: stored.read_metric(trial.attrs, split, m) for m in stored.METRICS}
+            for split in ("test", "train")
+        },
     }
 
 
@@ -119,20 +120,20 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
     from search.data import load_mnist
     from search.training import TrainConfig, TrainingFailed, train_vae
 
-    data_attrs = records.attrs.get("data")
-    budget = records.attrs.get("budget")
-    seed = plan.trial.int_attr("seed")
-    if not isinstance(data_attrs, dict) or not isinstance(budget, dict) or seed is None:
+    provenance = stored.read_data(records.attrs)
+    budget = stored.read_budget(records.attrs)
+    seed = stored.read_seed(plan.trial.attrs)
+    if provenance is None or budget is None or seed is None:
         raise UsageError(
             f"trial {plan.trial.number} kept no weights and the study lacks the data, budget "
             "or seed records needed to train it again"
         )
-    source = data_attrs.get("source")
-    source = data_attrs.get("path") if source == "file" else source
-    counts = data_attrs.get("counts") or {}
+    source = provenance.get("source")
+    source = provenance.get("path") if source == "file" else source
+    counts = provenance.get("counts") or {}
     data = load_mnist(
         str(source),
-        seed=int(data_attrs.get("seed", 0)),
+        seed=int(provenance.get("seed", 0)),
         subset=int(budget["subset"]),
         extra_unlabeled=bool(counts.get("extra_unlabeled")),
     )
@@ -170,7 +171,7 @@ def export_config(
 ) -> dict[str, Any]:
     """config.json's content: everything needed to know what the two .keras files are."""
     trial = plan.trial
-    seeds = [s for n in plan.numbers if (s := records.trial(n).int_attr("seed")) is not None]
+    seeds = [s for n in plan.numbers if (s := stored.read_seed(records.trial(n).attrs)) is not None]
     return {
         "format_version": FORMAT_VERSION,
         "study": study_summary(study, storage_url),
@@ -178,13 +179,14 @@ def export_config(
         "configuration_trials": list(plan.numbers),
         "chosen_by": plan.chosen_by,
         "params": plan.params,
-        "seed": trial.int_attr("seed"),
+        "seed": stored.read_seed(trial.attrs),
         "configuration_seeds": seeds,
         "weights": "retrained" if retrained is not None else "stored",
         "metrics": _metrics(trial),
         "retrained_metrics": retrained,
-        "budget": records.attrs.get("budget"),
-        "data": records.attrs.get("data"),
+        # as stored, whatever it holds: config.json repeats the study's records
+        "budget": records.attrs.get(stored.BUDGET),
+        "data": records.attrs.get(stored.DATA),
         "files": {
             "encoder": {
                 "file": ENCODER_FILE,
@@ -221,7 +223,7 @@ def export_model(
         from search.training import configure_device
 
         configure_device()
-        vae = build_vae(plan.params, seed=plan.trial.int_attr("seed"))
+        vae = build_vae(plan.params, seed=stored.read_seed(plan.trial.attrs))
         # The store keeps the file under a bare id; Keras picks the format by extension.
         with tempfile.TemporaryDirectory(prefix="vae-search-export-") as tmp:
             weights = Path(tmp) / "model.weights.h5"
@@ -230,7 +232,7 @@ def export_model(
     else:
         print(
             f"trial {plan.trial.number} kept no weights: training it again from its "
-            f"parameters and seed {plan.trial.int_attr('seed')}",
+            f"parameters and seed {stored.read_seed(plan.trial.attrs)}",
             file=sys.stderr,
             flush=True,
         )

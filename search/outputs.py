@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from search.data import MnistData, grid_digits
 from search.model import VAE
+from search.records.artifacts import (
+    ARTIFACT_FILES,
+    DIAGNOSTICS,
+    GRID,
+    GRID_LAYOUT,
+    LATENT,
+    LATENT_LABELS,
+    LATENT_Z_MEAN,
+    MODEL,
+    PRIOR_SAMPLES,
+)
 from search.training import reconstruct
 
 LATENT_DIGITS = 1000  # test digits whose latent means are kept for the latent-space plot
-GAP = 8  # pixels between the originals grid and the reconstructions grid
 
 
-def tile(images: np.ndarray, columns: int = 10) -> np.ndarray:
+def tile(images: np.ndarray, columns: int = GRID_LAYOUT.columns) -> np.ndarray:
     """(n, 28, 28[, 1]) images in [0, 1] -> one uint8 mosaic, `columns` digits wide."""
     images = np.asarray(images, dtype=np.float32).reshape(len(images), 28, 28)
     rows = -(-len(images) // columns)
@@ -32,9 +43,9 @@ def tile(images: np.ndarray, columns: int = 10) -> np.ndarray:
 
 
 def comparison_grid(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-    """Originals on the left, reconstructions on the right, a white gap between."""
+    """Originals on the left, reconstructions on the right, a white gap between (GRID_LAYOUT)."""
     left, right = tile(originals), tile(reconstructions)
-    gap = np.full((left.shape[0], GAP), 255, dtype=np.uint8)
+    gap = np.full((left.shape[0], GRID_LAYOUT.gap), 255, dtype=np.uint8)
     return np.concatenate([left, gap, right], axis=1)
 
 
@@ -48,13 +59,12 @@ def write_trial_outputs(
 ) -> dict[str, Path]:
     """Write grid.png, latent.npz, prior_samples.png, diagnostics.json [and model.weights.h5].
 
-    Returns their paths.
+    Returns their paths by artifact name (search.records.ARTIFACT_FILES).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    files = {name: out_dir / file for name, file in ARTIFACT_FILES.items()}
     digits = grid_digits(data)
-    paths = {
-        "grid": write_png(comparison_grid(digits, reconstruct(vae, digits)), out_dir / "grid.png")
-    }
+    paths = {GRID: write_png(comparison_grid(digits, reconstruct(vae, digits)), files[GRID])}
 
     from search.vae_diagnostics import encode, measure_latent_use
 
@@ -63,23 +73,23 @@ def write_trial_outputs(
     # latent means are the encoder's own numbers.
     images = data.test.images[:LATENT_DIGITS]
     encoded = encode(vae, images)
-    paths["latent"] = out_dir / "latent.npz"
-    np.savez_compressed(
-        paths["latent"],
-        z_mean=encoded[0].astype(np.float32),
-        labels=data.test.labels[:LATENT_DIGITS],
-    )
+    paths[LATENT] = files[LATENT]
+    latent: dict[str, Any] = {
+        LATENT_Z_MEAN: encoded[0].astype(np.float32),
+        LATENT_LABELS: data.test.labels[:LATENT_DIGITS],
+    }
+    np.savez_compressed(paths[LATENT], **latent)
 
     z = np.random.default_rng(seed).standard_normal((100, vae.params["latent_dim"]))
     samples = np.asarray(vae.decoder(z.astype(np.float32)))
-    paths["prior_samples"] = write_png(tile(samples), out_dir / "prior_samples.png")
+    paths[PRIOR_SAMPLES] = write_png(tile(samples), files[PRIOR_SAMPLES])
 
     # Active units, KL per dimension and the test ELBO split, on the same test digits.
-    paths["diagnostics"] = out_dir / "diagnostics.json"
+    paths[DIAGNOSTICS] = files[DIAGNOSTICS]
     diagnostics = measure_latent_use(vae, images, seed=seed, encoded=encoded)
-    paths["diagnostics"].write_text(json.dumps(diagnostics))
+    paths[DIAGNOSTICS].write_text(json.dumps(diagnostics))
 
     if keep_model:
-        paths["model"] = out_dir / "model.weights.h5"
-        vae.save_weights(paths["model"])
+        paths[MODEL] = files[MODEL]
+        vae.save_weights(paths[MODEL])
     return paths

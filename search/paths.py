@@ -9,9 +9,11 @@ to the nearest existing ancestor instead of creating the folder.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+from search import records
 from search.errors import UsageError
 
 
@@ -51,6 +53,24 @@ def check_output_folder(
         reason = getattr(err, "strerror", None) or str(err)
         raise UsageError(f"{option} {text!r} cannot be used: {reason}") from None
     return path
+
+
+def study_artifacts_dir(
+    attrs: Mapping[str, Any],
+    storage_url: str | None = None,
+    default: str | os.PathLike[str] | None = None,
+) -> Path | None:
+    """The artifact folder of the study whose user attrs are `attrs`; nothing is created.
+
+    The recorded folder, else `default` (None when neither is there). With `storage_url`, a
+    relative path is resolved as `stored_artifacts_dir` does; without it, it is taken as it is.
+    Every command that reads a study's artifacts finds them here.
+    """
+    recorded = records.read_artifacts_dir(attrs)
+    path = recorded if recorded is not None else default
+    if path is None:
+        return None
+    return stored_artifacts_dir(str(path), storage_url) if storage_url is not None else Path(path)
 
 
 def stored_artifacts_dir(stored: str, storage_url: str) -> Path:

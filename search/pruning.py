@@ -50,14 +50,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import optuna
-from numpy.typing import ArrayLike
 
-RUNG_VALUES_ATTR = "rung_values"
-
+from search import records
+from search.pareto import hypervolume_contribution, non_dominated_sort
 
 # Seed-to-seed SD of validation SSIM and MSE after epochs 1, 2, ..., pooled over the 48
 # configurations x the 2 tuning seeds recorded by bench/record_curves.py (quick preset,
@@ -159,56 +158,6 @@ def rung_epochs(grace_epochs: int, eta: int, max_epochs: int) -> list[int]:
     return rungs
 
 
-def non_dominated_sort(points: ArrayLike) -> list[list[int]]:
-    """Split point indices into Pareto fronts, best first, each front's indices ascending.
-
-    All objectives are minimised. `a` dominates `b` iff `a` is no worse in every objective and
-    strictly better in at least one, so equal points share a front. Points must be finite
-    (ValueError otherwise): NaN compares false both ways and would land on the first front.
-    """
-    p = np.asarray(points, dtype=float)
-    if p.size == 0:
-        return []
-    if p.ndim != 2 or not np.isfinite(p).all():
-        raise ValueError("non_dominated_sort needs a 2-D array of finite values")
-    no_worse = (p[:, None, :] <= p[None, :, :]).all(axis=2)
-    better = (p[:, None, :] < p[None, :, :]).any(axis=2)
-    dominates = np.logical_and(no_worse, better)  # dominates[i, j]: point i dominates point j
-    dominated_by = dominates.sum(axis=0)
-    placed = np.zeros(len(p), dtype=bool)
-    fronts = []
-    while not placed.all():
-        front = np.flatnonzero((dominated_by == 0) & ~placed)
-        fronts.append(front.tolist())
-        placed[front] = True
-        dominated_by = dominated_by - dominates[front].sum(axis=0)
-    return fronts
-
-
-# The hypervolume reference point in rung-normalised coordinates (every finite result lies in
-# [0, 1]): a little beyond the worst value, so the rung's extreme points contribute too.
-REFERENCE = 1.1
-
-
-def hypervolume_contribution(points: ArrayLike) -> list[float]:
-    """Exclusive 2-D hypervolume of each point of one front (minimised, normalised objectives).
-
-    The area only that point dominates, bounded by `REFERENCE`: losing the point loses that much
-    hypervolume. Equal points are treated as one point and share its contribution, so the result
-    does not depend on the order of `points`.
-    """
-    p = np.asarray(points, dtype=float)
-    if p.size == 0:
-        return []
-    unique, inverse = np.unique(p, axis=0, return_inverse=True)
-    # np.unique sorts rows by the first objective; on one front the second then descends.
-    xs, ys = unique[:, 0], unique[:, 1]
-    right = np.append(xs[1:], REFERENCE)
-    above = np.insert(ys[:-1], 0, REFERENCE)
-    contribution = (right - xs) * (above - ys)
-    return contribution[inverse.reshape(-1)].tolist()
-
-
 def _rung_order(
     results: Mapping[int, Sequence[float]],
 ) -> list[tuple[tuple[float, ...], int, int]]:
@@ -277,12 +226,12 @@ def rung_results(
     written by Optuna's RetryFailedTrialCallback) is skipped: the retry inherited its user
     attrs, so counting both would count one configuration twice. Null values read as NaN.
     """
-    superseded = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    superseded = records.superseded_by_retries(t.system_attrs for t in trials)
     results = {}
     for trial in trials:
-        value = trial.user_attrs.get(RUNG_VALUES_ATTR, {}).get(str(epoch))
+        value = records.read_rung_value(trial.user_attrs, epoch)
         if value is not None and trial.number not in superseded:
-            results[trial.number] = (_from_json(value[0]), _from_json(value[1]))
+            results[trial.number] = value
     return results
 
 
@@ -405,9 +354,7 @@ def prune_reason(
     """
     if epoch not in config.rungs:
         return None
-    recorded = dict(trial.user_attrs.get(RUNG_VALUES_ATTR, {}))
-    recorded[str(epoch)] = [_to_json(ssim), _to_json(mse)]
-    trial.set_user_attr(RUNG_VALUES_ATTR, recorded)
+    records.write_rung_value(trial, trial.user_attrs, epoch, ssim, mse)
     if not judge:
         return None
     trials = study.get_trials(deepcopy=False)
@@ -439,11 +386,3 @@ def prune_reason(
             f"(SSIM {spread.ssim:.4f}, MSE {spread.mse:.5f}; {spread.source})"
         )
     return reason
-
-
-def _to_json(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
-def _from_json(value: Any) -> float:
-    return math.nan if value is None else float(value)

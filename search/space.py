@@ -18,6 +18,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from search import records
 from search.defaults import LOSS_CHOICES, PARAM_LIMITS, SWEEP_BASELINE
 from search.errors import UsageError
 
@@ -202,7 +203,7 @@ def sweep_configurations(
                 "widen --space to include it"
             )
     return [
-        ({**baseline, name: value}, {"name": name, "value": value, "repeat": repeat})
+        ({**baseline, name: value}, records.sweep_point(name, value, repeat))
         for value in values
         for repeat in range(repeats)
     ]

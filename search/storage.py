@@ -74,7 +74,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
-from search import defaults
+from search import defaults, records
 from search.errors import UsageError
 
 STUDY_NAME_MAX_LENGTH = 100
@@ -88,10 +88,10 @@ HEARTBEAT_INTERVAL_S = defaults.HEARTBEAT_INTERVAL_S
 GRACE_PERIODS = defaults.GRACE_PERIODS  # default grace period, in heartbeat intervals
 GRACE_PERIOD_S = GRACE_PERIODS * HEARTBEAT_INTERVAL_S
 MAX_RETRY = 3
-HEARTBEAT_ATTR = "vae_search:heartbeat"
+HEARTBEAT_ATTR = records.HEARTBEAT
 # User attrs a retried trial keeps from the trial whose worker died; everything else (curve,
 # rung values, timings) described the dead attempt and is recomputed.
-RETRY_KEEPS_USER_ATTRS = ("sweep",)
+RETRY_KEEPS_USER_ATTRS = records.RETRY_KEEPS
 
 ACCEPTED_FORMS = (
     "sqlite:///path.db, postgresql://user:password@host:port/db, mysql://..., "
@@ -591,7 +591,7 @@ def _record_dead_worker(storage: BaseStorage, trial_ids: list[int], grace: int) 
     for trial_id in trial_ids:
         # Another worker may have failed it first.
         with contextlib.suppress(UpdateFinishedTrialError):
-            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            storage.set_trial_user_attr(trial_id, records.FAIL_REASON, reason)
 
 
 def _check_heartbeat(interval: int | None, grace: int | None, max_retry: int) -> None:

@@ -7,20 +7,27 @@ under `study` in an exported model's config.json.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search import storage as storage_module
 
 
+def count_states(trials: Iterable[FrozenTrial]) -> dict[str, int]:
+    """Trials per state, every state named as `TrialState.name` (upper case), in Optuna's
+    order, zeros included: the one count the run's closing line and scripts both use."""
+    counts = {state.name: 0 for state in TrialState}
+    for trial in trials:
+        counts[trial.state.name] += 1
+    return counts
+
+
 def state_counts(study: optuna.Study) -> dict[str, int]:
     """Trials per state, every state named (lower case), zeros included."""
-    counts = {state.name.lower(): 0 for state in TrialState}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name.lower()] += 1
-    return counts
+    return {name.lower(): n for name, n in count_states(study.get_trials(deepcopy=False)).items()}
 
 
 def study_summary(study: optuna.Study, storage_url: str) -> dict[str, Any]:

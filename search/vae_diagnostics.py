@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from search.model import MSE_SIGMA
+from search.records.artifacts import LatentDiagnostics, LatentUse
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # variance of z_mean over inputs (Burda et al. 2016)
 BATCH = 500
@@ -46,17 +47,17 @@ def _reconstruction_term(loss: str, images: np.ndarray, decoded: np.ndarray) -> 
     return np.asarray(((x - p) ** 2).sum(axis=1) / (2 * MSE_SIGMA**2))
 
 
-def latent_use(z_mean: np.ndarray, z_log_var: np.ndarray) -> dict[str, Any]:
+def latent_use(z_mean: np.ndarray, z_log_var: np.ndarray) -> LatentUse:
     """Active units and KL per dimension from posterior means and log-variances (n, k)."""
     variance = z_mean.var(axis=0)
     kl_per_dim = (0.5 * (z_mean**2 + np.exp(z_log_var) - 1.0 - z_log_var)).mean(axis=0)
-    return {
-        "latent_dim": int(z_mean.shape[1]),
-        "active_units": int((variance > ACTIVE_UNIT_THRESHOLD).sum()),
-        "z_mean_variance": [float(v) for v in variance],
-        "kl_per_dim": [float(v) for v in kl_per_dim],
-        "kl": float(kl_per_dim.sum()),
-    }
+    return LatentUse(
+        latent_dim=int(z_mean.shape[1]),
+        active_units=int((variance > ACTIVE_UNIT_THRESHOLD).sum()),
+        z_mean_variance=[float(v) for v in variance],
+        kl_per_dim=[float(v) for v in kl_per_dim],
+        kl=float(kl_per_dim.sum()),
+    )
 
 
 def measure_latent_use(
@@ -64,7 +65,7 @@ def measure_latent_use(
     images: np.ndarray,
     seed: int = 0,
     encoded: tuple[np.ndarray, np.ndarray] | None = None,
-) -> dict[str, Any]:
+) -> LatentDiagnostics:
     """Active units, KL per dimension and the test ELBO split, on `images`.
 
     `encoded`: `encode(vae, images)` when the caller has it already (it is not computed twice).
@@ -78,12 +79,12 @@ def measure_latent_use(
     )
     loss = str(vae.params["loss"])
     reconstruction = float(_reconstruction_term(loss, images, decoded).mean())
-    return {
+    return LatentDiagnostics(
         **use,
-        "n_images": len(images),
-        "loss": loss,
-        "beta": float(vae.params["beta"]),
-        "reconstruction": reconstruction,
-        "negative_elbo": reconstruction + use["kl"],
-        "active_threshold": ACTIVE_UNIT_THRESHOLD,
-    }
+        n_images=len(images),
+        loss=loss,
+        beta=float(vae.params["beta"]),
+        reconstruction=reconstruction,
+        negative_elbo=reconstruction + use["kl"],
+        active_threshold=ACTIVE_UNIT_THRESHOLD,
+    )

@@ -33,6 +33,8 @@ from optuna.trial import TrialState, create_trial
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from search.records.artifacts import GRID_LAYOUT
+
 EPOCHS = 10
 RUNGS = (2, 4, 8)
 T0 = dt.datetime(2025, 1, 6, 9, 0, 0)
@@ -93,8 +95,13 @@ def fixed_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def tile(digits: np.ndarray) -> np.ndarray:
-    """(100, 28, 28) -> (280, 280), row-major 10 x 10."""
-    return digits.reshape(10, 10, 28, 28).transpose(0, 2, 1, 3).reshape(280, 280)
+    """(100, 28, 28) -> (280, 280), row-major 10 x 10 (GRID_LAYOUT's mosaic)."""
+    rows, columns, side = GRID_LAYOUT.rows, GRID_LAYOUT.columns, GRID_LAYOUT.digit
+    return (
+        digits.reshape(rows, columns, side, side)
+        .transpose(0, 2, 1, 3)
+        .reshape(GRID_LAYOUT.height, GRID_LAYOUT.half_width)
+    )
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
@@ -106,11 +113,13 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 
 def grid_png(val_mse: float) -> bytes:
-    """Originals left, stand-in reconstructions (blurred, more for a worse MSE) right."""
+    """Originals left, stand-in reconstructions (blurred, more for a worse MSE) right, the white
+    gap between them that the product's grid has (GRID_LAYOUT)."""
     originals, _ = fixed_digits()
     sigma = 0.3 + 40.0 * val_mse
     blurred = gaussian_filter(originals, sigma=(0, sigma, sigma))
-    return png_bytes(np.concatenate([tile(originals), tile(blurred)], axis=1))
+    gap = np.ones((GRID_LAYOUT.height, GRID_LAYOUT.gap))
+    return png_bytes(np.concatenate([tile(originals), gap, tile(blurred)], axis=1))
 
 
 def prior_png(rng: np.random.Generator) -> bytes:

@@ -392,7 +392,7 @@ def test_an_unwritable_output_folder_is_refused(workdir, capsys):
         locked.chmod(0o700)
 
 
-# -- storage is opened last (cause 6, and issue 8 point 9) ------------------------------------
+# -- storage is opened last (cause 6) -----------------------------------------------------
 
 
 @pytest.mark.timeout(CASE_TIMEOUT_S)

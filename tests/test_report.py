@@ -20,8 +20,9 @@ from optuna._hypervolume import compute_hypervolume
 from PIL import Image
 
 from search.configurations import Run, choose, group_runs, pareto_front
+from search.pareto import hypervolume_2d
 from search.report import prose, report_context, write_report
-from search.report.analysis import hypervolume_2d, project_2d
+from search.report.analysis import project_2d
 from search.report.figures import build_figures
 from search.report.sections import CapacityAxis, CapacityGroup, SeedSpread
 from search.report.trials import redact_url

@@ -1,4 +1,4 @@
-"""The report's verdicts rest on configurations and measured noise (issue 8).
+"""The report's verdicts rest on configurations and measured noise.
 
 Each study here is written to a real SQLite storage with exactly the numbers the test needs
 (tests/report_fixtures.py, `build_runs_study`), then read by the real report code; the
@@ -12,8 +12,8 @@ import math
 import pytest
 
 from search.configurations import Run, group_runs, losses, pooled_noise, t_quantile
+from search.pareto import hypervolume_2d
 from search.report import report_context, write_report
-from search.report.analysis import hypervolume_2d
 from search.report.sections import DataProvenance
 from tests.report_fixtures import FixtureRun, build_runs_study
 from tests.test_report import ParsedReport

@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 
 from search.errors import UsageError
+from search.paths import study_artifacts_dir
 from search.report.artifacts import ArtifactReader
 from search.report.context import build_context
 from search.report.diagnostics import importance_info
@@ -50,8 +51,7 @@ def _formats(formats: Sequence[str] | str) -> list[str]:
 def _artifact_dir(study: optuna.Study, artifact_store_dir: Path | None) -> Path | None:
     if artifact_store_dir is not None:
         return Path(artifact_store_dir)
-    stored = study.user_attrs.get("artifacts_dir")
-    return Path(stored) if isinstance(stored, str) and stored else None
+    return study_artifacts_dir(study.user_attrs)
 
 
 def report_context(study: optuna.Study, artifact_store_dir: Path | None = None) -> ReportContext:

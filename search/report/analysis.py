@@ -1,7 +1,8 @@
-"""Small numeric analyses on plain arrays: spread along the front, hypervolume, bins, PCA.
+"""Small numeric analyses on plain arrays: spread along the front, bins, PCA.
 
 Each is a pure function testable with hand-made numbers; none knows about Optuna. The front
-and the knee are `search.configurations`', where the study reads them too.
+and the knee are `search.configurations`', the hypervolume `search.pareto`'s, where the study
+and the pruner read them too.
 """
 
 from __future__ import annotations
@@ -27,20 +28,6 @@ def spread_along_front(
         return ordered
     picks = np.unique(np.round(np.linspace(0, len(ordered) - 1, limit)).astype(int))
     return [ordered[i] for i in picks]
-
-
-def hypervolume_2d(losses: np.ndarray, reference: np.ndarray) -> float:
-    """Area dominated by two-objective minimisation points, bounded by `reference`."""
-    inside = losses[np.all(losses < reference, axis=1)]
-    if len(inside) == 0:
-        return 0.0
-    inside = inside[np.lexsort((inside[:, 1], inside[:, 0]))]
-    area, best_y = 0.0, reference[1]
-    for x, y in inside:
-        if y < best_y:
-            area += (reference[0] - x) * (best_y - y)
-            best_y = y
-    return float(area)
 
 
 def project_2d(z_mean: np.ndarray) -> tuple[np.ndarray, tuple[float, ...], str]:

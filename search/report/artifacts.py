@@ -10,6 +10,8 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 from PIL import Image
 
+from search.records.artifacts import GRID_LAYOUT, LATENT_LABELS, LATENT_Z_MEAN
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -49,8 +51,8 @@ class ArtifactReader:
             return None
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                z_mean = np.asarray(npz["z_mean"], dtype=np.float64)
-                labels = np.asarray(npz["labels"]).astype(np.int64)
+                z_mean = np.asarray(npz[LATENT_Z_MEAN], dtype=np.float64)
+                labels = np.asarray(npz[LATENT_LABELS]).astype(np.int64)
         except (KeyError, ValueError, OSError):
             return None
         if z_mean.ndim == 1:
@@ -64,17 +66,15 @@ class ArtifactReader:
 def split_grid(png: bytes) -> tuple[bytes, bytes] | None:
     """Split a `grid` artifact (originals left, reconstructions right) into two PNGs.
 
-    Returns None when the image is not the documented two-square layout, in which case the
-    caller shows the whole grid.
+    Returns None when the image is not the layout the grid is written in (`GRID_LAYOUT`: two
+    mosaics and a gap between), in which case the caller shows the whole grid.
     """
     with Image.open(io.BytesIO(png)) as image:
-        width, height = image.size
-        if height == 0 or abs(width - 2 * height) > 2:
+        boxes = GRID_LAYOUT.halves(*image.size)
+        if boxes is None:
             return None
-        half = width // 2
-        return _png(image.crop((0, 0, half, height))), _png(
-            image.crop((width - half, 0, width, height))
-        )
+        originals, reconstructions = boxes
+        return _png(image.crop(originals)), _png(image.crop(reconstructions))
 
 
 def _png(image: Image.Image) -> bytes:

@@ -22,6 +22,7 @@ from search.configurations import (
     pooled_noise,
     t_quantile,
 )
+from search.records import CONFIRMS, N_PARAMS, SWEEP, metric_key
 from search.report import prose
 from search.report.analysis import quantile_bins
 from search.report.sections import (
@@ -41,7 +42,7 @@ def _error_runs(records: StudyRecords) -> list[Configuration]:
     assert error is not None
     runs = []
     for trial in records.complete:
-        train = trial.number_attr("train_mse")
+        train = trial.number_attr(metric_key("train", "mse"))
         val = trial.metric("val", error)
         if train is not None and val is not None:
             runs.append(Run(trial.number, trial.params, (val, val - train)))
@@ -54,11 +55,11 @@ def _which(records: StudyRecords, repeated: Sequence[Configuration]) -> str:
     confirmed = other = 0
     for configuration in repeated:
         trials = [records.trial(n) for n in configuration.numbers]
-        names = {str(t.dict_attr("sweep").get("name")) for t in trials if t.dict_attr("sweep")}
+        names = {str(t.dict_attr(SWEEP).get("name")) for t in trials if t.dict_attr(SWEEP)}
         if names:
             for name in names:
                 sweeps[name] = sweeps.get(name, 0) + 1
-        elif any(t.int_attr("confirms") is not None for t in trials):
+        elif any(t.int_attr(CONFIRMS) is not None for t in trials):
             confirmed += 1
         else:
             other += 1
@@ -117,13 +118,13 @@ def _points(records: StudyRecords, name: str) -> list[_Point]:
         x = (
             as_float(configuration.params.get(name))
             if name != "n_params"
-            else first.number_attr("n_params")
+            else first.number_attr(N_PARAMS)
         )
         if x is None:
             continue
         val, gap = configuration.mean
         in_sweep = any(
-            records.trial(n).dict_attr("sweep").get("name") == name for n in configuration.numbers
+            records.trial(n).dict_attr(SWEEP).get("name") == name for n in configuration.numbers
         )
         points.append(
             _Point(x, val - gap, val, gap, configuration.n, configuration.first, in_sweep)
@@ -208,8 +209,8 @@ def _missing_sweep_values(records: StudyRecords, name: str, measured: set[float]
     planned = {
         x: t.state
         for t in records.trials
-        if t.dict_attr("sweep").get("name") == name
-        and (x := as_float(t.dict_attr("sweep").get("value"))) is not None
+        if t.dict_attr(SWEEP).get("name") == name
+        and (x := as_float(t.dict_attr(SWEEP).get("value"))) is not None
         and x not in measured
     }
     if not planned:

@@ -11,8 +11,9 @@ import numpy as np
 import optuna
 
 from search.configurations import Configuration, Run, group_runs, losses
+from search.pareto import hypervolume_2d
+from search.records import DEVICE, PRUNED_AT_EPOCH, PRUNING, WORKER
 from search.report import prose
-from search.report.analysis import hypervolume_2d
 from search.report.sections import (
     Budget,
     DiagnosticsInfo,
@@ -114,7 +115,7 @@ def _hypervolume(records: StudyRecords, complete: list[TrialRecord]) -> Hypervol
 
 def _pruning(records: StudyRecords, budget: Budget) -> PruningInfo:
     """Pruning counts of the sampled trials; designed trials are experiments, counted apart."""
-    config = records.attrs.get("pruning") if isinstance(records.attrs.get("pruning"), dict) else {}
+    config = records.attrs.get(PRUNING) if isinstance(records.attrs.get(PRUNING), dict) else {}
     planned = as_float(budget.settings.get("epochs"))
     sampled = [t for t in records.trials if not t.designed]
     designed = [t for t in records.trials if t.designed]
@@ -122,7 +123,7 @@ def _pruning(records: StudyRecords, budget: Budget) -> PruningInfo:
     for trial in sampled:
         if trial.state != "PRUNED":
             continue
-        epoch = trial.int_attr("pruned_at_epoch") or trial.epochs_run() or 0
+        epoch = trial.int_attr(PRUNED_AT_EPOCH) or trial.epochs_run() or 0
         by_rung[epoch].append(trial.epochs_saved(None if planned is None else int(planned)))
     rows = [RungRow(epoch, len(saved), sum(saved)) for epoch, saved in sorted(by_rung.items())]
     n_pruned = sum(r.n_pruned for r in rows)
@@ -182,7 +183,7 @@ def _timeline(records: StudyRecords) -> list[TimelineBar]:
                 state=trial.state,
                 start_s=(trial.start - origin).total_seconds(),
                 end_s=max((end - origin).total_seconds(), (trial.start - origin).total_seconds()),
-                worker=trial.text_attr("worker") or "-",
+                worker=trial.text_attr(WORKER) or "-",
             )
         )
     return bars
@@ -191,11 +192,11 @@ def _timeline(records: StudyRecords) -> list[TimelineBar]:
 def _workers(records: StudyRecords) -> list[WorkerRow]:
     by_worker: dict[str, list[TrialRecord]] = defaultdict(list)
     for trial in records.trials:
-        by_worker[trial.text_attr("worker") or "-"].append(trial)
+        by_worker[trial.text_attr(WORKER) or "-"].append(trial)
     return [
         WorkerRow(
             worker=worker,
-            devices=", ".join(sorted({d for t in trials if (d := t.text_attr("device"))})) or "-",
+            devices=", ".join(sorted({d for t in trials if (d := t.text_attr(DEVICE))})) or "-",
             states=dict(Counter(t.state for t in trials)),
         )
         for worker, trials in sorted(by_worker.items())

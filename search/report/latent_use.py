@@ -8,7 +8,6 @@ points, and sentences that say only what the numbers show.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from search.configurations import Configuration
+from search.records import ARTIFACTS, SWEEP
+from search.records.artifacts import DIAGNOSTICS, read_diagnostics
 from search.report.artifacts import ArtifactReader
 from search.report.trials import StudyRecords
 
@@ -57,16 +58,8 @@ class LatentUseInfo:
 
 
 def _read(records: StudyRecords, reader: ArtifactReader, number: int) -> dict[str, Any] | None:
-    artifact_id = records.trial(number).dict_attr("artifacts").get("diagnostics")
-    data = reader.read(artifact_id)
-    if data is None:
-        return None
-    try:
-        found = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    needed = ("latent_dim", "active_units", "kl", "reconstruction", "loss", "beta")
-    return found if isinstance(found, dict) and all(k in found for k in needed) else None
+    artifact_id = records.trial(number).dict_attr(ARTIFACTS).get(DIAGNOSTICS)
+    return read_diagnostics(reader.read(artifact_id))
 
 
 def _row(configuration: Configuration, measured: dict[int, dict[str, Any]]) -> LatentUseRow | None:
@@ -150,7 +143,7 @@ def latent_use_info(
     swept = [
         c
         for c in configurations
-        if any(records.trial(n).dict_attr("sweep").get("name") == "latent_dim" for n in c.numbers)
+        if any(records.trial(n).dict_attr(SWEEP).get("name") == "latent_dim" for n in c.numbers)
     ]
     sweep_rows = sorted(
         (r for c in swept if (r := _row(c, measured)) is not None), key=lambda r: r.latent_dim

@@ -8,7 +8,6 @@ value is treated as absent, never as an error, so the report shows what can be s
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,9 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search import records
 from search.configurations import Configuration, Run, group_runs
+from search.records import as_float
 
 # The objectives a vae-search study records, in order (docs/study-records.md).
 VAE_SEARCH_OBJECTIVES = (("SSIM", True), ("MSE", False))
@@ -66,18 +67,11 @@ class TrialRecord:
 
     def curve(self) -> list[dict[str, Any]]:
         """Per-epoch records (`curve` attr), only the well-formed ones, ordered by epoch."""
-        raw = self.attrs.get("curve")
-        if not isinstance(raw, list):
-            return []
-        rows = [r for r in raw if isinstance(r, dict) and as_float(r.get("epoch")) is not None]
-        return sorted(rows, key=lambda r: float(r["epoch"]))
+        return records.read_curve(self.attrs)
 
     def epochs_run(self) -> int | None:
         """Epochs this trial trained: the `epochs_run` attr, else the length of its curve."""
-        epochs = self.int_attr("epochs_run")
-        if epochs is None and self.curve():
-            epochs = len(self.curve())
-        return epochs
+        return records.read_epochs_run(self.attrs)
 
     def value(self, objective: Objective) -> float:
         """The objective's value; only for COMPLETE trials (a bug to ask otherwise)."""
@@ -86,14 +80,14 @@ class TrialRecord:
 
     def metric(self, split: str, objective: Objective) -> float | None:
         """The `<split>_<name>` attr, e.g. `test_mse`; "val" falls back to the objective value."""
-        value = self.number_attr(f"{split}_{objective.name.lower()}")
+        value = records.read_metric(self.attrs, split, objective.name)
         if value is None and split == "val" and self.values is not None:
             value = self.values[objective.index]
         return value
 
     def epochs_saved(self, default_planned: int | None) -> int:
         """Epochs a PRUNED trial did not train: planned (its attr, else the budget) minus run."""
-        planned = self.int_attr("epochs_planned") or default_planned
+        planned = records.read_epochs_planned(self.attrs) or default_planned
         run = self.epochs_run()
         if self.state != "PRUNED" or planned is None or run is None:
             return 0
@@ -106,11 +100,7 @@ class TrialRecord:
         The `designed` attr says so; sweep and confirmation attrs imply it, for studies written
         before the attr existed (their sweep trials were enqueued too).
         """
-        return (
-            self.attrs.get("designed") is True
-            or bool(self.dict_attr("sweep"))
-            or self.int_attr("confirms") is not None
-        )
+        return records.read_designed(self.attrs)
 
     def duration_s(self) -> float | None:
         if self.start is None or self.complete is None:
@@ -152,7 +142,7 @@ class StudyRecords:
     @property
     def is_vae_search(self) -> bool:
         """True when the study was written by vae-search (its `created_by` user attr)."""
-        return self.attrs.get("created_by") == "vae-search"
+        return records.is_ours(self.attrs)
 
     def objective(self, name: str) -> Objective | None:
         for objective in self.objectives:
@@ -167,10 +157,7 @@ class StudyRecords:
 
     def search_space(self) -> dict[str, dict[str, Any]]:
         """The `search_space` study attr, its well-formed entries only."""
-        space = self.attrs.get("search_space")
-        if not isinstance(space, dict):
-            return {}
-        return {str(k): v for k, v in space.items() if isinstance(v, dict)}
+        return records.read_search_space(self.attrs)
 
     def param_names(self) -> list[str]:
         """Parameters of complete trials, in search-space order, then in order of appearance."""
@@ -181,14 +168,6 @@ class StudyRecords:
                     names.append(name)
         used = {name for t in self.complete for name in t.params}
         return [n for n in names if n in used]
-
-
-def as_float(value: Any) -> float | None:
-    """`value` as a finite float; None for None, bools, strings, NaN and infinities."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def redact_url(url: str | None) -> str | None:
@@ -214,7 +193,7 @@ def _storage_url(study: optuna.Study) -> str | None:
 
 def _objectives(study: optuna.Study) -> tuple[Objective, ...]:
     names = study.metric_names
-    if names is None and study.user_attrs.get("created_by") == "vae-search":
+    if names is None and records.is_ours(study.user_attrs):
         names = [name for name, _ in VAE_SEARCH_OBJECTIVES]  # the contract's objectives
     names = names or [f"Objective {i}" for i in range(len(study.directions))]
     return tuple(
