@@ -37,23 +37,20 @@ def run_command(options: RunOptions) -> int:
         return outcome.code
     study = outcome.study
     assert study is not None
-    stored_dir = study.user_attrs.get("artifacts_dir")
+    out_dir = report_dir(options)
+    artifacts = study_artifacts_dir(study.user_attrs, default=out_dir / "artifacts")
     if options.report:
         from search.report import write_report
 
-        out_dir = report_dir(options)
         paths = write_report(
-            study,
-            out_dir,
-            formats=defaults.REPORT_FORMATS,
-            artifact_store_dir=Path(stored_dir or out_dir / "artifacts"),
+            study, out_dir, formats=defaults.REPORT_FORMATS, artifact_store_dir=artifacts
         )
         for fmt, path in paths.items():
             print(f"report ({fmt}): {path}")
     else:
         from search.dashboard_story import write_story_without_report
 
-        write_story_without_report(study, Path(stored_dir or "."))
+        write_story_without_report(study, artifacts)
     return outcome.code
 
 

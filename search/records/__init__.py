@@ -98,7 +98,9 @@ TRIAL_KEYS = (
 # A retry of a failed trial (storage.retry_failed_trial) keeps only these user attrs: the
 # others describe the dead attempt.
 RETRY_KEEPS = (SWEEP,)
-# Why a trial stopped before its planned end, when the budget was already used up by others.
+# A trial that never trained because other workers had used up the budget: True. Older
+# versions said so only in the fail reason's first word, which `is_surplus` still reads.
+SURPLUS = "surplus"
 SURPLUS_PREFIX = "surplus"
 
 # -- system attrs Optuna writes and we read ----------------------------------------------------
@@ -313,8 +315,17 @@ def read_fail_reason(attrs: Mapping[str, Any]) -> str | None:
     return as_text(attrs.get(FAIL_REASON))
 
 
+def write_surplus(trial: AttrWriter) -> None:
+    """The trial ends unrun: other workers used up the study's budget first."""
+    trial.set_user_attr(SURPLUS, True)
+    trial.set_user_attr(FAIL_REASON, "surplus: the study already had its requested trials")
+
+
 def is_surplus(attrs: Mapping[str, Any]) -> bool:
     """Did the trial end unrun because the budget was already used up by other workers?"""
+    if attrs.get(SURPLUS) is True:
+        return True
+    # version 1 said so only in the reason's first word
     return (read_fail_reason(attrs) or "").startswith(SURPLUS_PREFIX)
 
 

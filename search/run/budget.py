@@ -9,16 +9,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search import defaults
+from search import defaults, records
 from search.errors import UsageError
 from search.run.options import RunOptions
 from search.run.process import STOP
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 BUDGET_POLL_S = 2.0  # how often a worker waiting for the others' last trials looks again
-# A trial that found the budget full ends FAIL with this user attr set, so the progress lines
-# can leave it out (it never trained).
-SURPLUS_ATTR = "surplus"
 
 
 class BudgetReached(Exception):
@@ -52,8 +49,7 @@ def claim_budget(study: optuna.Study, trial: optuna.Trial, target_total: int) ->
         if finished >= target_total or running_ahead == 0:
             break
         time.sleep(BUDGET_POLL_S)
-    trial.set_user_attr(SURPLUS_ATTR, True)
-    trial.set_user_attr("fail_reason", "surplus: the study already had its requested trials")
+    records.write_surplus(trial)  # the progress lines leave it out: it never trained
     study.stop()
     raise BudgetReached()
 
@@ -109,8 +105,8 @@ def check_same_budget(
     except KeyError:
         return  # a new study
     stored = storage.get_study_user_attrs(study_id)
-    budget, data = stored.get("budget"), stored.get("data")
-    if not isinstance(budget, dict) or not isinstance(data, dict):
+    budget, data = records.read_budget(stored), records.read_data(stored)
+    if budget is None or data is None:
         return  # not written by vae-search's run (or before budgets were recorded)
     now = study_budget(options, provenance)
     names = {

@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search import configurations as configs
+from search import records
 from search.run.budget import finished_count
 from search.run.console import describe
 from search.run.options import RunOptions
@@ -57,8 +58,9 @@ def confirm_front(
         # Runs already asked for (a run interrupted earlier, another machine at work) count.
         pending: dict[int, int] = {}
         for t in trials:
-            if t.state in (TrialState.WAITING, TrialState.RUNNING) and "confirms" in t.user_attrs:
-                pending[t.user_attrs["confirms"]] = pending.get(t.user_attrs["confirms"], 0) + 1
+            confirms = records.read_confirms(t.user_attrs)
+            if t.state in (TrialState.WAITING, TrialState.RUNNING) and confirms is not None:
+                pending[confirms] = pending.get(confirms, 0) + 1
         needed = [(c, k - pending.get(c.first, 0)) for c, k in plan]
         needed = [(c, k) for c, k in needed if k > 0]
         waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
@@ -80,7 +82,7 @@ def confirm_front(
             for _ in range(runs):
                 study.enqueue_trial(
                     dict(configuration.params),
-                    user_attrs={"confirms": configuration.first, "designed": True},
+                    user_attrs=records.confirmation_tag(configuration.first),
                     skip_if_exists=False,
                 )
         finished = finished_count(study)

@@ -13,9 +13,10 @@ import optuna
 from optuna.trial import TrialState
 
 from search import configurations as configs
+from search import records
 from search import storage as storage_module
 from search.pruning import ParetoPrunerConfig
-from search.run.budget import FINISHED, SURPLUS_ATTR, finished_count
+from search.run.budget import FINISHED, finished_count
 from search.run.options import RunOptions
 from search.run.setup import MAXIMIZE
 
@@ -99,20 +100,20 @@ class Progress:
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         attrs = trial.user_attrs
-        if attrs.get(SURPLUS_ATTR):
+        if records.is_surplus(attrs):
             return  # never trained: another worker's trial filled the budget
         params = describe(trial.params)
         if trial.state == TrialState.COMPLETE:
             outcome = f"SSIM {trial.values[0]:.4f}  MSE {trial.values[1]:.5f}"
         elif trial.state == TrialState.PRUNED:
-            outcome = f"pruned: {attrs.get('pruned_reason', '')}"
+            outcome = f"pruned: {records.read_pruning_decision(attrs).reason or ''}"
         else:
-            outcome = f"failed: {attrs.get('fail_reason', 'see the log')}"
+            outcome = f"failed: {records.read_fail_reason(attrs) or 'see the log'}"
             self.failures += 1
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         self.bar.write(
             f"trial {trial.number:>4}  {params}  {outcome}  "
-            f"epochs {attrs.get('epochs_run', 0)}  {seconds:.1f}s"
+            f"epochs {records.read_epochs_run(attrs) or 0}  {seconds:.1f}s"
         )
         self.bar.update(1)
         if finished_count(study) >= self.target_total:

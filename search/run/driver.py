@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from search import defaults
+from search import defaults, records
 from search import space as search_space
 from search import storage as storage_module
 from search.paths import check_output_folder, stored_artifacts_dir
@@ -95,21 +95,25 @@ def run(options: RunOptions) -> RunOutcome:
     budget.check_same_budget(storage, options, data.provenance)
     study = setup.create_or_load_study(storage, url, options)
     stored = study.user_attrs
-    if "search_space_distributions" in stored and not options.space:
+    distributions = records.read_distributions(stored)
+    if distributions is not None and not options.space:
         # resume what was searched, whatever today's defaults are
-        space = search_space.space_from_json(stored["search_space_distributions"])
+        space = search_space.space_from_json(distributions)
     # Absolute, so that reading the study from another folder finds the artifacts there.
+    stored_dir = records.read_artifacts_dir(stored)
     artifacts_dir = (
         default_artifacts
-        if options.artifacts or not stored.get("artifacts_dir")
-        else stored_artifacts_dir(stored["artifacts_dir"], url)
+        if options.artifacts or stored_dir is None
+        else stored_artifacts_dir(stored_dir, url)
     )
     store = storage_module.artifact_store(artifacts_dir)
     epochs = setup.epochs(options)
     if options.is_parent:
         provenance.record_study(study, options, space, data.provenance, epochs, url, artifacts_dir)
-        for params, tag in enqueued:
-            study.enqueue_trial({**params}, user_attrs={"sweep": tag}, skip_if_exists=False)
+        for params, point in enqueued:
+            study.enqueue_trial(
+                {**params}, user_attrs=records.sweep_tag(point), skip_if_exists=False
+            )
 
     already = budget.finished_count(study)
     target_total = options.target_total or already + requested

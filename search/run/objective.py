@@ -11,22 +11,14 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from search import records
 from search import space as search_space
+from search.pareto import dominated_by_any
 from search.pruning import prune_reason
 from search.run.budget import claim_budget
 from search.run.options import RunOptions
 from search.run.process import STOP
 from search.run.setup import epochs, pruner_config, training_config, worker_name
-
-
-def dominated_by_any(values: list[float], trials: list[optuna.trial.FrozenTrial]) -> bool:
-    """Is (ssim, mse) dominated by a completed trial: no worse in both and better in one?"""
-    ssim, mse = values
-    for other in trials:
-        o_ssim, o_mse = other.values
-        if o_ssim >= ssim and o_mse <= mse and (o_ssim > ssim or o_mse < mse):
-            return True
-    return False
 
 
 def is_designed(trial: optuna.Trial) -> bool:
@@ -37,7 +29,7 @@ def is_designed(trial: optuna.Trial) -> bool:
     Designed trials are experiments: they are never pruned.
     """
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
-    return "fixed_params" in frozen.system_attrs
+    return records.enqueued(frozen.system_attrs)
 
 
 class Objective:
@@ -63,7 +55,7 @@ class Objective:
         try:
             return self._train_and_store(trial)
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM) during the trial")
+            records.write_failure(trial, "interrupted (Ctrl-C or SIGTERM) during the trial")
             raise
 
     def _train_and_store(self, trial: optuna.Trial) -> tuple[float, float]:
@@ -77,12 +69,10 @@ class Objective:
         params = search_space.suggest_params(trial, self.space)
         params["predictor"] = self.options.predictor
         designed = is_designed(trial)
-        if designed:
-            trial.set_user_attr("designed", True)
         seed = self.options.seed + trial.number
-        trial.set_user_attr("seed", seed)
-        trial.set_user_attr("worker", worker_name())
-        trial.set_user_attr("epochs_planned", self.epochs)
+        records.write_trial_start(
+            trial, seed=seed, worker=worker_name(), epochs_planned=self.epochs, designed=designed
+        )
 
         def on_epoch(record: dict[str, float]) -> str | None:
             STOP.check()
@@ -101,34 +91,32 @@ class Objective:
         try:
             result = train_vae(params, self.data, training_config(self.options, seed), on_epoch)
         except TrainingFailed as failure:
-            trial.set_user_attr("curve", failure.curve)
-            trial.set_user_attr("epochs_run", len(failure.curve))
-            trial.set_user_attr("fail_reason", failure.reason)
+            records.write_failure(trial, failure.reason, failure.curve)
             raise
 
-        for key, value in result.summary().items():
-            trial.set_user_attr(key, value)
+        records.write_measurements(trial, result.summary())
         if result.stopped_reason:
-            trial.set_user_attr("pruned_reason", result.stopped_reason)
-            trial.set_user_attr("pruned_at_epoch", result.epochs_run)
+            records.write_pruned(trial, result.stopped_reason, result.epochs_run)
             raise optuna.TrialPruned(result.stopped_reason)
         if not (math.isfinite(result.val_ssim) and math.isfinite(result.val_mse)):
             reason = "validation metrics are not finite"
-            trial.set_user_attr("fail_reason", reason)
+            records.write_failure(trial, reason)
             raise TrainingFailed(reason, result.curve)
 
-        values = [result.val_ssim, result.val_mse]
+        # Both objectives minimised: SSIM negated.
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         keep_model = self.options.keep_models == "all" or (
             self.options.keep_models == "pareto"
             and not dominated_by_any(
-                values, study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                [-result.val_ssim, result.val_mse],
+                [[-t.values[0], t.values[1]] for t in completed],
             )
         )
         assert result.model is not None
         with (
             tempfile.TemporaryDirectory(prefix="vae-search-") as tmp,
             tf_errors_fail_trial(
-                "writing the trial's outputs", lambda why: trial.set_user_attr("fail_reason", why)
+                "writing the trial's outputs", lambda why: records.write_failure(trial, why)
             ),
         ):
             paths = write_trial_outputs(
@@ -140,5 +128,5 @@ class Objective:
                 )
                 for name, path in paths.items()
             }
-        trial.set_user_attr("artifacts", ids)
+        records.write_artifacts(trial, ids)
         return result.val_ssim, result.val_mse

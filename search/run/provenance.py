@@ -13,6 +13,7 @@ from typing import Any
 
 import optuna
 
+from search import records
 from search import space as search_space
 from search import storage as storage_module
 from search.run.budget import study_budget
@@ -52,19 +53,21 @@ def record_study(
     """Store what the study is (once) and append this run to its record of runs."""
     stored = study.user_attrs
     study.set_metric_names(METRIC_NAMES)
-    if "created_by" not in stored:
-        study.set_user_attr("created_by", "vae-search")
-        study.set_user_attr("search_space", search_space.describe_space(space))
-        study.set_user_attr("search_space_distributions", search_space.space_to_json(space))
-        study.set_user_attr("fixed_params", {"predictor": options.predictor})
-        study.set_user_attr("data", provenance)
-        study.set_user_attr("sampler", options.sampler)
-        study.set_user_attr("seed", options.seed)
-        study.set_user_attr("artifacts_dir", str(artifacts_dir))
-    study.set_user_attr("budget", study_budget(options, provenance))
+    if records.CREATED_BY not in stored:
+        records.write_study_record(
+            study,
+            search_space=search_space.describe_space(space),
+            distributions=search_space.space_to_json(space),
+            fixed_params={"predictor": options.predictor},
+            data=provenance,
+            sampler=options.sampler,
+            seed=options.seed,
+            artifacts_dir=str(artifacts_dir),
+        )
+    records.write_budget(study, study_budget(options, provenance))
     pruner = pruner_config(options, epochs)
-    study.set_user_attr(
-        "pruning",
+    records.write_pruning_settings(
+        study,
         {
             "enabled": options.pruning,
             "grace_epochs": pruner.grace_epochs,
@@ -74,8 +77,9 @@ def record_study(
             "envelope_min_complete": pruner.envelope_min_complete,
         },
     )
-    runs = list(stored.get("runs", []))
-    runs.append(
+    records.append_run(
+        study,
+        stored,
         {
             "command": "python -m search "
             + " ".join(shlex.quote(a) for a in storage_module.redact_argv(options.argv)),
@@ -84,9 +88,8 @@ def record_study(
             "device": run_device(options),
             "versions": versions(),
             "storage": storage_module.redact_url(url),
-        }
+        },
     )
-    study.set_user_attr("runs", runs)
 
 
 def run_device(options: RunOptions) -> str:
