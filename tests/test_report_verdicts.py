@@ -253,7 +253,7 @@ def test_pruning_counts_sampled_trials_and_says_how_many_were_designed(tmp_path)
 
 
 def test_held_out_counts_are_stated_and_never_contradicted():
-    from search.report.context import held_out_sentence
+    from search.report.summary import held_out_sentence
 
     def data(counts: dict[str, int]) -> DataProvenance:
         return DataProvenance("keras", None, None, counts, False, None)

@@ -27,6 +27,12 @@ def fmt_metric(name: str, value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def fmt_signed(name: str, value: float) -> str:
+    """A difference in an objective, with its sign, at the objective's precision."""
+    text = fmt_metric(name, abs(value))
+    return ("-" if value < 0 else "+") + text
+
+
 def fmt_mse(value: float | None) -> str:
     return fmt_metric("MSE", value)
 
