@@ -149,10 +149,10 @@ def metric_title(objective: Objective) -> str:
 
 
 # A tick label needs about this share of its axis to stay clear of its neighbours.
-MIN_TICK_GAP = 0.1
+MIN_TICK_GAP = 0.16
 
 
-def thin_ticks(values: Sequence[float], log: bool, limit: int = 8) -> list[float]:
+def thin_ticks(values: Sequence[float], log: bool, limit: int = 6) -> list[float]:
     """Of the sorted distinct `values`, those that can carry a tick label without touching the
     previous one: neighbours at least MIN_TICK_GAP of the axis apart (in log space on a log
     axis), the first and last kept, at most `limit`."""
@@ -173,3 +173,10 @@ def thin_ticks(values: Sequence[float], log: bool, limit: int = 8) -> list[float
             kept.append(value)
     kept.append(distinct[-1])
     return kept
+
+
+def tick_label(value: float) -> str:
+    """A tick label: whole numbers as they are (with k/M when large), others to 3 digits."""
+    if float(value).is_integer():
+        return prose.fmt_number(int(value))
+    return f"{value:.3g}"

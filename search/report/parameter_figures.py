@@ -29,12 +29,8 @@ def _x_axis(effect: ParamEffect) -> dict[str, Any]:
     axis: dict[str, Any] = {"type": "log" if effect.log_x else "linear"}
     if not effect.binned:
         ticks = style.thin_ticks([float(g.x) for g in effect.groups], effect.log_x)
-        axis.update(tickvals=ticks, ticktext=[prose.fmt_number(_whole(v)) for v in ticks])
+        axis.update(tickvals=ticks, ticktext=[style.tick_label(v) for v in ticks])
     return axis
-
-
-def _whole(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else value
 
 
 def effect_figure(effect: ParamEffect, objectives: Sequence[Objective]) -> go.Figure:
@@ -171,7 +167,7 @@ def capacity_figure(axis: CapacityAxis) -> go.Figure:
             title=style.title(style.text(axis.title)),
             type="log" if axis.log_x else "linear",
             tickvals=ticks,
-            ticktext=[labels.get(t, prose.fmt_number(t)) for t in ticks],
+            ticktext=[labels.get(t, style.tick_label(t)) for t in ticks],
         )
         layout[f"yaxis{suffix}"].update(title=style.title(y_title))
     return style.figure(traces, 340, **layout)

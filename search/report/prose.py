@@ -178,6 +178,19 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
             f"within the seed-to-seed threshold of {fmt_mse(ends_threshold)}, so the two ends "
             "are not distinguishable."
         )
+    else:
+        mixed = (
+            "; other parameters vary between the configurations behind these medians, so "
+            "part of the difference may be theirs"
+            if axis.statistic != "mean"
+            else ""
+        )
+        sentences.append(
+            f"The change in validation MSE between the two ends ({fmt_signed_mse(d_val)}) "
+            f"exceeds the seed-to-seed threshold of {fmt_mse(ends_threshold)}: validation "
+            f"error is {'lower' if d_val < 0 else 'higher'} at {axis.title} {last.label} than "
+            f"at {first.label} at this budget{mixed}."
+        )
 
     best_index = min(range(len(groups)), key=lambda i: (groups[i].val_mse, i))
     best = groups[best_index]
@@ -252,8 +265,14 @@ def learning_curve_sentence(last_changes: Sequence[float], n_trials: int) -> str
     median = sorted(last_changes)[len(last_changes) // 2]
     missing = n_trials - len(last_changes)
     without = f"; {missing} had no curve recorded" if missing else ""
+    if len(last_changes) == 1:
+        return (
+            f"Validation MSE was {'still falling' if falling else 'no longer falling'} in the "
+            "last epoch of the only front run with a learning curve (last-epoch change "
+            f"{fmt_signed_mse(median)}){without}."
+        )
     return (
         f"Validation MSE was still falling in the last epoch for {falling} of the "
-        f"{len(last_changes)} Pareto trials with a learning curve (median last-epoch change "
+        f"{len(last_changes)} front runs with a learning curve (median last-epoch change "
         f"{fmt_signed_mse(median)}){without}."
     )
