@@ -26,6 +26,7 @@ from search.report.reproducibility import reproducibility_info
 from search.report.sections import ImportanceInfo, ReportContext
 from search.report.summary import budget_info, provenance, recommendation_info, summary_info
 from search.report.trials import StudyRecords
+from search.report.trust import trust_info
 
 
 def build_context(
@@ -70,6 +71,7 @@ def build_context(
             f"{prose.fmt_count(len(set(reader.missing)), 'artifact')} could not be read "
             f"from {reader.directory}."
         )
+    diagnostics = diagnostics_info(records, budget)
     return ReportContext(
         study_name=records.name,
         generated_at=now.strftime("%Y-%m-%d %H:%M UTC"),
@@ -83,10 +85,11 @@ def build_context(
         effects=effects_info(records, configurations),
         bias_variance=bias_variance_info(records, shown_runs(records, front, None)),
         importance=importance or ImportanceInfo([], "Importance was not computed."),
-        diagnostics=diagnostics_info(records, budget),
+        diagnostics=diagnostics,
         latent=latent,
         reproducibility=reproducibility_info(records),
         notes=notes,
         latent_use=latent_use,
         answer=answer,
+        trust=trust_info(records, configurations, front, diagnostics.hypervolume),
     )

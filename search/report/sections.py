@@ -17,6 +17,7 @@ from search.report.latent_use import LatentUseInfo
 
 if TYPE_CHECKING:
     from search.report.answer import AnswerInfo
+    from search.report.trust import TrustInfo
 from search.report.trials import Objective
 
 
@@ -281,6 +282,8 @@ class ObjectiveImportance:
 class ImportanceInfo:
     per_objective: list[ObjectiveImportance]
     note: str | None
+    # why optuna-dashboard's importance panel may rank the parameters differently
+    dashboard_sentence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -393,3 +396,4 @@ class ReportContext:
     notes: list[str] = field(default_factory=list)
     latent_use: LatentUseInfo = field(default_factory=LatentUseInfo)
     answer: AnswerInfo | None = None
+    trust: TrustInfo | None = None

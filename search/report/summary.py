@@ -117,8 +117,6 @@ def recommendation_info(
             f"trial {chosen.first}, which first measured it, and "
             f"{'trial' if chosen.n == 2 else 'trials'} {others}."
         )
-        # what the noise cannot tell from it is said once, on page one
-        evidence += " What it cannot be told apart from is on page one."
     rep = representative(chosen)
     return Recommendation(
         number=chosen.first,
