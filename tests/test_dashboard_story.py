@@ -19,7 +19,6 @@ from search.report import report_context
 from tests.conftest import run_cli
 from tests.report_fixtures import build_study
 
-
 # A value longer than this does not fit a 1,400-px trial page at the dashboard's font.
 LINE_CHARS = 160
 # Long machine records still stored as trial attributes (issue 19, part 7: they belong in an
