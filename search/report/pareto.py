@@ -42,14 +42,11 @@ def pareto_info(
     has_test = any(v is not None for row in rows for v in row.test_values)
     sentences = []
     n_trials = sum(c.n for c in configurations)
-    repeated = sum(1 for c in front if c.n >= 2)
     sentences.append(
         f"Each point is a configuration (a parameter set) at its mean over its runs under "
-        f"different seeds; the {n_trials} complete trials are "
-        f"{prose.fmt_count(len(configurations), 'configuration')}. "
-        f"{repeated} of the {len(front)} front configurations "
-        f"{'was' if repeated == 1 else 'were'} run more than once"
-        + ("; the others are single runs, one draw each." if repeated < len(front) else ".")
+        f"different seeds; the {prose.fmt_count(n_trials, 'complete trial')} "
+        f"{'is' if n_trials == 1 else 'are'} "
+        f"{prose.fmt_count(len(configurations), 'configuration')}. " + _repeated_sentence(front)
     )
     if has_test:
         for objective in objectives:
@@ -69,10 +66,14 @@ def pareto_info(
                 continue
             diff = float(np.mean(per_configuration))
             sentences.append(
-                f"On the {prose.fmt_count(len(per_configuration), 'front configuration')} with "
-                "test metrics, "
-                f"test {objective.name} differs from validation {objective.name} by {diff:+.5f} "
-                "on average (test minus validation)."
+                (
+                    "On the front configuration, "
+                    if len(per_configuration) == len(rows) == 1
+                    else f"On the {prose.fmt_count(len(per_configuration), 'front configuration')}"
+                    " with test metrics, "
+                )
+                + f"test {objective.name} differs from validation {objective.name} by {diff:+.5f} "
+                + "on average (test minus validation)."
             )
         held_out = held_out_sentence(data)
         sentences.append(
@@ -103,4 +104,21 @@ def pareto_info(
         has_test=has_test,
         n_trials=n_trials,
         sentences=sentences,
+    )
+
+
+def _repeated_sentence(front: list[Configuration]) -> str:
+    """How many front configurations rest on more than one run, in words that fit n = 1."""
+    if len(front) == 1:
+        n = front[0].n
+        return (
+            f"The front configuration was run {n} times, under different seeds."
+            if n > 1
+            else "The front configuration is a single run, one draw."
+        )
+    repeated = sum(1 for c in front if c.n >= 2)
+    return (
+        f"{repeated} of the {len(front)} front configurations "
+        f"{'was' if repeated == 1 else 'were'} run more than once"
+        + ("; the others are single runs, one draw each." if repeated < len(front) else ".")
     )
