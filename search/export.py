@@ -101,12 +101,10 @@ def plan_export(
     runs = [records.trial(n) for n in nearest_the_mean(choice.configuration)]
     kept = [(t, p) for t in runs if (p := _weights_path(t, artifacts_dir)) is not None]
     trial, weights = kept[0] if kept else (runs[0], None)
-    which = (
-        "its only run"
-        if choice.configuration.n == 1
-        else f"of its {choice.configuration.n} runs the one nearest their mean"
-        + ("" if kept and kept[0][0] is runs[0] else " among those that kept their weights")
-    )
+    n = choice.configuration.n
+    which = "its only run" if n == 1 else f"of its {n} runs the one nearest their mean"
+    if n > 1 and kept and kept[0][0] is not runs[0]:
+        which = f"of its {n} runs the one nearest their mean among those that kept their weights"
     return ExportPlan(
         trial=trial,
         numbers=choice.configuration.numbers,
