@@ -171,7 +171,24 @@ def importance_figure(info: ImportanceInfo) -> go.Figure:
 # ---------------------------------------------------------------- 7. diagnostics
 
 
-def hypervolume_figure(info: HypervolumeInfo) -> go.Figure:
+def hypervolume_figure(info: HypervolumeInfo, band: tuple[float, float] | None = None) -> go.Figure:
+    """Hypervolume after each completed trial, over the seed-noise band where it is known."""
+    shapes = []
+    if band is not None:
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "yref": "y",
+                "y0": band[0],
+                "y1": band[1],
+                "fillcolor": "rgba(15, 118, 110, 0.12)",
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
     trace = {
         "type": "scatter",
         "x": info.numbers,
@@ -185,6 +202,7 @@ def hypervolume_figure(info: HypervolumeInfo) -> go.Figure:
         [trace],
         320,
         showlegend=False,
+        shapes=shapes,
         xaxis={"title": style.title("trial number")},
         # short: a long title is clipped by the figure's height; the caption says the rest
         yaxis={"title": style.title("hypervolume")},
@@ -330,7 +348,7 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
             "fANOVA importance of each parameter, computed for each objective separately.",
             importance_figure(context.importance),
         )
-    _add_diagnostics(add, context.diagnostics)
+    _add_diagnostics(add, context.diagnostics, context.trust.band if context.trust else None)
     latent = context.latent
     if latent.coords is not None:
         add(
@@ -362,13 +380,16 @@ def _add_effects(add: Any, effects: EffectsInfo) -> None:
         )
 
 
-def _add_diagnostics(add: Any, diagnostics: DiagnosticsInfo) -> None:
+def _add_diagnostics(
+    add: Any, diagnostics: DiagnosticsInfo, band: tuple[float, float] | None
+) -> None:
     if diagnostics.hypervolume is not None:
         add(
             "diagnostics",
             "hypervolume",
-            "Hypervolume of the configuration means after each completed trial.",
-            hypervolume_figure(diagnostics.hypervolume),
+            "Hypervolume of the configuration means after each completed trial"
+            + ("; shaded: the seed-noise band of the final front." if band else "."),
+            hypervolume_figure(diagnostics.hypervolume, band),
         )
     if diagnostics.timeline:
         add(
