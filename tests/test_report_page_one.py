@@ -179,3 +179,20 @@ def test_words_and_the_command_that_trains_longer(study):
     assert longer_command(records, 4) == (
         "python -m search run --study page-one-8-epochs --epochs 8 --preset quick --data bundled"
     )
+
+
+def test_the_context_is_a_function_of_the_time_it_is_given(study):
+    """`now` is passed in, never read from the clock: two builds at one time are one text."""
+    from datetime import UTC, datetime
+
+    from search.report.artifacts import ArtifactReader
+    from search.report.context import build_context
+    from search.report.trials import read_study
+
+    records = read_study(study)
+    when = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
+    first = build_context(records, ArtifactReader(None), None, when)
+    second = build_context(records, ArtifactReader(None), None, when)
+    assert first.generated_at == second.generated_at == "2030-01-02 03:04 UTC"
+    figures = {key: [] for key in build_figures(first)}  # the same page, without the PNGs
+    assert render_html_text(first, figures, "pdf") == render_html_text(second, figures, "pdf")
