@@ -7,6 +7,7 @@ report must find. The PDF and the HTML are made once for the module.
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 import statistics
@@ -473,3 +474,17 @@ def test_axis_labels_stay_distinct_when_short_ones_would_collide():
     assert value_labels([2.0, 8.0, 16.0]) == ["2", "8", "16"]
     assert value_labels([120_000.0, 263_000.0]) == ["120k", "263k"]
     assert value_labels([231_521.0, 232_305.0, 233_089.0]) == ["231,521", "232,305", "233,089"]
+
+
+def test_no_paragraph_or_sentence_is_printed_twice(report):
+    """Boilerplate shows as repetition: every paragraph, caption and long sentence of the
+    report is printed once (issue 19: an explanation printed twice word for word)."""
+    page = report[0]["html"].read_text(encoding="utf-8").split("<script>")[0]
+    blocks = [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", "", b)).split())
+        for b in re.findall(r"<(?:p|figcaption)[^>]*>(.*?)</(?:p|figcaption)>", page, re.S)
+    ]
+    sentences = [s for b in blocks for s in re.split(r"(?<=\.)\s+(?=[A-Z])", b) if len(s) > 40]
+    assert len(blocks) > 30
+    repeated = {s for s in sentences if sentences.count(s) > 1}
+    assert not repeated, repeated

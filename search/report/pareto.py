@@ -8,7 +8,6 @@ import numpy as np
 from search.configurations import Configuration
 from search.report import prose
 from search.report.sections import DataProvenance, ParetoInfo, ParetoRow
-from search.report.summary import held_out_sentence
 from search.report.trials import StudyRecords
 
 
@@ -75,11 +74,11 @@ def pareto_info(
                 + f"test {objective.name} differs from validation {objective.name} by {diff:+.5f} "
                 + "on average (test minus validation)."
             )
-        held_out = held_out_sentence(data)
+        # which images are "test" is said once, in the summary (`held_out_sentence`)
         sentences.append(
             "The front was selected on validation metrics; the sampler and the pruner never "
             "read a test image, so this difference shows how much of the validation ranking "
-            "carries over to unseen images." + (f" {held_out}" if held_out else "")
+            "carries over to unseen images."
         )
     n_front, n_all = len(front), len(configurations)
     intro = (
