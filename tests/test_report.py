@@ -488,3 +488,24 @@ def test_no_paragraph_or_sentence_is_printed_twice(report):
     assert len(blocks) > 30
     repeated = {s for s in sentences if sentences.count(s) > 1}
     assert not repeated, repeated
+
+
+def test_every_verdict_of_the_fixture_study_has_its_numbers_in_its_section(report):
+    """Each sentence that judges against the seed noise prints the numbers it compares, and
+    its section prints the SD and degrees of freedom the threshold was made from."""
+    page = report[0]["html"].read_text(encoding="utf-8").split("<script>")[0]
+    parts = re.split(r'<(?:section|div) class="(?:report-section|answer)" id="([a-z-]+)"', page)
+    judged = 0
+    for i in range(1, len(parts), 2):
+        text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", parts[i + 1])).split())
+        for sentence in re.split(r"(?<=\.)\s+(?=[A-Z])", text):
+            if not re.search(r"threshold|told apart|not distinguishable", sentence):
+                continue
+            if "no verdict" in sentence or "page one" in sentence:
+                continue
+            judged += 1
+            numbers = re.findall(r"\d\.\d{3,}", sentence)
+            assert len(numbers) >= 2, (parts[i], sentence)  # what is compared, and the threshold
+            assert re.search(r"\d+ degrees of freedom", text), (parts[i], sentence)
+            assert " SD" in text, (parts[i], sentence)
+    assert judged >= 5

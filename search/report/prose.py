@@ -214,10 +214,14 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
         )
     if best_index == len(groups) - 1:
         if not tied:
+            runner = min((g for g in groups if g is not best), key=lambda g: g.val_mse)
+            margin = runner.val_mse - best.val_mse
+            threshold = spread.val_threshold(_noise_n(axis, best), _noise_n(axis, runner))
             sentences.append(
-                f"Validation MSE is lowest at the largest {axis.title} ({best.label}), by more "
-                "than the seed-to-seed threshold; no rise in validation error is visible along "
-                "this axis."
+                f"Validation MSE is lowest at the largest {axis.title} ({best.label}): "
+                f"{fmt_mse(best.val_mse)} against {fmt_mse(runner.val_mse)} at {runner.label}, "
+                f"{fmt_mse(margin)} apart, beyond the seed-to-seed threshold of "
+                f"{fmt_mse(threshold)}; no rise in validation error is visible along this axis."
             )
         return sentences
     n_best, n_last = _noise_n(axis, best), _noise_n(axis, last)
