@@ -39,18 +39,26 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
+def _a(number: object) -> str:
+    """The article before a number said aloud: "an 8-unit", "an 11-unit", "a 16-unit"."""
+    text = str(number)
+    return "an" if text.startswith("8") or text in ("11", "18") else "a"
+
+
 def in_words(params: dict[str, Any]) -> str:
     """The model a parameter set describes, as a reader would say it."""
     p = dict(params)
     words = []
     if "latent_dim" in p:
-        words.append(f"a {p.pop('latent_dim')}-dimensional latent space")
+        k = p.pop("latent_dim")
+        words.append(f"{_a(k)} {k}-dimensional latent space")
     if "n_layers" in p:
         layers = _count(int(p.pop("n_layers")), "convolutional layer")
         filters = f" of {p.pop('filters')} filters" if "filters" in p else ""
         words.append(layers + filters)
     if "dense_units" in p:
-        words.append(f"a {p.pop('dense_units')}-unit dense layer")
+        units = p.pop("dense_units")
+        words.append(f"{_a(units)} {units}-unit dense layer")
     if "loss" in p:
         beta = f" at beta {prose.fmt_number(p.pop('beta'))}" if "beta" in p else ""
         words.append(f"{str(p.pop('loss')).upper()} reconstruction loss{beta}")

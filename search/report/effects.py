@@ -105,11 +105,15 @@ def _sweep_groups(
 def effects_info(records: StudyRecords, configurations: list[Configuration]) -> EffectsInfo:
     space = records.search_space()
     effects = []
+    constant: list[str] = []
     for name in records.param_names():
         having = [c for c in configurations if name in c.params]
         if not having:
             continue
         xs = [c.params[name] for c in having]
+        if len({prose.fmt_number(x) for x in xs}) < 2:
+            constant.append(name)  # one value: no effect can be seen, so no chart
+            continue
         spec = space.get(name, {})
         # a categorical parameter is drawn on a categorical axis even when its choices are
         # numbers (filters 8, 16, 32, 64): the sampler never saw values in between
@@ -141,7 +145,17 @@ def effects_info(records: StudyRecords, configurations: list[Configuration]) -> 
                 categories=categories if not numeric else [],
             )
         )
-    return EffectsInfo(records.objectives, effects, _intro(effects))
+    return EffectsInfo(records.objectives, effects, _intro(effects), _constant(constant))
+
+
+def _constant(constant: list[str]) -> str | None:
+    if not constant:
+        return None
+    names = ", ".join(constant[:-1]) + (" and " if len(constant) > 1 else "") + constant[-1]
+    return (
+        f"{names} took one value in every complete trial, so "
+        f"{'it has' if len(constant) == 1 else 'they have'} no chart."
+    )
 
 
 def _intro(effects: list[ParamEffect]) -> str:

@@ -319,6 +319,8 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
         )
     _add_effects(add, context.effects)
     for axis in context.bias_variance.axes:
+        if len(axis.groups) < 2:
+            continue  # one value: the section says so, a chart of one point would not
         add(
             "bias_variance",
             f"capacity-{axis.name}",

@@ -195,6 +195,7 @@ class EffectsInfo:
     objectives: tuple[Objective, ...]
     effects: list[ParamEffect]
     intro: str = ""
+    constant_sentence: str | None = None  # the parameters that took one value, if any
 
 
 @dataclass(frozen=True)

@@ -291,11 +291,20 @@ def _summary_sentences(
             else f"experiments, yet {designed_pruned} of them "
             f"{'was' if designed_pruned == 1 else 'were'} pruned by the version that ran this study"
         )
-        sentences.append(
-            f"{designed} of the {prose.fmt_count(budget.n_trials, 'trial')} were designed "
-            f"(sweeps, repeats, confirmation runs): {exemption}; the other "
-            f"{budget.n_trials - designed} were sampled."
-        )
+        sampled = budget.n_trials - designed
+        if sampled:
+            sentences.append(
+                f"{designed} of the {prose.fmt_count(budget.n_trials, 'trial')} "
+                f"{'was' if designed == 1 else 'were'} designed (sweeps, repeats, confirmation "
+                f"runs): {exemption}; the other {sampled} {'was' if sampled == 1 else 'were'} "
+                "sampled."
+            )
+        else:
+            every = "The only trial was" if designed == 1 else f"All {designed} trials were"
+            sentences.append(
+                f"{every} designed (sweeps, repeats, confirmation runs): {exemption}; none "
+                "was sampled."
+            )
     if budget.epochs_saved:
         pruned = sum(1 for t in records.trials if t.state == "PRUNED" and not t.designed)
         sentences.append(
