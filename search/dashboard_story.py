@@ -30,9 +30,10 @@ STORY_FIGURES = ("pareto-front", "hypervolume")
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    """A value as the report prints it: yes/no for flags, never Python's True/False."""
+    from search.report.prose import fmt_number
+
+    return fmt_number(value)
 
 
 def _cell(value: Any) -> str:
@@ -76,7 +77,8 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
             )
         lines += [
             "",
-            f"Chosen as {rec.method}. {rec.evidence}",
+            f"Chosen as {rec.method}. {rec.evidence}"
+            + (f" {rec.ties_text}" if rec.n > 1 and rec.ties_text else ""),
             "",
         ]
     front = context.pareto.front
@@ -124,7 +126,9 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
             f"- Not written in this run: `python -m search report --study {context.study_name}`"
         )
     lines.append(
-        "- Figures of this study (front, hypervolume, sweeps) are under this note's plots."
+        "- Figures of this study (the report's Pareto front, hypervolume and sweeps) are on "
+        "this study's main page, in the grid of plots after the dashboard's own history and "
+        "Pareto-front plots; the full report is in the files above."
     )
     return "\n".join(lines) + "\n"
 

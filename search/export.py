@@ -9,7 +9,10 @@ layer stay behind), so `keras.saving.load_model` opens them in any Python with K
 without vae-search. The reconstruction the study scored is `decoder(encoder(x)[0])`.
 
 Which model: the configuration the report recommends (the same rule: front and knee on
-seed means), exported from its first run whose weights were kept; or trial N with `--trial`.
+seed means), exported from its representative run: of the runs that kept their weights, the
+one nearest the configuration's mean (`search.report.representative`), not the luckiest
+seed; or trial N with `--trial`. config.json holds that run's own metrics under `metrics` and
+the configuration's mean, SD and n under `configuration`, so neither is mistaken for the other.
 When no run of it kept its weights, the trial is trained again from its stored parameters,
 seed and the study's budget and data, and config.json says so (`weights: "retrained"`),
 with the retrained run's own metrics beside the stored ones.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 
 from search import defaults
@@ -32,6 +36,7 @@ from search import records as stored
 from search.configurations import choose, pareto_front
 from search.errors import UsageError
 from search.records.artifacts import MODEL
+from search.report.representative import nearest_the_mean
 from search.report.trials import StudyRecords, TrialRecord, read_study
 from search.summaries import study_summary
 
@@ -91,16 +96,46 @@ def plan_export(
     choice = choose(front, records.maximize, configurations)
     if choice is None:
         raise UsageError(f"study {records.name!r} has no completed trial to export")
-    runs = [records.trial(n) for n in choice.configuration.numbers]
+    # nearest the configuration's mean first: the export stands for the configuration
+    runs = [records.trial(n) for n in nearest_the_mean(choice.configuration)]
     kept = [(t, p) for t in runs if (p := _weights_path(t, artifacts_dir)) is not None]
     trial, weights = kept[0] if kept else (runs[0], None)
+    n = choice.configuration.n
+    which = "its only run" if n == 1 else f"of its {n} runs the one nearest their mean"
+    if n > 1 and kept and kept[0][0] is not runs[0]:
+        which = f"of its {n} runs the one nearest their mean among those that kept their weights"
     return ExportPlan(
         trial=trial,
         numbers=choice.configuration.numbers,
         params=_model_params(records, trial),
         weights_path=weights,
-        chosen_by=f"the report's recommendation: {choice.method}",
+        chosen_by=f"the report's recommendation ({choice.method}); trial {trial.number}, {which}",
     )
+
+
+def configuration_metrics(records: StudyRecords, numbers: tuple[int, ...]) -> dict[str, Any]:
+    """The configuration's mean, SD (ddof 1, None for one run) and n per split and metric."""
+    runs = [records.trial(n) for n in numbers]
+    out: dict[str, Any] = {"n": len(runs), "trials": list(numbers)}
+    for split, metrics in _metrics_per_run(runs).items():
+        out[split] = {}
+        for name, values in metrics.items():
+            found = [v for v in values if v is not None]
+            out[split][name] = {
+                "mean": float(np.mean(found)) if found else None,
+                "sd": float(np.std(found, ddof=1)) if len(found) >= 2 else None,
+                "n": len(found),
+            }
+    return out
+
+
+def _metrics_per_run(runs: list[TrialRecord]) -> dict[str, dict[str, list[float | None]]]:
+    per: dict[str, dict[str, list[float | None]]] = {}
+    for trial in runs:
+        for split, metrics in _metrics(trial).items():
+            for name, value in metrics.items():
+                per.setdefault(split, {}).setdefault(name, []).append(value)
+    return per
 
 
 def _metrics(trial: TrialRecord) -> dict[str, dict[str, float | None]]:
@@ -182,7 +217,9 @@ def export_config(
         "seed": stored.read_seed(trial.attrs),
         "configuration_seeds": seeds,
         "weights": "retrained" if retrained is not None else "stored",
+        # this run's own measurements, and its configuration's over all its runs
         "metrics": _metrics(trial),
+        "configuration": configuration_metrics(records, plan.numbers),
         "retrained_metrics": retrained,
         # as stored, whatever it holds: config.json repeats the study's records
         "budget": records.attrs.get(stored.BUDGET),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +18,12 @@ from optuna_dashboard import get_note
 from search.report import report_context
 from tests.conftest import run_cli
 from tests.report_fixtures import build_study
+
+# A value longer than this does not fit a 1,400-px trial page at the dashboard's font.
+LINE_CHARS = 160
+# Long machine records still stored as trial attributes (issue 19, part 7: they belong in an
+# artifact or a compact record whose key the records module owns); no other may be added.
+KNOWN_LONG_TRIAL_ATTRS = {"curve", "artifacts", "rung_values", "diagnostics"}
 
 
 def _free_port() -> int:
@@ -91,6 +98,15 @@ def test_report_writes_note_and_figures_that_a_rewrite_replaces(tmp_path):
     # the recommendation's metric table (header + 2 rows) and the front's (header + one per row)
     assert len(front_rows) == 3 + 1 + len(context.pareto.front)
     assert str((tmp_path / "out" / "report.html").resolve()) in body
+    # where the figures are (the study's main page, not "under this note"), and flags in words
+    assert "on this study's main page, in the grid of plots" in body
+    assert "under this note" not in body
+    assert not re.search(r"\b(True|False)\b", body)
+    # the attributes a person reads on a trial page: the dashboard shows each value on one
+    # line; the machine records (curve, artifacts, rung values) are the core's, not yet short
+    trial_attrs = {a["key"]: a["value"] for a in detail["trials"][0]["user_attrs"]}
+    long = sorted(k for k, v in trial_attrs.items() if len(v) > LINE_CHARS)
+    assert set(long) <= KNOWN_LONG_TRIAL_ATTRS, long
 
     ids = [g["id"] for g in detail["plotly_graph_objects"]]
     assert sorted(ids) == sorted(

@@ -177,3 +177,27 @@ def test_export_bad_input_is_one_line_and_writes_nothing(smoke_study, tmp_path, 
         assert out.read_text() == "not a folder"
     else:
         assert not out.exists()
+
+
+def test_export_picks_the_run_nearest_the_mean_and_carries_the_configuration(tmp_path):
+    """Of the recommended configuration's three runs, the one nearest its mean is exported
+    (not the luckiest), and config.json holds the configuration's mean, SD and n beside it."""
+    from search.export import configuration_metrics, plan_export
+    from search.report.trials import read_study
+    from tests.report_fixtures import FixtureRun, build_runs_study
+
+    runs = [
+        FixtureRun({"latent_dim": 4}, 0.900, 0.0400, train_mse=0.036),  # the lucky seed
+        FixtureRun({"latent_dim": 2}, 0.700, 0.0700, train_mse=0.066),
+        FixtureRun({"latent_dim": 4}, 0.850, 0.0450, train_mse=0.041, confirms=0),
+        FixtureRun({"latent_dim": 4}, 0.800, 0.0500, train_mse=0.046, confirms=0),
+    ]
+    records = read_study(build_runs_study(tmp_path, runs, name="export-plan"))
+    plan = plan_export(records, tmp_path / "no-artifacts")
+    assert plan.trial.number == 2  # 0.850 / 0.0450 is the mean itself
+    assert "trial 2, of its 3 runs the one nearest their mean" in plan.chosen_by
+    block = configuration_metrics(records, plan.numbers)
+    assert block["n"] == 3 and block["trials"] == [0, 2, 3]
+    assert block["validation"]["ssim"]["mean"] == pytest.approx(0.850)
+    assert block["validation"]["ssim"]["sd"] == pytest.approx(0.05)
+    assert block["validation"]["mse"]["n"] == 3

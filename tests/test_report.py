@@ -7,6 +7,7 @@ report must find. The PDF and the HTML are made once for the module.
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 import statistics
@@ -156,6 +157,7 @@ def test_write_report_writes_both_files_into_out_dir(report):
 def test_html_has_every_section_and_one_figure_div_per_figure(parsed, context):
     sections = [a["id"] for tag, a in parsed.tags if tag == "section"]
     assert sections == SECTION_IDS
+    assert [a for tag, a in parsed.tags if a.get("id") == "answer"]  # page one, before them
     headings = parsed.visible_text()
     for title in SECTION_TITLES:
         assert title in headings
@@ -173,7 +175,8 @@ def test_html_inlines_plotly_js_once_and_embeds_images(parsed, context):
     images = [a["src"] for tag, a in parsed.tags if tag == "img"]
     panels = len(context.reconstructions.panels)
     assert panels >= 2
-    assert len(images) == 1 + panels + 1  # originals, reconstructions, prior samples
+    # page one's originals and reconstructions, then section 3's, and the prior samples
+    assert len(images) == 2 + 1 + panels + 1
     assert all(src.startswith("data:image/png;base64,") for src in images)
 
 
@@ -201,7 +204,7 @@ def test_pdf_pages_text_numbers_and_images(pdf, context):
     for title in SECTION_TITLES:
         assert title in flat
     recommendation = context.summary.recommendation
-    assert f"Trial {recommendation.number}" in flat
+    assert f"trial {recommendation.number}" in flat
     assert prose.fmt_metric("SSIM", recommendation.values["SSIM"]) in flat
     assert prose.fmt_metric("MSE", recommendation.values["MSE"]) in flat
     assert "5,000-image MNIST subset" in flat
@@ -214,7 +217,7 @@ def test_pdf_bookmarks_and_table_of_contents_page_numbers(pdf):
     outline = [item for item in pdf.outline if not isinstance(item, list)]
     titles = [item.title for item in outline]
     assert titles == SECTION_TITLES
-    contents = " ".join(pdf.pages[0].extract_text().split())
+    contents = " ".join(pdf.pages[1].extract_text().split())  # page one is the answer
     for item in outline:
         page = pdf.get_destination_page_number(item) + 1
         # the TOC line: title, dot leader, the page number target-counter() computed
@@ -472,3 +475,38 @@ def test_axis_labels_stay_distinct_when_short_ones_would_collide():
     assert value_labels([2.0, 8.0, 16.0]) == ["2", "8", "16"]
     assert value_labels([120_000.0, 263_000.0]) == ["120k", "263k"]
     assert value_labels([231_521.0, 232_305.0, 233_089.0]) == ["231,521", "232,305", "233,089"]
+
+
+def test_no_paragraph_or_sentence_is_printed_twice(report):
+    """Boilerplate shows as repetition: every paragraph, caption and long sentence of the
+    report is printed once (issue 19: an explanation printed twice word for word)."""
+    page = report[0]["html"].read_text(encoding="utf-8").split("<script>")[0]
+    blocks = [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", "", b)).split())
+        for b in re.findall(r"<(?:p|figcaption)[^>]*>(.*?)</(?:p|figcaption)>", page, re.S)
+    ]
+    sentences = [s for b in blocks for s in re.split(r"(?<=\.)\s+(?=[A-Z])", b) if len(s) > 40]
+    assert len(blocks) > 30
+    repeated = {s for s in sentences if sentences.count(s) > 1}
+    assert not repeated, repeated
+
+
+def test_every_verdict_of_the_fixture_study_has_its_numbers_in_its_section(report):
+    """Each sentence that judges against the seed noise prints the numbers it compares, and
+    its section prints the SD and degrees of freedom the threshold was made from."""
+    page = report[0]["html"].read_text(encoding="utf-8").split("<script>")[0]
+    parts = re.split(r'<(?:section|div) class="(?:report-section|answer)" id="([a-z-]+)"', page)
+    judged = 0
+    for i in range(1, len(parts), 2):
+        text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", parts[i + 1])).split())
+        for sentence in re.split(r"(?<=\.)\s+(?=[A-Z])", text):
+            if not re.search(r"threshold|told apart|not distinguishable", sentence):
+                continue
+            if "no verdict" in sentence or "page one" in sentence:
+                continue
+            judged += 1
+            numbers = re.findall(r"\d\.\d{3,}", sentence)
+            assert len(numbers) >= 2, (parts[i], sentence)  # what is compared, and the threshold
+            assert re.search(r"\d+ degrees of freedom", text), (parts[i], sentence)
+            assert " SD" in text, (parts[i], sentence)
+    assert judged >= 5

@@ -184,10 +184,12 @@ def test_a_repeated_sweep_says_which_values_cannot_be_told_apart(tmp_path):
     # and the recommendation says so too: its edge over k = 4, 6 and 10 is within the noise
     rec = context.summary.recommendation
     assert rec is not None and rec.params["latent_dim"] == 8
-    assert "cannot be told apart from 3 other configurations" in rec.evidence
+    # said once, on page one, with the difference and threshold in both objectives
+    assert "cannot be told apart from 3 other configurations" in rec.ties_text
     for k in (4, 6, 10):
-        assert f"(latent_dim {k})" in rec.evidence
-    assert "(latent_dim 2)" not in rec.evidence
+        assert f"(latent_dim {k}; n = " in rec.ties_text
+    assert "(latent_dim 2;" not in rec.ties_text
+    assert [tie.differs for tie in rec.ties] == [{"latent_dim": k} for k in (4, 6, 10)]
 
 
 def test_noise_is_pooled_over_every_repeated_configuration_not_only_sweeps(tmp_path):
@@ -253,7 +255,7 @@ def test_pruning_counts_sampled_trials_and_says_how_many_were_designed(tmp_path)
 
 
 def test_held_out_counts_are_stated_and_never_contradicted():
-    from search.report.context import held_out_sentence
+    from search.report.summary import held_out_sentence
 
     def data(counts: dict[str, int]) -> DataProvenance:
         return DataProvenance("keras", None, None, counts, False, None)

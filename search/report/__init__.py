@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
@@ -58,7 +59,7 @@ def report_context(study: optuna.Study, artifact_store_dir: Path | None = None) 
     """The report's plain data for `study`, for the templates; reads artifacts, draws nothing."""
     records = read_study(study)
     reader = ArtifactReader(_artifact_dir(study, artifact_store_dir))
-    return build_context(records, reader, importance_info(study, records))
+    return build_context(records, reader, importance_info(study, records), datetime.now(UTC))
 
 
 def write_report(

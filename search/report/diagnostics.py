@@ -28,6 +28,12 @@ from search.report.sections import (
 from search.report.trials import StudyRecords, TrialRecord, as_float
 
 MIN_TRIALS_FOR_IMPORTANCE = 10
+DASHBOARD_IMPORTANCE = (
+    "optuna-dashboard's importance panel can rank the parameters differently: it uses another "
+    "evaluator, PED-ANOVA, on every complete trial as a single draw, comparing the best 10 % "
+    "with the rest, where this report fits fANOVA to each objective; with a few trials and "
+    "repeated seeds of one configuration, the two can disagree, and neither is wrong."
+)
 
 
 def importance_info(study: optuna.Study, records: StudyRecords) -> ImportanceInfo:
@@ -67,7 +73,7 @@ def importance_info(study: optuna.Study, records: StudyRecords) -> ImportanceInf
         per_objective.append(
             ObjectiveImportance(objective, {k: float(v) for k, v in importances.items()})
         )
-    return ImportanceInfo(per_objective, None)
+    return ImportanceInfo(per_objective, None, DASHBOARD_IMPORTANCE)
 
 
 def hypervolume_reference(

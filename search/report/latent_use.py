@@ -9,7 +9,7 @@ points, and sentences that say only what the numbers show.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from search.configurations import Configuration
 from search.records import ARTIFACTS, SWEEP
 from search.records.artifacts import DIAGNOSTICS, read_diagnostics
 from search.report.artifacts import ArtifactReader
+from search.report.representative import nearest_the_mean
 from search.report.trials import StudyRecords
 
 
@@ -36,6 +37,7 @@ class LatentUseRow:
     loss: str
     beta: float
     kl_per_dim: tuple[float, ...]  # of the first run, largest first
+    of_runs: int = 1  # a one-run row of a configuration with this many runs
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,19 @@ def _row(configuration: Configuration, measured: dict[int, dict[str, Any]]) -> L
         beta=float(first["beta"]),
         kl_per_dim=tuple(sorted((float(v) for v in first.get("kl_per_dim", [])), reverse=True)),
     )
+
+
+def _run_row(
+    configuration: Configuration, measured: dict[int, dict[str, Any]]
+) -> LatentUseRow | None:
+    """One named run of the configuration (the one nearest its mean that has diagnostics):
+    its KL, ELBO terms and per-dimension KL are all that run's, never a mean beside a run."""
+    number = next((n for n in nearest_the_mean(configuration) if n in measured), None)
+    if number is None:
+        return None
+    one = Configuration(configuration.key, configuration.params, (number,), ((0.0,),))
+    row = _row(one, measured)
+    return None if row is None else replace(row, of_runs=configuration.n)
 
 
 def _units_text(units: Sequence[int]) -> str:
@@ -139,7 +154,7 @@ def latent_use_info(
             note="No trial stored VAE diagnostics (studies run before they were measured); "
             "they are written for every new trial."
         )
-    front_rows = [r for c in front if (r := _row(c, measured)) is not None]
+    front_rows = [r for c in front if (r := _run_row(c, measured)) is not None]
     swept = [
         c
         for c in configurations

@@ -27,6 +27,12 @@ def fmt_metric(name: str, value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def fmt_signed(name: str, value: float) -> str:
+    """A difference in an objective, with its sign, at the objective's precision."""
+    text = fmt_metric(name, abs(value))
+    return ("-" if value < 0 else "+") + text
+
+
 def fmt_mse(value: float | None) -> str:
     return fmt_metric("MSE", value)
 
@@ -172,6 +178,19 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
             f"within the seed-to-seed threshold of {fmt_mse(ends_threshold)}, so the two ends "
             "are not distinguishable."
         )
+    else:
+        mixed = (
+            "; other parameters vary between the configurations behind these medians, so "
+            "part of the difference may be theirs"
+            if axis.statistic != "mean"
+            else ""
+        )
+        sentences.append(
+            f"The change in validation MSE between the two ends ({fmt_signed_mse(d_val)}) "
+            f"exceeds the seed-to-seed threshold of {fmt_mse(ends_threshold)}: validation "
+            f"error is {'lower' if d_val < 0 else 'higher'} at {axis.title} {last.label} than "
+            f"at {first.label} at this budget{mixed}."
+        )
 
     best_index = min(range(len(groups)), key=lambda i: (groups[i].val_mse, i))
     best = groups[best_index]
@@ -195,10 +214,14 @@ def capacity_sentences(axis: CapacityAxis, spread: SeedSpread | None) -> list[st
         )
     if best_index == len(groups) - 1:
         if not tied:
+            runner = min((g for g in groups if g is not best), key=lambda g: g.val_mse)
+            margin = runner.val_mse - best.val_mse
+            threshold = spread.val_threshold(_noise_n(axis, best), _noise_n(axis, runner))
             sentences.append(
-                f"Validation MSE is lowest at the largest {axis.title} ({best.label}), by more "
-                "than the seed-to-seed threshold; no rise in validation error is visible along "
-                "this axis."
+                f"Validation MSE is lowest at the largest {axis.title} ({best.label}): "
+                f"{fmt_mse(best.val_mse)} against {fmt_mse(runner.val_mse)} at {runner.label}, "
+                f"{fmt_mse(margin)} apart, beyond the seed-to-seed threshold of "
+                f"{fmt_mse(threshold)}; no rise in validation error is visible along this axis."
             )
         return sentences
     n_best, n_last = _noise_n(axis, best), _noise_n(axis, last)
@@ -246,8 +269,14 @@ def learning_curve_sentence(last_changes: Sequence[float], n_trials: int) -> str
     median = sorted(last_changes)[len(last_changes) // 2]
     missing = n_trials - len(last_changes)
     without = f"; {missing} had no curve recorded" if missing else ""
+    if len(last_changes) == 1:
+        return (
+            f"Validation MSE was {'still falling' if falling else 'no longer falling'} in the "
+            "last epoch of the only front run with a learning curve (last-epoch change "
+            f"{fmt_signed_mse(median)}){without}."
+        )
     return (
         f"Validation MSE was still falling in the last epoch for {falling} of the "
-        f"{len(last_changes)} Pareto trials with a learning curve (median last-epoch change "
+        f"{len(last_changes)} front runs with a learning curve (median last-epoch change "
         f"{fmt_signed_mse(median)}){without}."
     )

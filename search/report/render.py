@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import plotly.offline
 
 from search.report import prose
@@ -74,6 +75,22 @@ def figure_json(spec: FigureSpec) -> str:
     return spec.figure.to_json(validate=False).replace("<", "\\u003c")
 
 
+def with_commands(sentence: str) -> markupsafe.Markup:
+    """A sentence as HTML, each `command` in it as code that wraps only at its spaces (a
+    browser or WeasyPrint would otherwise break "--sweep" after its hyphens)."""
+    parts = str(sentence).split("`")
+    html = []
+    for i, part in enumerate(parts):
+        if i % 2 and i < len(parts) - 1:
+            words = " ".join(
+                f'<span class="word">{markupsafe.escape(w)}</span>' for w in part.split(" ")
+            )
+            html.append(f'<code class="command">{words}</code>')
+        else:
+            html.append(str(markupsafe.escape(part if i % 2 == 0 else "`" + part)))
+    return markupsafe.Markup("".join(html))
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -88,6 +105,7 @@ def environment() -> jinja2.Environment:
         number=prose.fmt_number,
         duration=prose.fmt_duration,
         data_uri=data_uri,
+        prose=with_commands,
     )
     return env
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from search.configurations import t_quantile
 from search.report.latent_use import LatentUseInfo
+
+if TYPE_CHECKING:
+    from search.report.answer import AnswerInfo
+    from search.report.trust import TrustInfo
 from search.report.trials import Objective
 
 
@@ -42,6 +46,18 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Tie:
+    """A configuration the noise cannot tell from the recommended one: what differs, and per
+    objective its mean minus the recommended mean and the threshold that difference is within."""
+
+    number: int
+    n: int
+    differs: dict[str, Any]
+    difference: dict[str, float]
+    threshold: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Recommendation:
     """The recommended configuration: its mean over seeds decides, its first run is shown beside.
 
@@ -61,6 +77,14 @@ class Recommendation:
     has_knee: bool
     evidence: str
     confirm_command: str | None
+    test_sd: dict[str, float | None] = field(default_factory=dict)
+    # the run nearest the configuration's mean: its grid and its model stand for it
+    representative: int | None = None
+    representative_values: dict[str, float] = field(default_factory=dict)
+    ties: list[Tie] = field(default_factory=list)
+    ties_text: str = ""
+    noise_dof: int | None = None
+    noise_sd: dict[str, float] | None = None
 
     @property
     def n(self) -> int:
@@ -111,6 +135,7 @@ class ParetoInfo:
     has_test: bool
     n_trials: int
     sentences: list[str]
+    intro: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,12 +186,16 @@ class ParamEffect:
     n: list[int]
     groups: list[ValueGroup]
     sweep: list[SweepGroup]
+    # a categorical parameter's values as drawn, in search-space order (empty when numeric)
+    categories: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class EffectsInfo:
     objectives: tuple[Objective, ...]
     effects: list[ParamEffect]
+    intro: str = ""
+    constant_sentence: str | None = None  # the parameters that took one value, if any
 
 
 @dataclass(frozen=True)
@@ -254,6 +283,8 @@ class ObjectiveImportance:
 class ImportanceInfo:
     per_objective: list[ObjectiveImportance]
     note: str | None
+    # why optuna-dashboard's importance panel may rank the parameters differently
+    dashboard_sentence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -365,3 +396,5 @@ class ReportContext:
     reproducibility: ReproInfo
     notes: list[str] = field(default_factory=list)
     latent_use: LatentUseInfo = field(default_factory=LatentUseInfo)
+    answer: AnswerInfo | None = None
+    trust: TrustInfo | None = None
