@@ -95,8 +95,8 @@ TRIAL_KEYS = (
     *(f"{split}_{metric}" for split in SPLITS for metric in METRICS),
 )
 
-# A retry of a failed trial (storage.retry_failed_trial) keeps only these user attrs: the
-# others describe the dead attempt.
+# The retry of a trial whose worker died (search.storage) keeps only these user attrs: the
+# others (curve, rung values, timings) describe the dead attempt.
 RETRY_KEEPS = (SWEEP,)
 # Why a trial stopped before its planned end, when the budget was already used up by others.
 SURPLUS_PREFIX = "surplus"
