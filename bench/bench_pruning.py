@@ -150,7 +150,7 @@ def encode(params: dict[str, Any], space: dict[str, Any]) -> np.ndarray:
 
 def hypervolume(points: np.ndarray, reference: tuple[float, float]) -> float:
     """Area between the (ssim, mse) points' front and the reference (min SSIM, max MSE): the
-    report's own 2-D hypervolume, on (-ssim, mse)."""
+    product's one 2-D hypervolume (search.pareto, as the report uses), on (-ssim, mse)."""
     losses = np.column_stack([-points[:, 0], points[:, 1]]) if len(points) else np.zeros((0, 2))
     return hypervolume_2d(losses, np.array([-reference[0], reference[1]]))
 

@@ -42,11 +42,18 @@ def dominates(a: ArrayLike, b: ArrayLike) -> bool:
     return bool(np.all(x <= y) and np.any(x < y))
 
 
-def dominated_by_any(point: ArrayLike, others: ArrayLike) -> bool:
-    """Is `point` dominated by at least one row of `others` (all minimised)?
+def dominated_by_any(
+    point: ArrayLike, others: ArrayLike, maximize: Sequence[bool] | None = None
+) -> bool:
+    """Is `point` dominated by at least one row of `others`?
 
-    A NaN compares false both ways, so it neither dominates nor is dominated.
+    All objectives are minimised unless `maximize` says which are maximised (then both are
+    given as measured, e.g. `(ssim, mse)` with `maximize=(True, False)`). A NaN compares
+    false both ways, so it neither dominates nor is dominated.
     """
+    if maximize is not None:
+        point = minimised(np.asarray(point, dtype=np.float64)[None, :], maximize)[0]
+        others = minimised(others, maximize)
     p = np.asarray(point, dtype=np.float64)
     o = np.asarray(others, dtype=np.float64).reshape(-1, p.size)
     return bool(np.any(np.all(o <= p, axis=1) & np.any(o < p, axis=1)))

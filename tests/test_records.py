@@ -232,6 +232,10 @@ def test_pareto_helpers_agree_with_the_definition() -> None:
     assert pareto.dominated_by_any(points[3], points[:3])
     assert not pareto.dominated_by_any(points[0], points[1:])  # an equal point does not dominate
     assert not pareto.dominated_by_any([math.nan, 0.0], points)
+    measured = [(0.7, 0.02), (0.8, 0.01)]  # (ssim, mse): the second dominates the first
+    assert pareto.dominated_by_any(measured[0], measured[1:], maximize=(True, False))
+    assert not pareto.dominated_by_any(measured[1], measured[:1], maximize=(True, False))
+    assert not pareto.dominated_by_any(measured[0], [], maximize=(True, False))
     assert pareto.dominates(points[2], points[3]) and not pareto.dominates(points[0], points[1])
     reference = np.array([1.0, 1.0])
     assert pareto.hypervolume_2d(points, reference) == pytest.approx(

@@ -95,8 +95,8 @@ TRIAL_KEYS = (
     *(f"{split}_{metric}" for split in SPLITS for metric in METRICS),
 )
 
-# A retry of a failed trial (storage.retry_failed_trial) keeps only these user attrs: the
-# others describe the dead attempt.
+# The retry of a trial whose worker died (search.storage) keeps only these user attrs: the
+# others (curve, rung values, timings) describe the dead attempt.
 RETRY_KEEPS = (SWEEP,)
 # A trial that never trained because other workers had used up the budget: True. Older
 # versions said so only in the fail reason's first word, which `is_surplus` still reads.
