@@ -19,6 +19,7 @@ from search.pruning import ParetoPrunerConfig
 from search.run.budget import FINISHED, finished_count
 from search.run.options import RunOptions
 from search.run.setup import MAXIMIZE
+from search.summaries import count_states
 
 log = logging.getLogger("search.run")
 
@@ -141,9 +142,7 @@ def print_summary(
     study: optuna.Study, options: RunOptions, configurations: list[configs.Configuration]
 ) -> None:
     """Trial counts by state, the Pareto front of configurations and the recommendation."""
-    counts = {state.name: 0 for state in TrialState}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name] += 1
+    counts = count_states(study.get_trials(deepcopy=False))
     print(
         f"\nstudy {options.study!r}: "
         + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c)

@@ -18,7 +18,7 @@ from search.pruning import prune_reason
 from search.run.budget import claim_budget
 from search.run.options import RunOptions
 from search.run.process import STOP
-from search.run.setup import epochs, pruner_config, training_config, worker_name
+from search.run.setup import MAXIMIZE, epochs, pruner_config, training_config, worker_name
 
 
 def is_designed(trial: optuna.Trial) -> bool:
@@ -103,13 +103,11 @@ class Objective:
             records.write_failure(trial, reason)
             raise TrainingFailed(reason, result.curve)
 
-        # Both objectives minimised: SSIM negated.
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         keep_model = self.options.keep_models == "all" or (
             self.options.keep_models == "pareto"
             and not dominated_by_any(
-                [-result.val_ssim, result.val_mse],
-                [[-t.values[0], t.values[1]] for t in completed],
+                [result.val_ssim, result.val_mse], [t.values for t in completed], MAXIMIZE
             )
         )
         assert result.model is not None
