@@ -75,7 +75,12 @@ def test_page_one_states_the_answer_with_its_mean_sd_and_n(context, sections):
     # its budget in one line, and no caveat that does not apply (3 seeds, a front of one
     # configuration is a caveat: k = 8 is dominated by k = 4's mean)
     assert "Budget: 6 trials (6 complete)" in answer
-    assert "Few seeds" not in answer
+    assert "Few seeds: " not in answer  # the recommendation has 3
+    # the tie with k = 8 rests on 2 runs: said
+    assert (
+        "Few seeds behind the comparison: the configuration named above as no different "
+        "rests on fewer than 3 runs (n = 2)"
+    ) in answer
     assert "One-point front" in answer
     # the contents list follows page one
     assert context.answer is not None and context.answer.headline is not None

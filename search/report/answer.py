@@ -213,6 +213,22 @@ def answer_info(
             f"its SD is {'unmeasured' if rec.n == 1 else 'a rough estimate'}; "
             f"`{prose.confirm_command(records.name, MIN_SEEDS - 1)}` would add seeds."
         )
+    thin = [tie for tie in rec.ties if tie.n < MIN_SEEDS]
+    if thin:
+        ns = ", ".join(str(tie.n) for tie in thin)
+        if len(rec.ties) == 1:
+            which = "the configuration named above as no different rests"
+        elif len(thin) == len(rec.ties):
+            which = f"all {len(thin)} configurations named above as no different rest"
+        else:
+            which = (
+                f"{len(thin)} of the {len(rec.ties)} configurations named above as no "
+                f"different {'rests' if len(thin) == 1 else 'rest'}"
+            )
+        caveats.append(
+            f"Few seeds behind the comparison: {which} on fewer than {MIN_SEEDS} runs "
+            f"(n = {ns}); more seeds could still separate them."
+        )
     originals, panel = None, None
     has_grid = bool(trial.dict_attr("artifacts").get("grid"))
     read = read_panel(records, trial, chosen, reader) if has_grid else None
