@@ -47,7 +47,8 @@ import optuna  # noqa: E402
 from common import markdown_table, timestamp, write_result  # noqa: E402
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock  # noqa: E402
 
-from search import storage as storage_module  # noqa: E402
+from search.heartbeat import MAX_RETRY, RetryStaleTrial  # noqa: E402
+from search.journal import HeartbeatJournalStorage  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 
 STUDY = "bench"
@@ -124,14 +125,12 @@ def open_bench_storage(url: str, heartbeat: int | None = None) -> optuna.storage
     if not url.startswith(SYMLINK_JOURNAL):
         return open_storage(url, heartbeat_interval=heartbeat, grace_period=grace)
     path = url[len(SYMLINK_JOURNAL) :]
-    return storage_module.HeartbeatJournalStorage(
+    return HeartbeatJournalStorage(
         JournalFileBackend(path, lock_obj=JournalFileSymlinkLock(path)),
         heartbeat_interval=heartbeat,
         grace_period=grace,
         heartbeat_stale_trial_callback=(
-            storage_module._RetryStaleTrial(max_retry=storage_module.MAX_RETRY)
-            if heartbeat
-            else None
+            RetryStaleTrial(max_retry=MAX_RETRY) if heartbeat else None
         ),
     )
 

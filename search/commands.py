@@ -48,7 +48,7 @@ def run_command(options: RunOptions) -> int:
         for fmt, path in paths.items():
             print(f"report ({fmt}): {path}")
     else:
-        from search.dashboard_story import write_story_without_report
+        from search.report import write_story_without_report
 
         write_story_without_report(study, artifacts)
     return outcome.code

@@ -176,12 +176,3 @@ def write_dashboard_story(
     for graph_id, figure in story_figures(renamed).items():
         ids.append(save_plotly_graph_object(study, figure, graph_object_id=graph_id))
     return ids
-
-
-def write_story_without_report(study: optuna.Study, artifact_store_dir: Path | None) -> None:
-    """The note and figures for a `run --no-report`: same context, no files written."""
-    from search.report import report_context
-    from search.report.figures import build_figures
-
-    context = report_context(study, artifact_store_dir)
-    write_dashboard_story(study, context, build_figures(context), {})

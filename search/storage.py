@@ -20,36 +20,14 @@ so a wrong host or port is a one-line `UsageError` within seconds, never a hang.
 migrates or rewrites stored data: an Optuna schema that is too old or too new is reported with
 the `optuna storage upgrade` command, not changed.
 
-Heartbeats. With `heartbeat_interval` set, a worker's running trial records a heartbeat every
-`heartbeat_interval` seconds; whenever any worker starts a trial, RUNNING trials whose last
-heartbeat is older than `grace_period` seconds (default: 4 heartbeat intervals) are failed
-(with `fail_reason` recorded) and retried at most `max_retry` times through Optuna's
-`RetryHeartbeatStaleTrialCallback`, as a WAITING trial with the same parameters. RDB storages
-(SQLite, PostgreSQL, MySQL) use Optuna's own heartbeat table. Optuna 5's `JournalStorage` has
-no heartbeat, so `HeartbeatJournalStorage` adds one that Optuna's optimize loop drives the same
-way: the heartbeat is a trial system attribute (`vae_search:heartbeat`, wall-clock seconds)
-appended to the journal. Heartbeats are driven by `Study.optimize`; a runner that uses
-ask/tell must call `optuna.storages.fail_stale_trials` and record heartbeats itself.
-
-Local workers. `--workers N` on one machine defaults to the journal file storage
-(`journal:///studies/<study>.log`, see `default_storage_url(..., parallel=True)`), with an
-`flock` writer lock instead of Optuna's polling symlink lock. Measured by
-`bench/bench_storage.py` (`bench/results/storage.md`): neither SQLite nor the journal lost or
-duplicated a trial with 1, 2 or 4 workers, but SQLite serialises writers behind one database
-lock, so 4 workers are no faster than 1. Under 8 writers with a heartbeat every second,
-Optuna's symlink lock once kept a heartbeat waiting past its grace period, so a live trial was
-failed as dead and its worker crashed (not in every run; an earlier, busier run saw the same on
-SQLite's lock, for half its workers). The journal with `flock` never had such a failure, costs
-2-6 ms of worker CPU per trial against SQLite's 13-27 ms, and a writer killed while holding its
-lock releases it at once. SQLite stays the one-process default: one file that
-`optuna-dashboard` opens directly.
+Heartbeats (dead-worker detection and retry) are described in `search.heartbeat`; RDB
+storages (SQLite, PostgreSQL, MySQL) use Optuna's own heartbeat table, the journal file its own
+(`search.journal`, which also says why several local workers default to it).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import fcntl
 import os
 import random
 import re
@@ -62,20 +40,19 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import (
-    BaseStorage,
-    JournalStorage,
-    RDBStorage,
-    RetryHeartbeatStaleTrialCallback,
-)
-from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal._file import BaseJournalFileLock
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from search import defaults, records
 from search.errors import UsageError
+from search.heartbeat import (
+    GRACE_PERIODS,
+    HEARTBEAT_INTERVAL_S,  # noqa: F401 (re-exported: run reads it from here)
+    MAX_RETRY,
+    RetryStaleTrial,
+    check_heartbeat,
+    record_dead_worker,
+)
+from search.journal import HeartbeatJournalStorage, journal_path, open_journal  # noqa: F401 (re-exported)
 
 STUDY_NAME_MAX_LENGTH = 100
 # Where commands look for the storage URL when `--storage` is absent: a password in an
@@ -83,23 +60,12 @@ STUDY_NAME_MAX_LENGTH = 100
 STORAGE_ENV = "VAE_SEARCH_STORAGE"
 CONNECT_TIMEOUT_S = 5
 # Defaults for `run`: a trial is declared dead 2 minutes after its last heartbeat, and a trial
-# whose worker keeps dying is tried at most 1 + MAX_RETRY times.
-HEARTBEAT_INTERVAL_S = defaults.HEARTBEAT_INTERVAL_S
-GRACE_PERIODS = defaults.GRACE_PERIODS  # default grace period, in heartbeat intervals
-GRACE_PERIOD_S = GRACE_PERIODS * HEARTBEAT_INTERVAL_S
-MAX_RETRY = 3
-HEARTBEAT_ATTR = records.HEARTBEAT
-# User attrs a retried trial keeps from the trial whose worker died; everything else (curve,
-# rung values, timings) described the dead attempt and is recomputed.
-RETRY_KEEPS_USER_ATTRS = records.RETRY_KEEPS
-
 ACCEPTED_FORMS = (
     "sqlite:///path.db, postgresql://user:password@host:port/db, mysql://..., "
     "journal:///path.log (or a path ending in .log/.journal), memory:"
 )
 
 _STUDY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_JOURNAL_SUFFIXES = (".log", ".journal")
 _IN_MEMORY_SQLITE = {"sqlite://", "sqlite:///:memory:"}
 
 
@@ -128,18 +94,18 @@ def default_storage_url(study_name: str, *, parallel: bool = False) -> str:
     """
     study_name = validate_study_name(study_name)
     sqlite_path = Path("studies") / f"{study_name}.db"
-    journal_path = Path("studies") / f"{study_name}.log"
+    journal_file = Path("studies") / f"{study_name}.log"
     if parallel:
-        if sqlite_path.exists() and not journal_path.exists():
+        if sqlite_path.exists() and not journal_file.exists():
             raise UsageError(
                 f"study {study_name!r} already lives in {sqlite_path}, and several workers "
                 "default to a journal file: run without --workers, or pass --storage "
                 f"sqlite:///{sqlite_path.as_posix()} to share the SQLite file (slow with "
                 "many writers)"
             )
-        return f"journal:///{journal_path.as_posix()}"
-    if journal_path.exists() and not sqlite_path.exists():
-        return f"journal:///{journal_path.as_posix()}"
+        return f"journal:///{journal_file.as_posix()}"
+    if journal_file.exists() and not sqlite_path.exists():
+        return f"journal:///{journal_file.as_posix()}"
     return f"sqlite:///{sqlite_path.as_posix()}"
 
 
@@ -260,19 +226,19 @@ def open_storage(
     Raises UsageError for a malformed URL, an unreachable or unusable database, or bad
     heartbeat settings; never modifies what is already stored.
     """
-    _check_heartbeat(heartbeat_interval, grace_period, max_retry)
+    check_heartbeat(heartbeat_interval, grace_period, max_retry)
     url = url.strip()
     if not url:
         raise UsageError(f"the storage URL is empty: use one of {ACCEPTED_FORMS}")
-    callback = _RetryStaleTrial(max_retry=max_retry) if heartbeat_interval else None
+    callback = RetryStaleTrial(max_retry=max_retry) if heartbeat_interval else None
     if heartbeat_interval and grace_period is None:
         grace_period = GRACE_PERIODS * heartbeat_interval
 
     if url.lower() in {"memory:", "memory://"}:
         return optuna.storages.InMemoryStorage()
-    journal_path = _journal_path(url)
-    if journal_path is not None:
-        return _open_journal(journal_path, heartbeat_interval, grace_period, callback, must_exist)
+    journal_file = journal_path(url)
+    if journal_file is not None:
+        return open_journal(journal_file, heartbeat_interval, grace_period, callback, must_exist)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "postgres":
         url = "postgresql" + url[len("postgres") :]
@@ -336,7 +302,7 @@ class _HeartbeatRDBStorage(RDBStorage):
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         stale = super()._get_stale_trial_ids(study_id)
-        _record_dead_worker(self, stale, self.grace_period or 0)
+        record_dead_worker(self, stale, self.grace_period or 0)
         return stale
 
 
@@ -433,183 +399,6 @@ def _psycopg2_installed() -> bool:
 def _is_creation_race(err: Exception) -> bool:
     text = str(err).lower()
     return "already exists" in text or "duplicate key" in text or "unique constraint" in text
-
-
-# -- journal file ----------------------------------------------------------------------------
-
-
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
-    """Optuna's journal storage with the RDB storage's heartbeat contract.
-
-    `record_heartbeat` appends the wall-clock time as the trial system attribute
-    `vae_search:heartbeat`; a RUNNING trial is stale when that time (or, before its first
-    heartbeat, its start time) is older than the grace period. Optuna's optimize loop then
-    fails it and calls the retry callback, exactly as for RDB storages.
-    """
-
-    def __init__(
-        self,
-        backend: JournalFileBackend,
-        *,
-        heartbeat_interval: int | None,
-        grace_period: int | None,
-        heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None,
-    ) -> None:
-        super().__init__(backend)
-        self.heartbeat_interval = heartbeat_interval
-        self.grace_period = grace_period
-        self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        if self.get_trial(trial_id).state.is_finished():
-            return
-        # It may finish between the check and the write: then there is nothing to keep alive.
-        with contextlib.suppress(UpdateFinishedTrialError):
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        grace = self._grace()
-        now = time.time()
-        stale = []
-        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            last = trial.system_attrs.get(HEARTBEAT_ATTR)
-            if last is None and trial.datetime_start is not None:
-                last = trial.datetime_start.timestamp()  # naive local time, as stored
-            if last is not None and now - float(last) > grace:
-                stale.append(trial._trial_id)
-        _record_dead_worker(self, stale, grace)
-        return stale
-
-    def get_heartbeat_interval(self) -> int | None:
-        return self.heartbeat_interval
-
-    def get_heartbeat_stale_trial_callback(
-        self,
-    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-        return self.heartbeat_stale_trial_callback
-
-    def _grace(self) -> int:
-        return self.grace_period or GRACE_PERIODS * (self.heartbeat_interval or 0)
-
-
-class _FlockLock(BaseJournalFileLock):
-    """The journal's writer lock as `flock` on `<journal>.flock`.
-
-    Optuna's default symlink lock polls with a back-off of up to 1 s, so under many writers a
-    heartbeat can wait seconds for its turn, and a writer killed while holding it blocks
-    everyone for its 30 s grace period. A kernel lock queues waiters and is released the moment
-    its holder dies. Works on local disks and NFSv4.
-    """
-
-    def __init__(self, journal_path: str) -> None:
-        self._path = journal_path + ".flock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def _journal_path(url: str) -> Path | None:
-    if url.lower().startswith("journal:"):
-        rest = url[len("journal:") :]
-        if not rest.startswith("///") or len(rest) == 3:
-            raise UsageError(
-                f"malformed journal URL {url!r}: use journal:///relative/path.log or "
-                "journal:////absolute/path.log"
-            )
-        return Path(rest[3:])
-    if "://" not in url and url.lower().endswith(_JOURNAL_SUFFIXES):
-        return Path(url)
-    return None
-
-
-def _open_journal(
-    path: Path,
-    heartbeat_interval: int | None,
-    grace_period: int | None,
-    callback: Callable[[optuna.Study, FrozenTrial], None] | None,
-    must_exist: bool,
-) -> BaseStorage:
-    if must_exist and not path.is_file():
-        raise UsageError(f"no study storage at {path}")
-    if path.is_dir():
-        raise UsageError(f"the journal storage path {path} is a folder, not a file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path), lock_obj=_FlockLock(str(path)))
-    except OSError as err:
-        raise UsageError(f"cannot open the journal file {path}: {err.strerror}") from err
-    try:
-        return HeartbeatJournalStorage(
-            backend,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=callback,
-        )
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-        # json.JSONDecodeError is a ValueError. The file is only read here, never rewritten.
-        raise UsageError(
-            f"{path} is not an Optuna journal file (or is damaged): {_first_line(err)}"
-        ) from err
-
-
-# -- heartbeat helpers -----------------------------------------------------------------------
-
-
-class _RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
-    """Optuna's retry of heartbeat-stale trials, minus the dead attempt's measurements.
-
-    The WAITING copy keeps params and the retry history (system attrs `failed_trial`,
-    `retry_history`) but only the user attrs that describe what to run (`sweep`), so a
-    retried trial's curve and rung values are its own.
-    """
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        trial = copy.deepcopy(trial)
-        trial.user_attrs = {
-            k: v for k, v in trial.user_attrs.items() if k in RETRY_KEEPS_USER_ATTRS
-        }
-        trial.system_attrs = {k: v for k, v in trial.system_attrs.items() if k != HEARTBEAT_ATTR}
-        super().__call__(study, trial)
-
-
-def _record_dead_worker(storage: BaseStorage, trial_ids: list[int], grace: int) -> None:
-    reason = f"worker died: no heartbeat for more than {grace} s"
-    for trial_id in trial_ids:
-        # Another worker may have failed it first.
-        with contextlib.suppress(UpdateFinishedTrialError):
-            storage.set_trial_user_attr(trial_id, records.FAIL_REASON, reason)
-
-
-def _check_heartbeat(interval: int | None, grace: int | None, max_retry: int) -> None:
-    if interval is None:
-        if grace is not None:
-            raise UsageError("a heartbeat grace period needs a heartbeat interval")
-        return
-    if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0:
-        raise UsageError(
-            f"the heartbeat interval must be a positive whole number of seconds, not {interval!r}"
-        )
-    if grace is not None and (not isinstance(grace, int) or grace <= interval):
-        raise UsageError(
-            f"the heartbeat grace period ({grace!r} s) must be a whole number of seconds "
-            f"longer than the heartbeat interval ({interval} s)"
-        )
-    if not isinstance(max_retry, int) or max_retry < 0:
-        raise UsageError(f"the retry bound must be 0 or more, not {max_retry!r}")
 
 
 def _first_line(err: BaseException, url: str = "") -> str:

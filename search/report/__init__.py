@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 
+from search.dashboard_story import write_dashboard_story
 from search.errors import UsageError
 from search.paths import study_artifacts_dir
 from search.report.artifacts import ArtifactReader
@@ -33,7 +34,13 @@ for _name in CHATTY_LOGGERS:
     if logging.getLogger(_name).level == logging.NOTSET:
         logging.getLogger(_name).setLevel(logging.WARNING)
 
-__all__ = ["FORMATS", "ReportContext", "report_context", "write_report"]
+__all__ = [
+    "FORMATS",
+    "ReportContext",
+    "report_context",
+    "write_report",
+    "write_story_without_report",
+]
 
 
 def _formats(formats: Sequence[str] | str) -> list[str]:
@@ -87,8 +94,6 @@ def write_report(
         context = report_context(study, artifact_store_dir)
         figures = build_figures(context)
         # The dashboard tells the same story (note + key figures), pointing at these files.
-        from search.dashboard_story import write_dashboard_story
-
         try:
             write_dashboard_story(
                 study, context, figures, {fmt: out_dir / f"report.{fmt}" for fmt in wanted}
@@ -108,3 +113,9 @@ def write_report(
     finally:
         if session is not None:
             session.close()
+
+
+def write_story_without_report(study: optuna.Study, artifact_store_dir: Path | None) -> None:
+    """The dashboard's note and figures for a `run --no-report`: same context, no files."""
+    context = report_context(study, artifact_store_dir)
+    write_dashboard_story(study, context, build_figures(context), {})

@@ -1,0 +1,76 @@
+"""Dead-worker detection shared by every storage: the heartbeat settings `run` uses, their
+check, and the retry of a dead worker's trial.
+
+With `heartbeat_interval` set, a worker's running trial records a heartbeat every
+`heartbeat_interval` seconds; whenever any worker starts a trial, RUNNING trials whose last
+heartbeat is older than `grace_period` seconds (default: 4 heartbeat intervals) are failed
+(with `fail_reason` recorded) and retried at most `max_retry` times through Optuna's
+`RetryHeartbeatStaleTrialCallback`, as a WAITING trial with the same parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial
+
+from search import defaults, records
+from search.errors import UsageError
+
+# Defaults for `run`: a trial is declared dead 2 minutes after its last heartbeat, and a trial
+# whose worker keeps dying is tried at most 1 + MAX_RETRY times.
+HEARTBEAT_INTERVAL_S = defaults.HEARTBEAT_INTERVAL_S
+GRACE_PERIODS = defaults.GRACE_PERIODS  # default grace period, in heartbeat intervals
+GRACE_PERIOD_S = GRACE_PERIODS * HEARTBEAT_INTERVAL_S
+MAX_RETRY = 3
+HEARTBEAT_ATTR = records.HEARTBEAT
+# User attrs a retried trial keeps from the trial whose worker died; everything else (curve,
+# rung values, timings) described the dead attempt and is recomputed.
+RETRY_KEEPS_USER_ATTRS = records.RETRY_KEEPS
+
+
+class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of heartbeat-stale trials, minus the dead attempt's measurements.
+
+    The WAITING copy keeps params and the retry history (system attrs `failed_trial`,
+    `retry_history`) but only the user attrs that describe what to run (`sweep`), so a
+    retried trial's curve and rung values are its own.
+    """
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {
+            k: v for k, v in trial.user_attrs.items() if k in RETRY_KEEPS_USER_ATTRS
+        }
+        trial.system_attrs = {k: v for k, v in trial.system_attrs.items() if k != HEARTBEAT_ATTR}
+        super().__call__(study, trial)
+
+
+def record_dead_worker(storage: BaseStorage, trial_ids: list[int], grace: int) -> None:
+    reason = f"worker died: no heartbeat for more than {grace} s"
+    for trial_id in trial_ids:
+        # Another worker may have failed it first.
+        with contextlib.suppress(UpdateFinishedTrialError):
+            storage.set_trial_user_attr(trial_id, records.FAIL_REASON, reason)
+
+
+def check_heartbeat(interval: int | None, grace: int | None, max_retry: int) -> None:
+    if interval is None:
+        if grace is not None:
+            raise UsageError("a heartbeat grace period needs a heartbeat interval")
+        return
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0:
+        raise UsageError(
+            f"the heartbeat interval must be a positive whole number of seconds, not {interval!r}"
+        )
+    if grace is not None and (not isinstance(grace, int) or grace <= interval):
+        raise UsageError(
+            f"the heartbeat grace period ({grace!r} s) must be a whole number of seconds "
+            f"longer than the heartbeat interval ({interval} s)"
+        )
+    if not isinstance(max_retry, int) or max_retry < 0:
+        raise UsageError(f"the retry bound must be 0 or more, not {max_retry!r}")
