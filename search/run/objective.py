@@ -57,6 +57,13 @@ class Objective:
         except KeyboardInterrupt:
             records.write_failure(trial, "interrupted (Ctrl-C or SIGTERM) during the trial")
             raise
+        except Exception:
+            if STOP.signum is None:
+                raise
+            # The signal landed inside TensorFlow or Keras (tracing, a callback), which turned
+            # the KeyboardInterrupt into an error of its own: it is still the interruption.
+            records.write_failure(trial, "interrupted (Ctrl-C or SIGTERM) during the trial")
+            raise KeyboardInterrupt(f"signal {STOP.signum}") from None
 
     def _train_and_store(self, trial: optuna.Trial) -> tuple[float, float]:
         # Imported here: TensorFlow starts only in a process that trains.
