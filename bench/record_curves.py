@@ -8,12 +8,16 @@ epoch: validation SSIM, validation MSE and the epoch's seconds (the first epoch 
 first trace of the step); per run the set-up and final-scoring seconds outside the epochs.
 
 Recording is resumable: every finished run is appended to a per-worker file
-(`bench/data/curves.part-<i>.jsonl`); a restart skips the runs already there, and once every
-run is in, the parts are merged into `bench/data/curves.json.gz` (the committed file) and
-removed. Runs are shared out over `--workers` processes with the cores split between them,
+(`bench/data/<name>.part-<i>.jsonl`); a restart skips the runs already there, and once every
+run is in, the parts are merged into `bench/data/<name>.json.gz` (the committed file) and
+removed. `--name` keeps recordings of other horizons apart: `curves` holds the 12-epoch
+recording, `curves30` the 30-epoch one (the full preset's horizon, on the quick preset's images
+so that it fits in about two hours here). Unmerged parts may be committed: a later session
+resumes from them. Runs are shared out over `--workers` processes with the cores split between them,
 as `python -m search run --workers N` does on a CPU.
 
 Usage: python bench/record_curves.py [--configs 48] [--seeds 4] [--epochs 12] [--workers 2]
+                                    [--name curves]
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 from common import REPO, machine, timestamp
 
 DATA = REPO / "bench" / "data"
-CURVES = DATA / "curves.json.gz"
+NAME = "curves"  # set from --name: the recording's file stem
 SPACE_SEED = 20261124  # the draw of configurations
 SEED_BASE = 1000  # run seeds are SEED_BASE + 0, 1, ...
 SCENARIO = {"data": "bundled", "preset": "quick", "split_seed": 0}
@@ -58,18 +62,22 @@ def run_key(config_id: int, seed: int) -> str:
     return f"{config_id}/{seed}"
 
 
+def curves_path() -> Path:
+    return DATA / f"{NAME}.json.gz"
+
+
 def part_path(worker: int) -> Path:
-    return DATA / f"curves.part-{worker}.jsonl"
+    return DATA / f"{NAME}.part-{worker}.jsonl"
 
 
 def load_done() -> dict[str, dict[str, Any]]:
     """Every recorded run, from the merged file and any unmerged parts."""
     runs: dict[str, dict[str, Any]] = {}
-    if CURVES.exists():
-        with gzip.open(CURVES, "rt") as f:
+    if curves_path().exists():
+        with gzip.open(curves_path(), "rt") as f:
             for run in json.load(f)["runs"]:
                 runs[run_key(run["config_id"], run["seed"])] = run
-    for part in sorted(DATA.glob("curves.part-*.jsonl")):
+    for part in sorted(DATA.glob(f"{NAME}.part-*.jsonl")):
         for line in part.read_text().splitlines():
             if line.strip():  # a line cut by a kill is incomplete JSON: record that run again
                 try:
@@ -140,8 +148,8 @@ def merge(args: argparse.Namespace, elapsed: float) -> None:
         print(f"{len(missing)} runs still missing; run the same command again", file=sys.stderr)
         raise SystemExit(1)
     previous: dict[str, Any] = {}
-    if CURVES.exists():
-        with gzip.open(CURVES, "rt") as f:
+    if curves_path().exists():
+        with gzip.open(curves_path(), "rt") as f:
             previous = json.load(f)
     table = {
         "command": "python bench/record_curves.py " + " ".join(sys.argv[1:]),
@@ -155,13 +163,13 @@ def merge(args: argparse.Namespace, elapsed: float) -> None:
         "runs": sorted((runs[k] for k in expected), key=lambda r: (r["config_id"], r["seed"])),
     }
     DATA.mkdir(parents=True, exist_ok=True)
-    tmp = CURVES.with_suffix(".tmp")
+    tmp = curves_path().with_suffix(".tmp")
     with gzip.open(tmp, "wt") as f:
         json.dump(table, f, separators=(",", ":"))
-    tmp.replace(CURVES)
-    for part in DATA.glob("curves.part-*.jsonl"):
+    tmp.replace(curves_path())
+    for part in DATA.glob(f"{NAME}.part-*.jsonl"):
         part.unlink()
-    print(f"wrote {CURVES.relative_to(REPO)}: {len(table['runs'])} runs")
+    print(f"wrote {curves_path().relative_to(REPO)}: {len(table['runs'])} runs")
 
 
 def main() -> None:
@@ -170,8 +178,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--name", default="curves", help="file stem under bench/data/")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the parent
     args = parser.parse_args()
+    global NAME
+    NAME = args.name
     DATA.mkdir(parents=True, exist_ok=True)
     if args.worker is not None:
         record_worker(args, args.worker)
