@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from search import records as keys  # the stored names (search.records owns them)
 from search.configurations import Configuration
 from search.report import prose
 from search.report.artifacts import ArtifactReader
@@ -126,7 +127,7 @@ def budget_line(budget: Budget, data: DataProvenance | None) -> str:
 
 def longer_command(records: StudyRecords, epochs: int) -> str:
     """The study's first recorded command, as a new study with twice the epochs."""
-    runs = records.attrs.get("runs")
+    runs = records.attrs.get(keys.RUNS)
     first = runs[0].get("command") if isinstance(runs, list) and runs else None
     name = f"{records.name}-{2 * epochs}-epochs"
     if not isinstance(first, str):
@@ -230,7 +231,7 @@ def answer_info(
             f"(n = {ns}); more seeds could still separate them."
         )
     originals, panel = None, None
-    has_grid = bool(trial.dict_attr("artifacts").get("grid"))
+    has_grid = bool(trial.dict_attr(keys.ARTIFACTS).get("grid"))
     read = read_panel(records, trial, chosen, reader) if has_grid else None
     if read is not None:
         originals, panel = read
