@@ -57,7 +57,7 @@ def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert complete, "at least the first trial completes"
     for trial in complete:
-        assert set(trial.user_attrs) >= REQUIRED_ATTRS
+        assert set(records.trial_attrs(trial)) >= REQUIRED_ATTRS
         assert trial.values == [trial.user_attrs["val_ssim"], trial.user_attrs["val_mse"]]
         assert len(records.trial_attrs(trial)["curve"]) == trial.user_attrs["epochs_run"] == 2
         _assert_artifacts_open(smoke_study.artifacts, trial)
