@@ -17,6 +17,8 @@ know reads what it recognises, as for any foreign study.
 from __future__ import annotations
 
 import math
+import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,6 +39,10 @@ ARTIFACTS_DIR = "artifacts_dir"
 BUDGET = "budget"  # preset, epochs, subset, extra_unlabeled, batch_size, validation_subset
 PRUNING = "pruning"  # enabled, grace_epochs, eta, rungs, noise_margin_sd, envelope_min_complete
 RUNS = "runs"  # one entry per `run`: command, started, host, device, versions, storage
+# Each `run` stores its entry under a key of its own, RUN_PREFIX + time + random id, so runs
+# that start together never overwrite each other's entry (the older single-key list is read
+# too).
+RUN_PREFIX = "run:"
 
 STUDY_KEYS = (
     FORMAT_VERSION_KEY,
@@ -216,14 +222,20 @@ def read_pruning_settings(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_runs(attrs: Mapping[str, Any]) -> list[Any]:
-    """The run log, oldest first (entries as stored; a non-list reads as empty)."""
+    """The run log, oldest first: the older single-key list (a non-list reads as empty), then
+    each run's own entry in the order of its key."""
     runs = attrs.get(RUNS)
-    return list(runs) if isinstance(runs, list) else []
+    old = list(runs) if isinstance(runs, list) else []
+    own = sorted(k for k in attrs if isinstance(k, str) and k.startswith(RUN_PREFIX))
+    return old + [attrs[k] for k in own]
 
 
 def append_run(study: AttrWriter, attrs: Mapping[str, Any], entry: dict[str, Any]) -> None:
-    """Add one `run` to the log `attrs` holds and store the log."""
-    study.set_user_attr(RUNS, [*read_runs(attrs), entry])
+    """Store one `run`'s entry under a key of its own: one write, no read-modify-write, so
+    concurrent runs lose nothing. (`attrs` is kept for the callers' sake.)"""
+    del attrs
+    key = f"{RUN_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
+    study.set_user_attr(key, entry)
 
 
 # -- enqueued trials: sweep and confirmation tags ----------------------------------------------

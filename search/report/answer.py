@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.configurations import Configuration
+from search.records import read_runs
 from search.report import prose
 from search.report.artifacts import ArtifactReader
 from search.report.reconstructions import read_panel, representative_with
@@ -126,7 +127,7 @@ def budget_line(budget: Budget, data: DataProvenance | None) -> str:
 
 def longer_command(records: StudyRecords, epochs: int) -> str:
     """The study's first recorded command, as a new study with twice the epochs."""
-    runs = records.attrs.get("runs")
+    runs = read_runs(records.attrs)
     first = runs[0].get("command") if isinstance(runs, list) and runs else None
     name = f"{records.name}-{2 * epochs}-epochs"
     if not isinstance(first, str):
