@@ -206,3 +206,40 @@ def test_the_old_single_key_runs_record_is_still_read(tmp_path: Path) -> None:
     records.append_run(study, study.user_attrs, {"command": "new " + uuid.uuid4().hex})
     commands = [r["command"] for r in records.read_runs(study.user_attrs)]
     assert commands[0] == "old" and commands[1].startswith("new ")
+
+
+def test_a_worker_waiting_for_a_dead_workers_trial_says_so_and_goes_on_after_grace(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from search.run.budget import budget_left
+
+    db = tmp_path / "s.db"
+    dead = open_storage(f"sqlite:///{db}", heartbeat_interval=1, grace_period=2)
+    optuna.create_study(storage=dead, study_name="s", directions=DIRECTIONS).ask()  # then dies
+    storage = open_storage(f"sqlite:///{db}", heartbeat_interval=1, grace_period=2)
+    study = optuna.load_study(study_name="s", storage=storage)
+    with caplog.at_level("INFO", logger="search.run"):
+        assert budget_left(study, 1)  # the dead trial is failed and retried: one is needed
+    assert any("waiting:" in r.getMessage() and "2 s" in r.getMessage() for r in caplog.records)
+    assert study.get_trials()[0].state == TrialState.FAIL
+
+
+def test_an_orphan_without_a_heartbeat_row_does_not_hang_the_run(tmp_path: Path) -> None:
+    from search.run.budget import budget_left
+
+    db = tmp_path / "s.db"
+    _sqlite_study_with_orphan(db, age_s=60)
+    storage = open_storage(f"sqlite:///{db}", heartbeat_interval=1, grace_period=3)
+    assert budget_left(optuna.load_study(study_name="s", storage=storage), 1)
+
+
+def test_the_stop_message_says_what_happened_to_the_trial(tmp_path: Path) -> None:
+    from search.run.console import what_was_interrupted
+
+    study = optuna.create_study(directions=DIRECTIONS)
+    running = study.ask()
+    failed = study.ask()
+    study.tell(failed, state=TrialState.FAIL)
+    assert "none was marked FAIL" in what_was_interrupted(study, None)
+    assert "was marked FAIL" in what_was_interrupted(study, failed.number)
+    assert "left RUNNING" in what_was_interrupted(study, running.number)
