@@ -207,6 +207,7 @@ def fixed_cost_child(trials: int, epochs: int, out: Path) -> None:
     import search.outputs
     import search.training
     from search import data as search_data
+    from search import records
     from search.model import VAE
     from search.run import RunOptions, run_study
     from search.run.objective import Objective
@@ -264,7 +265,7 @@ def fixed_cost_child(trials: int, epochs: int, out: Path) -> None:
             return original_call(self, trial)
         finally:
             parts[-1]["trial"] = time.perf_counter() - started
-            curve = trial.study._storage.get_trial_user_attrs(trial._trial_id).get("curve", [])
+            curve = records.trial_attrs(trial).get(records.CURVE, [])
             parts[-1]["epochs"] = [float(e["seconds"]) for e in curve]
 
     Objective.__call__ = call  # type: ignore[method-assign]

@@ -46,7 +46,11 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
         trial.user_attrs = {
             k: v for k, v in trial.user_attrs.items() if k in RETRY_KEEPS_USER_ATTRS
         }
-        trial.system_attrs = {k: v for k, v in trial.system_attrs.items() if k != HEARTBEAT_ATTR}
+        trial.system_attrs = {
+            k: v
+            for k, v in trial.system_attrs.items()
+            if k != HEARTBEAT_ATTR and not k.startswith(records.MACHINE_PREFIX)
+        }
         super().__call__(study, trial)
 
 

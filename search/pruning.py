@@ -229,7 +229,7 @@ def rung_results(
     superseded = records.superseded_by_retries(t.system_attrs for t in trials)
     results = {}
     for trial in trials:
-        value = records.read_rung_value(trial.user_attrs, epoch)
+        value = records.read_rung_value(records.trial_attrs(trial), epoch)
         if value is not None and trial.number not in superseded:
             results[trial.number] = value
     return results
@@ -354,7 +354,7 @@ def prune_reason(
     """
     if epoch not in config.rungs:
         return None
-    records.write_rung_value(trial, trial.user_attrs, epoch, ssim, mse)
+    records.write_rung_value(trial, epoch, ssim, mse)
     if not judge:
         return None
     trials = study.get_trials(deepcopy=False)

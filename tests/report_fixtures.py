@@ -33,6 +33,7 @@ from optuna.trial import TrialState, create_trial
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from search import records
 from search.records.artifacts import GRID_LAYOUT
 
 EPOCHS = 10
@@ -77,6 +78,15 @@ class FixtureStudy:
     study: optuna.Study
     storage_url: str
     artifacts_dir: Path
+
+
+def _stored(attrs: dict) -> dict:
+    """A trial's attrs as vae-search stores them: machine records as system attrs."""
+    machine = {k: v for k, v in attrs.items() if k in records.MACHINE_RECORDS}
+    return {
+        "user_attrs": {k: v for k, v in attrs.items() if k not in machine},
+        "system_attrs": {records.MACHINE_PREFIX + k: v for k, v in machine.items()},
+    }
 
 
 @functools.lru_cache(maxsize=1)
@@ -360,7 +370,7 @@ def build_study(
                 values=values,
                 params=params,
                 distributions=distributions,
-                user_attrs=attrs,
+                **_stored(attrs),
             )
             trial.datetime_start = start
             trial.datetime_complete = (
@@ -506,7 +516,7 @@ def build_runs_study(
             values=[run.ssim, run.mse] if run.state == "COMPLETE" else None,
             params=params,
             distributions=DISTRIBUTIONS,
-            user_attrs=attrs,
+            **_stored(attrs),
         )
         trial.datetime_start = start
         trial.datetime_complete = start + dt.timedelta(seconds=30)

@@ -21,9 +21,6 @@ from tests.report_fixtures import build_study
 
 # A value longer than this does not fit a 1,400-px trial page at the dashboard's font.
 LINE_CHARS = 160
-# Long machine records still stored as trial attributes (issue 19, part 7: they belong in an
-# artifact or a compact record whose key the records module owns); no other may be added.
-KNOWN_LONG_TRIAL_ATTRS = {"curve", "artifacts", "rung_values", "diagnostics"}
 
 
 def _free_port() -> int:
@@ -103,10 +100,10 @@ def test_report_writes_note_and_figures_that_a_rewrite_replaces(tmp_path):
     assert "under this note" not in body
     assert not re.search(r"\b(True|False)\b", body)
     # the attributes a person reads on a trial page: the dashboard shows each value on one
-    # line; the machine records (curve, artifacts, rung values) are the core's, not yet short
+    # line, and none of ours is longer than a 1,400-px window holds
     trial_attrs = {a["key"]: a["value"] for a in detail["trials"][0]["user_attrs"]}
     long = sorted(k for k, v in trial_attrs.items() if len(v) > LINE_CHARS)
-    assert set(long) <= KNOWN_LONG_TRIAL_ATTRS, long
+    assert not long, long  # machine records (curve, rung values, artifact ids) are system attrs
 
     ids = [g["id"] for g in detail["plotly_graph_objects"]]
     assert sorted(ids) == sorted(

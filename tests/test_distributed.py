@@ -20,6 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search import records
 from search.errors import UsageError
 from search.storage import open_storage
 from search.workers import (
@@ -106,7 +107,7 @@ def _assert_consistent(trials: list[optuna.trial.FrozenTrial], complete: int) ->
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len({tuple(sorted(t.params.items())) for t in done}) == complete  # no config twice
     for t in done:
-        assert len(t.values) == 2 and "curve" in t.user_attrs
+        assert len(t.values) == 2 and "curve" in records.trial_attrs(t)
 
 
 def test_three_workers_share_one_budget_without_surplus_trials(

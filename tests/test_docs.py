@@ -239,3 +239,18 @@ def test_a_generated_block_that_no_one_writes_is_an_error():
     )
     with pytest.raises(SystemExit, match="nobody"):
         make_docs.fill_blocks(page)
+
+
+def test_every_module_is_in_the_architecture_page():
+    """docs/architecture.md's module map names every module of search/ (a new module without
+    a row is a layout a newcomer cannot find)."""
+    page = (REPO / "docs" / "architecture.md").read_text()
+    missing = []
+    for path in sorted((REPO / "search").rglob("*.py")):
+        relative = path.relative_to(REPO).as_posix()
+        if path.name == "__main__.py" or relative == "search/__init__.py":
+            continue
+        name = relative.removesuffix("__init__.py") if path.name == "__init__.py" else relative
+        if f"`{name}`" not in page:
+            missing.append(name)
+    assert not missing, f"modules without a row in docs/architecture.md: {missing}"

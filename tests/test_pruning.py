@@ -13,6 +13,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from search import records
 from search.pruning import (
     RECORDED_SEED_SD,
     ParetoPrunerConfig,
@@ -312,14 +313,14 @@ def test_study_prunes_and_keeps_the_best_trial(sampler: optuna.samplers.BaseSamp
     for trial in pruned:
         assert trial.values is None
         rung = str(trial.user_attrs["pruned_at_epoch"])
-        assert set(trial.user_attrs["rung_values"]) == {
+        assert set(records.trial_attrs(trial)["rung_values"]) == {
             r for r in ("1", "3") if int(r) <= int(rung)
         }
     for trial in trials:
         if trial.state == TrialState.COMPLETE:
-            assert set(trial.user_attrs["rung_values"]) == {"1", "3"}
+            assert set(records.trial_attrs(trial)["rung_values"]) == {"1", "3"}
             expected = fake_curve(trial.params["capacity"], trial.params["balance"], 3)
-            assert trial.user_attrs["rung_values"]["3"] == pytest.approx(list(expected))
+            assert records.trial_attrs(trial)["rung_values"]["3"] == pytest.approx(list(expected))
 
 
 def test_non_rung_epochs_leave_storage_alone_and_rungs_accumulate() -> None:
@@ -327,10 +328,10 @@ def test_non_rung_epochs_leave_storage_alone_and_rungs_accumulate() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     trial = study.ask()
     assert prune_reason(study, trial, 2, 0.5, 0.02, config=config) is None
-    assert "rung_values" not in study.get_trials()[0].user_attrs
+    assert "rung_values" not in records.trial_attrs(study.get_trials()[0])
     assert prune_reason(study, trial, 1, 0.4, 0.03, config=config) is None
     assert prune_reason(study, trial, 3, 0.6, math.nan, config=config) is None
-    stored = study.get_trials()[0].user_attrs["rung_values"]
+    stored = records.trial_attrs(study.get_trials()[0])["rung_values"]
     assert stored == {"1": [0.4, 0.03], "3": [0.6, None]}  # NaN stored as JSON null
 
 

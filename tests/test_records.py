@@ -55,7 +55,7 @@ def test_study_records_round_trip(tmp_path: Path) -> None:
     records.append_run(_reloaded(url), _reloaded(url).user_attrs, {"command": "second"})
 
     attrs = _reloaded(url).user_attrs
-    assert records.format_version(attrs) == records.FORMAT_VERSION == 2
+    assert records.format_version(attrs) == records.FORMAT_VERSION == 3
     assert records.is_ours(attrs)
     assert records.read_search_space(attrs) == {"latent_dim": {"type": "int", "low": 2, "high": 32}}
     assert records.read_distributions(attrs) == {"latent_dim": "{}"}
@@ -75,8 +75,8 @@ def test_trial_records_round_trip(tmp_path: Path) -> None:
     study = optuna.create_study(study_name="records", storage=url, directions=["maximize"] * 2)
     trial = study.ask()
     records.write_trial_start(trial, seed=12, worker="host:1", epochs_planned=9, designed=True)
-    records.write_rung_value(trial, trial.user_attrs, 1, 0.5, math.nan)
-    records.write_rung_value(trial, trial.user_attrs, 3, 0.6, 0.02)
+    records.write_rung_value(trial, 1, 0.5, math.nan)
+    records.write_rung_value(trial, 3, 0.6, 0.02)
     curve = [{"epoch": 2, "val_ssim": 0.6}, {"epoch": 1, "val_ssim": 0.5}]
     records.write_measurements(trial, {"curve": curve, "epochs_run": 3, "test_mse": 0.03})
     records.write_pruned(trial, "rank 3 of 3", 3)
@@ -87,7 +87,7 @@ def test_trial_records_round_trip(tmp_path: Path) -> None:
     study.tell(failed, state=optuna.trial.TrialState.FAIL)
 
     pruned, fail = _reloaded(url).get_trials()
-    attrs = pruned.user_attrs
+    attrs = records.trial_attrs(pruned)
     assert records.read_seed(attrs) == 12 and attrs[records.WORKER] == "host:1"
     assert records.read_epochs_planned(attrs) == 9 and records.read_epochs_run(attrs) == 3
     assert records.read_designed(attrs)
@@ -102,7 +102,7 @@ def test_trial_records_round_trip(tmp_path: Path) -> None:
     assert records.read_artifact_ids(attrs) == {"grid": "id-grid", "model": "id-model"}
     assert set(attrs) <= set(records.TRIAL_KEYS)
     assert records.read_fail_reason(fail.user_attrs) == "NaN loss"
-    assert records.read_epochs_run(fail.user_attrs) == 1
+    assert records.read_epochs_run(records.trial_attrs(fail)) == 1
     assert count_states(_reloaded(url).get_trials())["PRUNED"] == 1
     assert state_counts(_reloaded(url)) == {
         "running": 0,
@@ -259,18 +259,7 @@ _ATTR_METHODS = {
 }
 # The report's section modules, written in the same change as search/records/, still read a
 # few keys directly: each is listed until it is converted.
-_NOT_YET = {
-    "report/answer.py",
-    "report/effects.py",
-    "report/latent.py",
-    "report/reconstructions.py",
-    "report/reproducibility.py",
-    "report/summary.py",
-    "report/trust.py",
-    "report/context.py",
-    "report/sections.py",
-    "report/figures.py",
-}
+_NOT_YET: set[str] = set()  # every module now reads stored keys through search.records
 
 
 def _holds_attrs(node: ast.expr) -> bool:
@@ -334,3 +323,35 @@ def test_the_check_finds_a_spelled_key() -> None:
     )
     found = _stored_key_literals(ast.parse(code), set(records.TRIAL_KEYS))
     assert sorted(key for _, key in found) == ["confirms", "curve", "designed", "seed", "sweep"]
+
+
+def test_machine_records_stay_off_the_trial_page_and_read_back_from_either_place() -> None:
+    """Curve, rung values and artifact ids are trial system attrs (the dashboard lists user
+    attrs only); `trial_attrs` reads them there, and where version 2 wrote them."""
+    import optuna
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = study.ask()
+    curve = [{"epoch": 1, "val_ssim": 0.5, "val_mse": 0.02, "seconds": 1.0}]
+    records.write_measurements(trial, {records.CURVE: curve, records.N_PARAMS: 10})
+    records.write_rung_value(trial, 1, 0.5, 0.02)
+    records.write_rung_value(trial, 2, 0.6, float("nan"))
+    records.write_artifacts(trial, {"grid": "abc"})
+    study.tell(trial, [0.6, 0.01])
+    frozen = study.trials[0]
+    assert set(frozen.user_attrs) == {records.N_PARAMS}
+    attrs = records.trial_attrs(frozen)
+    assert records.read_curve(attrs) == curve
+    assert records.read_rung_value(attrs, 1) == (0.5, 0.02)
+    assert records.read_pruning_decision(attrs).rung_values.keys() == {1, 2}
+    assert records.read_artifact_ids(attrs) == {"grid": "abc"}
+
+    old = optuna.create_study(directions=["maximize", "minimize"])  # as version 2 wrote it
+    old.add_trial(
+        optuna.trial.create_trial(
+            values=[0.6, 0.01], user_attrs={records.CURVE: curve, records.ARTIFACTS: {"grid": "x"}}
+        )
+    )
+    attrs = records.trial_attrs(old.trials[0])
+    assert records.read_curve(attrs) == curve
+    assert records.read_artifact_ids(attrs) == {"grid": "x"}

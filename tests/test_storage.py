@@ -16,6 +16,7 @@ import pytest
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
+from search import records
 from search.errors import UsageError
 from search.storage import artifact_store as make_artifact_store
 from search.storage import (
@@ -408,7 +409,9 @@ def test_a_dead_workers_trial_fails_and_is_retried(heartbeat_url: str) -> None:
     assert retried.state == TrialState.COMPLETE
     assert retried.params == dead.params
     assert retried.system_attrs["retry_history"] == [dead.number]
-    assert "curve" not in retried.user_attrs  # the dead attempt's measurements stay with it
+    assert "curve" not in records.trial_attrs(
+        retried
+    )  # the dead attempt's measurements stay with it
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "journal"])

@@ -59,7 +59,7 @@ def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
     for trial in complete:
         assert set(trial.user_attrs) >= REQUIRED_ATTRS
         assert trial.values == [trial.user_attrs["val_ssim"], trial.user_attrs["val_mse"]]
-        assert len(trial.user_attrs["curve"]) == trial.user_attrs["epochs_run"] == 2
+        assert len(records.trial_attrs(trial)["curve"]) == trial.user_attrs["epochs_run"] == 2
         _assert_artifacts_open(smoke_study.artifacts, trial)
     attrs = study.user_attrs
     assert attrs["created_by"] == "vae-search"
@@ -69,13 +69,13 @@ def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
     assert attrs["pruning"]["noise_margin_sd"] == 0  # smoke's default: no guard
     assert records.read_runs(attrs)[0]["command"].startswith("python -m search run")
     # the Pareto trials' weights are kept (default --keep-models pareto)
-    assert any("model" in t.user_attrs["artifacts"] for t in study.best_trials)
+    assert any("model" in records.trial_attrs(t)["artifacts"] for t in study.best_trials)
     assert "Pareto front" in smoke_study.output
 
 
 def _assert_artifacts_open(folder: Path, trial: optuna.trial.FrozenTrial) -> None:
     """Each artifact opens as what it claims to be, with the shape the report relies on."""
-    ids = trial.user_attrs["artifacts"]
+    ids = records.trial_attrs(trial)["artifacts"]
     with Image.open(folder / ids["grid"]) as grid:  # 10x10 originals | gap | reconstructions
         assert grid.size == (2 * 280 + 8, 280) and grid.mode == "L"
     with Image.open(folder / ids["prior_samples"]) as samples:
@@ -108,7 +108,7 @@ def test_pruning_fires_in_a_real_study(smoke_study):
     for trial in pruned:
         assert trial.user_attrs["pruned_at_epoch"] == 1
         assert trial.user_attrs["pruned_reason"].startswith("rank ")
-        assert "1" in trial.user_attrs["rung_values"]
+        assert "1" in records.trial_attrs(trial)["rung_values"]
 
 
 def test_sweep_baseline_is_the_model_default():

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import cli
+from search import cli, records
 from search.model import VAE
 
 TINY = [
@@ -94,7 +94,7 @@ def _diverged(model: keras.Model) -> None:
 def _assert_failed_with_curve(trial: optuna.trial.FrozenTrial, reason: str) -> None:
     assert trial.state == TrialState.FAIL
     assert reason in trial.user_attrs["fail_reason"].lower(), trial.user_attrs
-    curve = trial.user_attrs["curve"]
+    curve = records.trial_attrs(trial)["curve"]
     assert [row["epoch"] for row in curve] == [1]  # the epoch before the failure is kept
     assert trial.user_attrs["epochs_run"] == 1
 
@@ -114,7 +114,7 @@ def test_nan_loss_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypatch, c
     nan, healthy = _trials(tmp_path, "nan")
     _assert_failed_with_curve(nan, "nan or infinite")
     assert "failed: loss became NaN" in err
-    assert healthy.state == TrialState.COMPLETE and len(healthy.user_attrs["curve"]) == 2
+    assert healthy.state == TrialState.COMPLETE and len(records.trial_attrs(healthy)["curve"]) == 2
 
 
 def test_out_of_memory_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypatch, capsys, caplog):
@@ -126,7 +126,7 @@ def test_out_of_memory_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypat
     oom, healthy = _trials(tmp_path, "oom")
     _assert_failed_with_curve(oom, "out of memory")
     assert "failed: out of memory" in err
-    assert healthy.state == TrialState.COMPLETE and len(healthy.user_attrs["curve"]) == 2
+    assert healthy.state == TrialState.COMPLETE and len(records.trial_attrs(healthy)["curve"]) == 2
 
 
 def test_too_many_failures_stop_the_run_with_exit_1(tmp_path, monkeypatch, capsys, caplog):

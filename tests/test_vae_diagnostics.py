@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pytest
 
+from search import records
 from search.configurations import Run, group_runs
 from search.report.artifacts import ArtifactReader
 from search.report.latent_use import latent_use_info
@@ -74,7 +75,7 @@ def test_every_trained_trial_stores_diagnostics_consistent_with_its_latent_codes
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert complete
     for trial in complete:
-        ids = trial.user_attrs["artifacts"]
+        ids = records.trial_attrs(trial)["artifacts"]
         stored = json.loads(reader.read(ids["diagnostics"]))
         assert stored["latent_dim"] == trial.params["latent_dim"]
         latent = reader.read(ids["latent"])

@@ -13,6 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search import records
 from search.configurations import Run, configuration_key, confirmation_plan, group_runs
 from search.pruning import rung_decision, rung_results
 from tests.conftest import run_cli
@@ -92,8 +93,10 @@ def test_designed_trials_run_every_epoch_where_the_rule_would_prune(verdict_stud
     for trial in designed:
         assert trial.user_attrs["designed"] is True
         assert trial.state == TrialState.COMPLETE, (trial.number, trial.user_attrs)
-        assert trial.user_attrs["epochs_run"] == len(trial.user_attrs["curve"]) == EPOCHS
-        assert "1" in trial.user_attrs["rung_values"]  # recorded, as a reference for others
+        assert trial.user_attrs["epochs_run"] == len(records.trial_attrs(trial)["curve"]) == EPOCHS
+        assert (
+            "1" in records.trial_attrs(trial)["rung_values"]
+        )  # recorded, as a reference for others
     assert not any("designed" in t.user_attrs for t in trials if not _designed(t))
 
     # Replay the rung as each trial met it (one process: trial numbers are arrival order).

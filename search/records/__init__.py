@@ -11,7 +11,12 @@ value reads as absent.
 Format versions. `FORMAT_VERSION` is stored with the study (`format_version`). Version 1 is
 what vae-search wrote up to commit 6006fe1, without a version key: its readers are these
 readers. Version 2 adds the key and nothing else; a reader that meets a version it does not
-know reads what it recognises, as for any foreign study.
+know reads what it recognises, as for any foreign study. Version 3 moves a trial's long machine
+records (`MACHINE_RECORDS`: its curve, rung values and artifact ids) from its user attrs into
+its system attrs under `MACHINE_PREFIX`: optuna-dashboard lists every user attr on a trial's
+page, and these records made that page thousands of pixels wide. `trial_attrs` reads both.
+Version 3 also stores each `run`'s provenance under a key of its own (`RUN_PREFIX`), written
+once, so that runs started together cannot lose each other's record; `read_runs` reads both.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CREATOR = "vae-search"  # the `created_by` value that marks a study as ours
 
 # -- study user attrs ----------------------------------------------------------------------
@@ -118,6 +123,38 @@ DASHBOARD_FIGURE_PREFIX = "vae-search-"  # our optuna-dashboard figure ids (the 
 
 class AttrWriter(Protocol):
     def set_user_attr(self, key: str, value: Any) -> None: ...
+
+
+# -- machine records: long trial records kept out of the dashboard's trial page -----------------
+MACHINE_PREFIX = "vae_search:"
+MACHINE_RECORDS = (CURVE, RUNG_VALUES, ARTIFACTS)
+
+
+def _write_machine_record(trial: Any, key: str, value: Any) -> None:
+    """Store `value` as the trial system attr `MACHINE_PREFIX + key` (an `optuna.Trial`: its
+    storage and id); anything else (a test's stand-in) keeps it as a user attr."""
+    storage = getattr(trial, "storage", None)
+    trial_id = getattr(trial, "_trial_id", None)
+    if storage is None or trial_id is None:
+        trial.set_user_attr(key, value)
+        return
+    storage.set_trial_system_attr(trial_id, MACHINE_PREFIX + key, value)
+
+
+def trial_attrs(trial: Any) -> dict[str, Any]:
+    """Everything a trial (frozen or live) stores, as one mapping that every reader here takes:
+    its user attrs, with its machine records (any version's place) under their plain names."""
+    attrs = dict(getattr(trial, "user_attrs", {}) or {})
+    if hasattr(trial, "system_attrs"):  # a FrozenTrial
+        system = trial.system_attrs or {}
+    elif hasattr(trial, "storage") and hasattr(trial, "_trial_id"):  # a live optuna.Trial
+        system = trial.storage.get_trial_system_attrs(trial._trial_id)
+    else:
+        system = {}
+    for key in MACHINE_RECORDS:
+        if MACHINE_PREFIX + key in system:
+            attrs[key] = system[MACHINE_PREFIX + key]
+    return attrs
 
 
 # -- reading helpers ---------------------------------------------------------------------------
@@ -310,7 +347,10 @@ def write_trial_start(
 def write_measurements(trial: AttrWriter, measurements: Mapping[str, Any]) -> None:
     """A finished training's summary (search.training.TrainResult.summary: TRIAL_KEYS)."""
     for key, value in measurements.items():
-        trial.set_user_attr(key, value)
+        if key in MACHINE_RECORDS:
+            _write_machine_record(trial, key, value)
+        else:
+            trial.set_user_attr(key, value)
 
 
 def write_failure(
@@ -318,7 +358,7 @@ def write_failure(
 ) -> None:
     """Why a trial failed, with the curve it trained before, when there is one."""
     if curve is not None:
-        trial.set_user_attr(CURVE, curve)
+        _write_machine_record(trial, CURVE, curve)
         trial.set_user_attr(EPOCHS_RUN, len(curve))
     trial.set_user_attr(FAIL_REASON, reason)
 
@@ -355,14 +395,12 @@ def write_pruned(trial: AttrWriter, reason: str, at_epoch: int) -> None:
     trial.set_user_attr(PRUNED_AT_EPOCH, at_epoch)
 
 
-def write_rung_value(
-    trial: AttrWriter, attrs: Mapping[str, Any], epoch: int, ssim: float, mse: float
-) -> None:
-    """Add `(ssim, mse)` at rung `epoch` to the rung values `attrs` holds (earlier rungs kept;
-    NaN and infinities stored as null, which strict JSON readers such as the dashboard take)."""
-    recorded = dict(as_dict(attrs.get(RUNG_VALUES)))
+def write_rung_value(trial: AttrWriter, epoch: int, ssim: float, mse: float) -> None:
+    """Add `(ssim, mse)` at rung `epoch` to the trial's rung values (earlier rungs kept; NaN and
+    infinities stored as null, which strict JSON readers such as the dashboard take)."""
+    recorded = dict(as_dict(trial_attrs(trial).get(RUNG_VALUES)))
     recorded[str(epoch)] = [_to_json(ssim), _to_json(mse)]
-    trial.set_user_attr(RUNG_VALUES, recorded)
+    _write_machine_record(trial, RUNG_VALUES, recorded)
 
 
 def read_rung_value(attrs: Mapping[str, Any], epoch: int) -> tuple[float, float] | None:
@@ -425,7 +463,7 @@ def read_metric(attrs: Mapping[str, Any], split: str, metric: str) -> float | No
 
 def write_artifacts(trial: AttrWriter, ids: Mapping[str, str]) -> None:
     """The artifact ids a trial uploaded, by name (ARTIFACT_FILES)."""
-    trial.set_user_attr(ARTIFACTS, dict(ids))
+    _write_machine_record(trial, ARTIFACTS, dict(ids))
 
 
 def read_artifact_ids(attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from search import records as keys  # the stored names (search.records owns them)
 from search.configurations import Configuration
 from search.records import read_runs
 from search.report import prose
@@ -231,7 +232,7 @@ def answer_info(
             f"(n = {ns}); more seeds could still separate them."
         )
     originals, panel = None, None
-    has_grid = bool(trial.dict_attr("artifacts").get("grid"))
+    has_grid = bool(trial.dict_attr(keys.ARTIFACTS).get("grid"))
     read = read_panel(records, trial, chosen, reader) if has_grid else None
     if read is not None:
         originals, panel = read

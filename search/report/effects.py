@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from search import records as keys  # the stored names (search.records owns them)
 from search.configurations import Configuration
 from search.report import prose
 from search.report.analysis import quantile_bins
@@ -85,7 +86,7 @@ def _sweep_groups(
     (the tagged sweep runs and any confirmation runs of the same parameters)."""
     by_value: dict[Any, list[tuple[float, ...]]] = defaultdict(list)
     for configuration in configurations:
-        tags = [records.trial(n).dict_attr("sweep") for n in configuration.numbers]
+        tags = [records.trial(n).dict_attr(keys.SWEEP) for n in configuration.numbers]
         values = {
             repr(t["value"]): t["value"] for t in tags if t.get("name") == name and "value" in t
         }

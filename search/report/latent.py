@@ -3,6 +3,7 @@ means on test digits (projected to 2-D) and digits decoded from its prior."""
 
 from __future__ import annotations
 
+from search import records as keys  # the stored names (search.records owns them)
 from search.report.analysis import project_2d
 from search.report.artifacts import ArtifactReader
 from search.report.sections import LatentInfo, Recommendation
@@ -26,8 +27,8 @@ def latent_info(
     # the run nearest the configuration's mean among those that stored a latent artifact
     order = [recommendation.representative or recommendation.number, *recommendation.numbers]
     runs = [records.trial(n) for n in dict.fromkeys(order)]
-    trial = next((t for t in runs if t.dict_attr("artifacts").get("latent")), runs[0])
-    ids = trial.dict_attr("artifacts")
+    trial = next((t for t in runs if t.dict_attr(keys.ARTIFACTS).get("latent")), runs[0])
+    ids = trial.dict_attr(keys.ARTIFACTS)
     latent = reader.read_latent(ids.get("latent"))
     prior = reader.read_png(ids.get("prior_samples"))
     notes = []

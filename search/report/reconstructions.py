@@ -8,6 +8,7 @@ a picture is that run's own.
 
 from __future__ import annotations
 
+from search import records as keys  # the stored names (search.records owns them)
 from search.configurations import Configuration
 from search.report import prose
 from search.report.analysis import MAX_SHOWN_FRONT, spread_along_front
@@ -24,7 +25,7 @@ def representative_with(
     for None), or None when none did."""
     for number in nearest_the_mean(configuration):
         trial = records.trial(number)
-        if artifact is None or trial.dict_attr("artifacts").get(artifact):
+        if artifact is None or trial.dict_attr(keys.ARTIFACTS).get(artifact):
             return trial
     return None
 
@@ -62,7 +63,7 @@ def read_panel(
     reader: ArtifactReader,
 ) -> tuple[bytes | None, ReconstructionPanel] | None:
     """(originals, reconstructions panel) from a run's stored grid, or None if unreadable."""
-    grid = reader.read_png(trial.dict_attr("artifacts").get("grid"))
+    grid = reader.read_png(trial.dict_attr(keys.ARTIFACTS).get("grid"))
     if grid is None:
         return None
     halves = split_grid(grid)

@@ -8,6 +8,7 @@ import platform
 from collections import defaultdict
 from typing import Any
 
+from search import records as keys  # the stored names (search.records owns them)
 from search.records import read_runs
 from search.report.sections import ReproInfo, RunRow
 from search.report.trials import StudyRecords, redact_url
@@ -61,8 +62,8 @@ def reproducibility_info(records: StudyRecords) -> ReproInfo:
         if isinstance(run.get("versions"), dict):
             for package, version in run["versions"].items():
                 versions[str(package)].add(str(version))
-    trial_seeds = sorted({s for t in records.trials if (s := t.int_attr("seed")) is not None})
-    seeds = {"study seed": str(records.attrs.get("seed", "not recorded"))}
+    trial_seeds = sorted({s for t in records.trials if (s := t.int_attr(keys.SEED)) is not None})
+    seeds = {"study seed": str(records.attrs.get(keys.STUDY_SEED, "not recorded"))}
     if trial_seeds:
         seeds["trial seeds"] = (
             f"{len(trial_seeds)} distinct, {trial_seeds[0]} to {trial_seeds[-1]}"
@@ -73,10 +74,10 @@ def reproducibility_info(records: StudyRecords) -> ReproInfo:
     for key in ("sampler", "artifacts_dir"):
         if records.attrs.get(key) is not None:
             settings[key] = str(records.attrs[key])
-    data = records.attrs.get("data")
+    data = records.attrs.get(keys.DATA)
     if isinstance(data, dict) and data.get("sha256"):
         settings["data sha256"] = str(data["sha256"])
-    fixed = records.attrs.get("fixed_params")
+    fixed = records.attrs.get(keys.FIXED_PARAMS)
     return ReproInfo(
         runs=runs,
         versions={k: ", ".join(sorted(v)) for k, v in sorted(versions.items())},

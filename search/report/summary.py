@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from search import records as keys  # the stored names (search.records owns them)
 from search.configurations import (
     Choice,
     Configuration,
@@ -23,7 +24,7 @@ from search.report.trials import StudyRecords, as_float
 
 
 def provenance(attrs: dict[str, Any]) -> DataProvenance | None:
-    data = attrs.get("data")
+    data = attrs.get(keys.DATA)
     if not isinstance(data, dict):
         return None
     counts = data["counts"] if isinstance(data.get("counts"), dict) else {}
@@ -38,7 +39,9 @@ def provenance(attrs: dict[str, Any]) -> DataProvenance | None:
 
 
 def budget_info(records: StudyRecords) -> Budget:
-    settings = records.attrs.get("budget") if isinstance(records.attrs.get("budget"), dict) else {}
+    settings = (
+        records.attrs.get(keys.BUDGET) if isinstance(records.attrs.get(keys.BUDGET), dict) else {}
+    )
     planned = as_float(settings.get("epochs")) if settings else None
     default_planned = None if planned is None else int(planned)
     states = Counter(t.state for t in records.trials)
@@ -58,15 +61,15 @@ def budget_info(records: StudyRecords) -> Budget:
         epochs_recorded=any(t.epochs_run() is not None for t in records.trials),
         trial_seconds=sum(durations) if durations else None,
         elapsed_seconds=elapsed,
-        devices=sorted({d for t in records.trials if (d := t.text_attr("device"))}),
-        workers=sorted({w for t in records.trials if (w := t.text_attr("worker"))}),
+        devices=sorted({d for t in records.trials if (d := t.text_attr(keys.DEVICE))}),
+        workers=sorted({w for t in records.trials if (w := t.text_attr(keys.WORKER))}),
         settings={str(k): v for k, v in settings.items()} if settings else {},
     )
 
 
 def _seeds(records: StudyRecords, configuration: Configuration) -> list[int]:
     return [
-        s for n in configuration.numbers if (s := records.trial(n).int_attr("seed")) is not None
+        s for n in configuration.numbers if (s := records.trial(n).int_attr(keys.SEED)) is not None
     ]
 
 

@@ -213,7 +213,7 @@ def _record(trial: FrozenTrial) -> TrialRecord:
         state=trial.state.name,
         values=values,
         params=dict(trial.params),
-        attrs=dict(trial.user_attrs),
+        attrs=records.trial_attrs(trial),
         start=trial.datetime_start,
         complete=trial.datetime_complete,
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from search import records as keys  # the stored names (search.records owns them)
 from search.configurations import Configuration, losses, pareto_front, pooled_noise
 from search.pareto import hypervolume_2d
 from search.report import prose
@@ -207,7 +208,7 @@ def trust_info(
     front: list[Configuration],
     hv: HypervolumeInfo | None,
 ) -> TrustInfo:
-    pruning = records.attrs.get("pruning")
+    pruning = records.attrs.get(keys.PRUNING)
     rungs = pruning.get("rungs") if isinstance(pruning, dict) and pruning.get("enabled") else []
     rungs = [int(r) for r in rungs if isinstance(r, int | float)] if isinstance(rungs, list) else []
     epochs, epoch_sentences = _epoch_agreement(records, rungs)

@@ -100,7 +100,7 @@ class Progress:
         )
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        attrs = trial.user_attrs
+        attrs = records.trial_attrs(trial)
         if records.is_surplus(attrs):
             return  # never trained: another worker's trial filled the budget
         params = describe(trial.params)
