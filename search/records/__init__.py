@@ -15,11 +15,15 @@ know reads what it recognises, as for any foreign study. Version 3 moves a trial
 records (`MACHINE_RECORDS`: its curve, rung values and artifact ids) from its user attrs into
 its system attrs under `MACHINE_PREFIX`: optuna-dashboard lists every user attr on a trial's
 page, and these records made that page thousands of pixels wide. `trial_attrs` reads both.
+Version 3 also stores each `run`'s provenance under a key of its own (`RUN_PREFIX`), written
+once, so that runs started together cannot lose each other's record; `read_runs` reads both.
 """
 
 from __future__ import annotations
 
 import math
+import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +44,10 @@ ARTIFACTS_DIR = "artifacts_dir"
 BUDGET = "budget"  # preset, epochs, subset, extra_unlabeled, batch_size, validation_subset
 PRUNING = "pruning"  # enabled, grace_epochs, eta, rungs, noise_margin_sd, envelope_min_complete
 RUNS = "runs"  # one entry per `run`: command, started, host, device, versions, storage
+# Each `run` stores its entry under a key of its own, RUN_PREFIX + time + random id, so runs
+# that start together never overwrite each other's entry (the older single-key list is read
+# too).
+RUN_PREFIX = "run:"
 
 STUDY_KEYS = (
     FORMAT_VERSION_KEY,
@@ -251,14 +259,20 @@ def read_pruning_settings(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_runs(attrs: Mapping[str, Any]) -> list[Any]:
-    """The run log, oldest first (entries as stored; a non-list reads as empty)."""
+    """The run log, oldest first: the older single-key list (a non-list reads as empty), then
+    each run's own entry in the order of its key."""
     runs = attrs.get(RUNS)
-    return list(runs) if isinstance(runs, list) else []
+    old = list(runs) if isinstance(runs, list) else []
+    own = sorted(k for k in attrs if isinstance(k, str) and k.startswith(RUN_PREFIX))
+    return old + [attrs[k] for k in own]
 
 
 def append_run(study: AttrWriter, attrs: Mapping[str, Any], entry: dict[str, Any]) -> None:
-    """Add one `run` to the log `attrs` holds and store the log."""
-    study.set_user_attr(RUNS, [*read_runs(attrs), entry])
+    """Store one `run`'s entry under a key of its own: one write, no read-modify-write, so
+    concurrent runs lose nothing. (`attrs` is kept for the callers' sake.)"""
+    del attrs
+    key = f"{RUN_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
+    study.set_user_attr(key, entry)
 
 
 # -- enqueued trials: sweep and confirmation tags ----------------------------------------------

@@ -233,7 +233,8 @@ def train_trials(
     except KeyboardInterrupt:
         progress.bar.close()
         log.info(
-            "interrupted: the running trial was marked FAIL; resume with: %s",
+            "interrupted: %s; resume with: %s",
+            console.what_was_interrupted(study, objective.interrupted_trial),
             console.resume_command(options, target_total, study),
         )
         return 128 + (STOP.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
