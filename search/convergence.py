@@ -16,8 +16,9 @@ nothing borrows the seed spread the pruning benchmark recorded (search/pruning.p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -157,6 +158,20 @@ def as_record(result: Convergence) -> dict[str, object]:
         "converged": result.converged,
         "noise": result.noise_source,
     }
+
+
+def from_record(record: Mapping[str, Any] | None) -> Convergence | None:
+    """The stored record (records.read_convergence) back as a Convergence; None if unusable."""
+    if not record:
+        return None
+    stopped, finished = record.get("stopped_at"), record.get("finished")
+    since, window = record.get("trials_since"), record.get("window")
+    numbers = (finished, since, window)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+        return None
+    if stopped is not None and (not isinstance(stopped, int) or isinstance(stopped, bool)):
+        return None
+    return Convergence(stopped, finished, since, window, str(record.get("noise")))  # type: ignore[arg-type]
 
 
 def sentence(result: Convergence) -> str:
