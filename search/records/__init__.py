@@ -43,6 +43,7 @@ STUDY_SEED = "seed"
 ARTIFACTS_DIR = "artifacts_dir"
 BUDGET = "budget"  # preset, epochs, subset, extra_unlabeled, batch_size, validation_subset
 PRUNING = "pruning"  # enabled, grace_epochs, eta, rungs, noise_margin_sd, envelope_min_complete
+CONVERGENCE = "convergence"  # stopped_at, finished, trials_since, window, converged, noise
 RUNS = "runs"  # one entry per `run`: command, started, host, device, versions, storage
 # Each `run` stores its entry under a key of its own, RUN_PREFIX + time + random id, so runs
 # that start together never overwrite each other's entry (the older single-key list is read
@@ -61,6 +62,7 @@ STUDY_KEYS = (
     ARTIFACTS_DIR,
     BUDGET,
     PRUNING,
+    CONVERGENCE,
     RUNS,
 )
 
@@ -256,6 +258,16 @@ def write_pruning_settings(study: AttrWriter, settings: dict[str, Any]) -> None:
 
 def read_pruning_settings(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return as_dict(attrs.get(PRUNING))
+
+
+def write_convergence(study: AttrWriter, record: dict[str, Any]) -> None:
+    """Where the seed-mean front stopped moving (search/convergence.py, as_record)."""
+    study.set_user_attr(CONVERGENCE, record)
+
+
+def read_convergence(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    record = attrs.get(CONVERGENCE)
+    return record if isinstance(record, dict) else None
 
 
 def read_runs(attrs: Mapping[str, Any]) -> list[Any]:
