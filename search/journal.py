@@ -149,8 +149,13 @@ def _cut_torn_tail(fd: int, path: str) -> None:
     complete = tail.endswith(b"\n")
     body = tail if not complete else tail[:-1]
     cut = body.rfind(b"\n")
-    if cut < 0 and start > 0:
-        return  # one line longer than 1 MiB: leave it to the reader's error
+    if cut < 0:
+        return  # no complete line before it: not evidently a journal; the reader says so
+    before = body[:cut]
+    try:  # a torn line follows a journal record; anything else is not ours to cut
+        json.loads(before[before.rfind(b"\n") + 1 :])
+    except ValueError:
+        return
     last = body[cut + 1 :]
     if complete:
         try:
