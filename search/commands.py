@@ -200,9 +200,10 @@ def dashboard_command(args: argparse.Namespace) -> int:
     except (OSError, UnicodeError) as err:  # UnicodeError: a host name IDNA cannot encode
         reason = getattr(err, "strerror", None) or str(err)
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
-    print(
-        f"optuna-dashboard for {storage_module.redact_url(url)} at http://{args.host}:{args.port}/ "
-        "(Ctrl-C stops it)",
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(  # the bound port: with --port 0 the system chose it, and this line says which
+        f"optuna-dashboard for {storage_module.redact_url(url)} at "
+        f"http://{host}:{server.server_port}/ (Ctrl-C stops it)",
         file=sys.stderr,
         flush=True,
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +32,36 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600, **kwargs) -> subprocess
         timeout=timeout,
         **kwargs,
     )
+
+
+@contextlib.contextmanager
+def dashboard_server(study: str, storage: str, cwd: Path, log: Path) -> Iterator[str]:
+    """`python -m search dashboard --port 0` running; yields its base URL, then stops it.
+
+    The system picks the port and the command's first line names it, so no other process
+    can take the port between choosing and binding it. The socket is bound before that line
+    is printed, so the server accepts connections from then on: no polling with retries.
+    """
+    command = ["dashboard", "--study", study, "--storage", storage, "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # A file, not a pipe nobody reads: a chatty server must never block on a full pipe.
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "search", *command],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        # as long as the server is alive (pytest-timeout bounds it), not a fixed time
+        while not (found := re.search(r" at (http://\S+?)/ \(Ctrl-C", log.read_text())):
+            assert process.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        yield found.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")
