@@ -25,7 +25,10 @@ log = logging.getLogger("search.run")
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(format="%(message)s", stream=sys.stderr)  # no-op after quiet.py's
+    # Our INFO lines only: the root stays at WARNING, so a library's INFO record (absl's
+    # "Downloading data from ...", matplotlib's "generated new fontManager") never shows.
+    logging.getLogger("search").setLevel(logging.INFO)
     # Our progress lines replace Optuna's per-trial INFO lines and its failure tracebacks.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
