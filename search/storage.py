@@ -118,6 +118,17 @@ def is_shareable(url: str) -> bool:
     return not ((url.startswith("sqlite:") and ":memory:" in url) or "mode=memory" in url)
 
 
+def storage_file(url: str) -> Path | None:
+    """The file a SQLite or journal URL names, as given; None for a server or memory."""
+    url = url.strip()
+    journal = journal_path(url)
+    if journal is not None:
+        return journal
+    if url.lower().startswith("sqlite:///") and is_shareable(url):
+        return Path(url[len("sqlite:///") :].split("?", 1)[0])
+    return None
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by `***`, fit for logs and study records.
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,36 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600, **kwargs) -> subprocess
         timeout=timeout,
         **kwargs,
     )
+
+
+# The tiny training the brief's hostile cases use: seconds per trial.
+TINY = (
+    *("--preset", "smoke", "--data", "bundled", "--space", "latent_dim=2:2"),
+    *("--space", "n_layers=1:1", "--space", "filters=8", "--space", "dense_units=16"),
+    *("--epochs", "1", "--subset", "200"),
+)
+
+
+@contextlib.contextmanager
+def offline_env(cwd: Path) -> Iterator[dict[str, str]]:
+    """An environment with keras' MNIST out of reach however the machine is connected: no
+    cache (HOME is a new folder under `cwd`) and every download through a proxy port that
+    refuses. TF_CPP_MIN_LOG_LEVEL is left out, as a user's shell has none."""
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "keras_home")}
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        (cwd / "home").mkdir(exist_ok=True)
+        env.update(
+            HOME=str(cwd / "home"),
+            https_proxy=proxy,
+            HTTPS_PROXY=proxy,
+            http_proxy=proxy,
+            HTTP_PROXY=proxy,
+            PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+        )
+        yield env
 
 
 @contextlib.contextmanager

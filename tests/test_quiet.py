@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from search.quiet import START_UP_NOISE
+from tests.conftest import offline_env
 
 TINY_TRAIN = (
     "train",
@@ -147,22 +147,8 @@ RAW_LOGGING_PREFIX = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:")
 
 
 def _offline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """A command with keras' MNIST out of reach however the machine is connected: no cache
-    (HOME is a new folder) and every download through a proxy port that refuses."""
-    with socket.socket() as closed:  # bound, never listening: connections are refused
-        closed.bind(("127.0.0.1", 0))
-        proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
-        env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "keras_home")}
-        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-        (cwd / "home").mkdir(exist_ok=True)
-        env.update(
-            HOME=str(cwd / "home"),
-            https_proxy=proxy,
-            HTTPS_PROXY=proxy,
-            http_proxy=proxy,
-            HTTP_PROXY=proxy,
-            PYTHONPATH=str(Path(__file__).resolve().parents[1]),
-        )
+    """A command with keras' MNIST out of reach (conftest.offline_env)."""
+    with offline_env(cwd) as env:
         return subprocess.run(
             [sys.executable, "-m", "search", *args],
             cwd=cwd,

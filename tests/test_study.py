@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -264,7 +266,12 @@ def test_a_signal_leaves_a_consistent_study_that_resumes(tmp_path, signum, exit_
     process.send_signal(signum)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == exit_code, output[-2000:]
-    assert "resume with: python -m search run --study interrupt --trials" in output
+    printed = re.search(
+        r"resume with: python -m search run (--study interrupt --trials .*)", output
+    )
+    assert printed, output[-2000:]
+    # it names the stored budget (it did not, and was refused under the default preset's)
+    assert printed.group(1).endswith("--preset smoke --epochs 2 --subset 256 --data bundled")
     study = _load(storage, "interrupt")
     states = [t.state for t in study.trials]
     assert TrialState.RUNNING not in states
@@ -274,7 +281,9 @@ def test_a_signal_leaves_a_consistent_study_that_resumes(tmp_path, signum, exit_
     if signum != signal.SIGTERM:
         return  # both signals take the same path from here; resuming is checked once
 
-    resumed = run_cli(*args, "--trials", "1", cwd=tmp_path)
+    # the printed command, with one trial and no report (neither is part of the budget)
+    resume = ["run", *shlex.split(printed.group(1)), "--trials", "1", "--confirm", "0"]
+    resumed = run_cli(*resume, "--no-report", "--no-pruning", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len(_load(storage, "interrupt").get_trials(states=(TrialState.COMPLETE,))) == done + 1
 
