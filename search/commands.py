@@ -220,19 +220,31 @@ def studies_command(args: argparse.Namespace) -> int:
         else [f"sqlite:///{p}" for p in sorted(glob.glob("studies/*.db"))]
         + [f"journal:///{p}" for p in sorted(glob.glob("studies/*.log"))]
     )
+    if not urls:
+        # on stderr, so `--json` still prints a plain [] for scripts, and a person sees why
+        where = Path(defaults.STUDIES_DIR).resolve()
+        print(
+            f"no studies under {where} (run from the folder that holds studies/, or pass "
+            "--storage URL)",
+            file=sys.stderr,
+        )
     if args.json:
         from search.summaries import storage_summaries
 
-        print(json.dumps([s for url in urls for s in storage_summaries(url)], indent=2))
+        summaries = [s for url in urls for s in storage_summaries(url)]
+        if urls and not summaries:
+            print(f"no study in {_storages(urls)}", file=sys.stderr)
+        print(json.dumps(summaries, indent=2))
         return 0
     if not urls:
-        print("no studies under studies/ (pass --storage URL for another storage)")
         return 0
     states = [s for s in optuna.trial.TrialState]
     print(f"{'study':<30} {'storage':<40} " + " ".join(f"{s.name.lower():>8}" for s in states))
+    listed = 0
     for url in urls:
         storage = storage_module.open_storage(url, must_exist=True)
         for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            listed += 1
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             counts = {s: 0 for s in states}
             for trial in study.get_trials(deepcopy=False):
@@ -241,7 +253,14 @@ def studies_command(args: argparse.Namespace) -> int:
                 f"{summary.study_name:<30} {storage_module.redact_url(url):<40} "
                 + " ".join(f"{counts[s]:>8}" for s in states)
             )
+    if not listed:
+        print(f"no study in {_storages(urls)}", file=sys.stderr)
     return 0
+
+
+def _storages(urls: list[str]) -> str:
+    """The storages looked in, for the `no study in ...` line (absolute, passwords hidden)."""
+    return ", ".join(storage_module.redact_url(storage_module.absolute_url(u)) for u in urls)
 
 
 def export_command(args: argparse.Namespace) -> int:

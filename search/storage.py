@@ -129,6 +129,20 @@ def storage_file(url: str) -> Path | None:
     return None
 
 
+def absolute_url(url: str) -> str:
+    """`url` with a SQLite or journal file named by its absolute path (servers and memory
+    as they are): what is stored or exported then names the same file from any folder."""
+    file = storage_file(url)
+    if file is None:
+        return url
+    absolute = Path(os.path.abspath(file)).as_posix()
+    stripped = url.strip()
+    if stripped.lower().startswith("sqlite:///"):
+        query = stripped.split("?", 1)[1] if "?" in stripped else ""
+        return f"sqlite:///{absolute}" + (f"?{query}" if query else "")
+    return f"journal:///{absolute}"
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by `***`, fit for logs and study records.
 

@@ -117,6 +117,7 @@ def study_budget(options: RunOptions, provenance: dict[str, Any]) -> dict[str, A
     }
 
 
+LIBRARY_SOURCES = ("keras", "bundled")  # --data values that name no file
 BUDGET_FLAGS = {
     "preset": "--preset",
     "epochs": "--epochs",
@@ -167,8 +168,11 @@ def check_budget_before_data(storage: optuna.storages.BaseStorage, options: RunO
     if asked is not None and isinstance(budget.get("subset"), int) and budget["subset"] > asked:
         changed.append(f"{BUDGET_FLAGS['subset']} {budget['subset']} (now {asked})")
     was = data.get("source")
-    named = options.data if options.data in ("keras", "bundled") else "file"
-    if (options.data != "auto" and named != was) or (options.data == "auto" and was == "file"):
+    named = options.data if options.data in LIBRARY_SOURCES else "a file"
+    stored = was if was in LIBRARY_SOURCES else "a file"  # "file" or "idx"
+    if (options.data != "auto" and named != stored) or (
+        options.data == "auto" and stored == "a file"
+    ):
         changed.append(f"--data {data.get('path') or was} (now {options.data})")
     if changed:
         _refuse(options, changed, budget, data)
@@ -235,7 +239,7 @@ def budget_options(budget: dict[str, Any], data: dict[str, Any]) -> list[str]:
         if budget.get(key) is not None:
             parts += [flag, str(budget[key])]
     source = data.get("source")
-    parts += ["--data", str(data.get("path") if source == "file" else source)]
+    parts += ["--data", str(source if source in LIBRARY_SOURCES else data.get("path"))]
     if budget.get("extra_unlabeled"):
         parts.append("--extra-unlabeled")
     if data.get("seed") not in (None, defaults.SEED):
