@@ -75,6 +75,24 @@ def import_kaleido() -> Any:
     return kaleido
 
 
+def describe_error(error: BaseException) -> str:
+    """An exception's message as one sentence, never the repr of its args tuple."""
+    parts = [" ".join(str(arg).split()) for arg in error.args]
+    return " ".join(p for p in parts if p) or type(error).__name__
+
+
+def tmpdir_problem() -> str | None:
+    """Why $TMPDIR cannot hold the browser's profile, or None when it can (or is unset)."""
+    value = os.environ.get("TMPDIR")
+    if not value:
+        return None
+    if not Path(value).is_dir():
+        return f"TMPDIR={value!r} is not a folder, and Chromium needs one: unset it or create it"
+    if not os.access(value, os.W_OK | os.X_OK):
+        return f"TMPDIR={value!r} is not writable, and Chromium needs it to be: unset it"
+    return None
+
+
 class BrowserStalled(Exception):
     """The browser did not answer in time (seen: a Chromium whose start never completes)."""
 
@@ -136,8 +154,10 @@ class KaleidoSession:
                 f"kaleido could not use the browser at {self.chrome}: {INSTALL_HINT}"
             ) from error
         except errors.BrowserFailedError as error:
+            # Chromium needs a writable TMPDIR where Python quietly falls back to /tmp.
+            hint = tmpdir_problem() or INSTALL_HINT
             raise UsageError(
-                f"the browser at {self.chrome} failed to start ({error}); {INSTALL_HINT}"
+                f"the browser at {self.chrome} failed to start ({describe_error(error)}); {hint}"
             ) from error
 
     def write_pngs(self, figures: Sequence[FigureSpec], directory: Path) -> dict[str, Path]:
