@@ -87,7 +87,8 @@ def record_study(
             "host": socket.gethostname(),
             "device": run_device(options),
             "versions": versions(),
-            "storage": storage_module.redact_url(url),
+            # absolute: a relative URL names another file from any other folder
+            "storage": storage_module.redact_url(storage_module.absolute_url(url)),
         },
     )
 
