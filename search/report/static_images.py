@@ -23,6 +23,17 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+# Imported here, at module import, in whichever thread first imports this module, and never
+# in a thread of ours. Python's per-module import locks do not stop two threads importing one
+# package at once from seeing it half-initialised (seen under load: `cannot import name
+# '_KaleidoTab' from partially initialized module`, when the session's loop thread ran
+# `import kaleido` while the main thread ran `from kaleido.errors import ...`; and
+# `partially initialized module 'choreographer._brokers'` when a session imported kaleido
+# while another thread did). The loop thread only uses what is imported here.
+import kaleido
+import kaleido.errors
+from choreographer.browsers.chromium import Chromium
+
 from search.errors import UsageError
 from search.report.artifacts import PNG_SIGNATURE
 from search.report.figures import FigureSpec
@@ -50,7 +61,6 @@ def find_chrome() -> str:
             f"BROWSER_PATH={override!r} is not an executable; the PDF needs Chrome or Chromium "
             f"for its figures: {INSTALL_HINT}"
         )
-    from choreographer.browsers.chromium import Chromium
 
     found = Chromium.find_browser(skip_local=False)
     if not found or not Path(found).is_file():
@@ -58,21 +68,6 @@ def find_chrome() -> str:
             f"the PDF needs Chrome or Chromium for its figures and none was found: {INSTALL_HINT}"
         )
     return found
-
-
-def import_kaleido() -> Any:
-    """Import kaleido and the submodules this module uses, here, in the calling thread.
-
-    Python's per-module import locks do not stop two threads importing one package at once
-    from seeing it half-initialised (seen: `cannot import name '_KaleidoTab' from partially
-    initialized module` when the loop thread ran `import kaleido` while the main thread ran
-    `from kaleido.errors import ...`). So the session imports everything up front, in the
-    thread that creates it, before the loop thread starts; the loop thread only uses it.
-    """
-    import kaleido
-    import kaleido.errors
-
-    return kaleido
 
 
 def describe_error(error: BaseException) -> str:
@@ -113,7 +108,7 @@ class KaleidoSession:
     def __init__(self, tabs: int = 2) -> None:
         self.chrome = find_chrome()
         self.tabs = tabs
-        self._kaleido_module = import_kaleido()  # before any thread of ours can import it
+        self._kaleido_module = kaleido
         self._start()
 
     def _start(self) -> None:
