@@ -37,9 +37,10 @@ DATA = "data"  # data provenance: source, path, sha256, counts, seed, note
 SAMPLER = "sampler"
 STUDY_SEED = "seed"
 ARTIFACTS_DIR = "artifacts_dir"
-BUDGET = "budget"  # preset, epochs, subset, extra_unlabeled, batch_size, validation_subset
+BUDGET = "budget"  # preset, epochs, subset, extra_unlabeled, batch_size, validation_subset,
+# backend (absent in studies from before backends: they trained under TensorFlow)
 PRUNING = "pruning"  # enabled, grace_epochs, eta, rungs, noise_margin_sd, envelope_min_complete
-RUNS = "runs"  # one entry per `run`: command, started, host, device, versions, storage
+RUNS = "runs"  # one entry per `run`: command, started, host, device, backend, versions, storage
 
 STUDY_KEYS = (
     FORMAT_VERSION_KEY,

@@ -87,6 +87,7 @@ def study_budget(options: RunOptions, provenance: dict[str, Any]) -> dict[str, A
         "extra_unlabeled": options.extra_unlabeled,
         "batch_size": preset.batch_size,
         "validation_subset": preset.validation_subset,
+        "backend": options.backend,
     }
 
 
@@ -98,7 +99,7 @@ def check_same_budget(
     """Refuse to resume a study under another budget; reads storage, writes nothing.
 
     Rungs, fronts and means only compare trials trained alike: the same preset, epochs,
-    training images, data and unlabeled extra. A study holds one budget.
+    training images, data, unlabeled extra and Keras backend. A study holds one budget.
     """
     try:
         study_id = storage.get_study_id_from_name(options.study)
@@ -114,7 +115,10 @@ def check_same_budget(
         "epochs": "--epochs",
         "subset": "--subset (training images)",
         "extra_unlabeled": "--extra-unlabeled",
+        "backend": "--backend",
     }
+    # A study from before backends were recorded trained under TensorFlow.
+    budget = {"backend": defaults.BACKEND, **budget}
     changed = [
         f"{flag} {budget[key]} (now {now[key]})"
         for key, flag in names.items()
