@@ -9,9 +9,11 @@ JAX or PyTorch, TensorFlow is never imported (a GPU box may not have it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,6 +231,26 @@ def configure_device(mixed_precision: bool = False, deterministic: bool = False)
     if deterministic:
         description += ", deterministic ops"
     return description
+
+
+@contextlib.contextmanager
+def exact_matmul(dtype: str) -> Iterator[str]:
+    """The dtype a metric can really compute in, with matmuls at full precision.
+
+    JAX has no float64 unless x64 is enabled (it would truncate to float32 with a warning),
+    and on Ampere and newer GPUs it multiplies float32 in TensorFloat-32 by default; so under
+    JAX float64 becomes float32 at "highest" matmul precision (about 1e-7 off, not 1e-3).
+    """
+    if current() != "jax" or dtype != "float64":
+        yield dtype
+        return
+    import jax
+
+    if jax.config.jax_enable_x64:
+        yield dtype
+        return
+    with jax.default_matmul_precision("highest"):
+        yield "float32"
 
 
 def runtime_errors() -> tuple[type[BaseException], ...]:
