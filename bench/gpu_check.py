@@ -74,7 +74,8 @@ def plan(gpu: bool, real_sizes: bool) -> dict[str, Any]:
         "steps_per_execution": [1, 4],
         "steps": 2,
         "ssim_images": 40,
-        "study": ["--preset", "smoke", "--subset", "64", "--epochs", "1", "--trials", "2"],
+        # one trial per worker: what is checked is that each worker trains and logs its device
+        "study": ["--preset", "smoke", "--subset", "64", "--epochs", "1", "--trials", "{n}"],
         "workers": [1, 2],
         "limits": {"devices": 60, "throughput": 120, "ssim": 60, "study": 150},
     }
@@ -257,7 +258,8 @@ def run_study(
     placement = ["--workers-per-gpu", str(workers)] if gpu else ["--workers", str(workers)]
     command = [
         sys.executable, "-m", "search", "run", "--backend", backend_name, "--data", "bundled",
-        *study_args, *placement, "--no-report", "--confirm", "0", "--study", "check",
+        *[a.replace("{n}", str(workers)) for a in study_args], *placement, "--no-report",
+        "--keep-models", "none", "--confirm", "0", "--study", "check",
         "--storage", storage,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -233,6 +233,28 @@ def configure_device(mixed_precision: bool = False, deterministic: bool = False)
     return description
 
 
+def set_random_seed(seed: int) -> None:
+    """keras.utils.set_random_seed, without importing TensorFlow under JAX or PyTorch.
+
+    Keras seeds TensorFlow too whenever it can be imported (for tf.data pipelines), which
+    would load all of TensorFlow into a JAX or PyTorch worker; only our data never goes
+    through tf.data there, so for that one call Keras is told TensorFlow is not available.
+    """
+    import keras
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    if current() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    before = lazy._available
+    lazy._available = False
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        lazy._available = before
+
+
 @contextlib.contextmanager
 def exact_matmul(dtype: str) -> Iterator[str]:
     """The dtype a metric can really compute in, with matmuls at full precision.

@@ -175,7 +175,7 @@ def train_vae(
     keras.backend.clear_session()  # Keras 3's clear_session runs gc.collect() itself
     device = configure_device(config.mixed_precision, config.deterministic)
     # A trial's seed is --seed plus its number; numpy takes 0..2^32-1, so it wraps around.
-    keras.utils.set_random_seed(config.seed % 2**32)
+    backend.set_random_seed(config.seed % 2**32)
 
     train = data.train
     val_images = data.validation.images
