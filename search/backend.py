@@ -268,7 +268,7 @@ def exact_matmul(dtype: str) -> Iterator[str]:
         return
     import jax
 
-    if jax.config.jax_enable_x64:
+    if jax.config.read("jax_enable_x64"):
         yield dtype
         return
     with jax.default_matmul_precision("highest"):
