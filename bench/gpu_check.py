@@ -364,7 +364,7 @@ def backend_section(name: str, found: dict[str, Any]) -> str:
 
 
 def write_report(out: Path, stem: str, title: str, results: dict[str, Any]) -> None:
-    """Merge this run's backends into `out/stem.json` and rewrite `out/stem.md` from it."""
+    """Merge this run's backends into the JSON file `stem` in `out`; rewrite its markdown."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{stem}.json"
     merged: dict[str, Any] = {"backends": {}}
