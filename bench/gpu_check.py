@@ -61,7 +61,7 @@ def plan(gpu: bool, real_sizes: bool) -> dict[str, Any]:
             "batches": [64, 128],
             "precisions": ["float32"],
             "steps_per_execution": [1, 16],
-            "steps": 15,
+            "steps": 40,
             "ssim_images": 500,
             # what this mode is for is images/s; one small study shows the run works
             "study": ["--preset", "smoke", "--subset", "256", "--epochs", "1", "--trials", "{n}"],
@@ -309,6 +309,26 @@ def _throughput_line(row: dict[str, Any]) -> str:
     return f"{what}: {row.get('skipped') or row.get('error')}"
 
 
+def throughput_table(backends: dict[str, Any]) -> str:
+    """Images/s of every backend's throughput rows, one table (first epoch: with compiling)."""
+    table = [
+        [
+            name,
+            r["model"],
+            r.get("n_params", "-"),
+            r["precision"],
+            r["batch"],
+            r["steps_per_execution"],
+            f"{r['images_per_s']:.0f}" if "images_per_s" in r else r.get("skipped", "failed"),
+            r.get("first_epoch_s", "-"),
+        ]
+        for name, found in backends.items()
+        for r in found.get("throughput", {}).get("rows", [])
+    ]
+    header = ["backend", "model", "parameters", "precision", "batch", "steps/execution"]
+    return markdown_table([*header, "images/s", "first epoch s"], table, list("llrlrrrr"))
+
+
 def backend_section(name: str, found: dict[str, Any]) -> str:
     devices = found.get("devices", {})
     lines = [f"## {name}", ""]
@@ -320,23 +340,7 @@ def backend_section(name: str, found: dict[str, Any]) -> str:
         f"Trains on: {devices.get('described')}.",
         "",
     ]
-    rows = found.get("throughput", {}).get("rows", [])
-    table = [
-        [
-            r["model"],
-            r.get("n_params", "-"),
-            r["precision"],
-            r["batch"],
-            r["steps_per_execution"],
-            f"{r['images_per_s']:.0f}" if "images_per_s" in r else r.get("skipped", "failed"),
-            r.get("first_epoch_s", "-"),
-        ]
-        for r in rows
-    ]
-    if table:
-        header = ["model", "parameters", "precision", "batch", "steps/execution", "images/s"]
-        lines += [markdown_table([*header, "first epoch s"], table, list("lrlrrrr")), ""]
-    elif "error" in found.get("throughput", {}):
+    if "error" in found.get("throughput", {}):
         lines += [f"Throughput: {found['throughput']['error']}", ""]
     ssim = found.get("ssim", {})
     if "error" in ssim:
@@ -383,6 +387,7 @@ def write_report(out: Path, stem: str, title: str, results: dict[str, Any]) -> N
         merged["mode"],
         "",
     ]
+    parts += [throughput_table(merged["backends"]), ""]
     parts += [backend_section(n, f) for n, f in merged["backends"].items()]
     (out / f"{stem}.md").write_text("\n".join(parts).rstrip() + "\n")
     print(f"wrote {out / (stem + '.md')} and {path}")
