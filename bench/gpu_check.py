@@ -66,7 +66,7 @@ def plan(gpu: bool, real_sizes: bool) -> dict[str, Any]:
             # what this mode is for is images/s; one small study shows the run works
             "study": ["--preset", "smoke", "--subset", "256", "--epochs", "1", "--trials", "{n}"],
             "workers": [1],
-            "limits": {"devices": 60, "throughput": 480, "ssim": 60, "study": 240},
+            "limits": {"devices": 60, "throughput": 600, "ssim": 60, "study": 240},
         }
     return {
         "models": {"tiny": TINY_MODEL},
@@ -169,6 +169,7 @@ def step_throughput(settings: dict[str, Any]) -> dict[str, Any]:
                         keras.mixed_precision.set_global_policy("float32")
                     rows.append(row)
                     print("  " + _throughput_line(row), flush=True)
+                    print("ROW " + json.dumps(row), flush=True)
     return {"rows": rows}
 
 
@@ -234,9 +235,14 @@ def run_child(step: str, backend_name: str, settings: dict[str, Any], limit: flo
         )
     except subprocess.TimeoutExpired as exc:
         shown = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        print(shown, end="")
-        return {"error": f"stopped after its {limit:.0f} s limit"}
+        print("".join(f"{x}\n" for x in shown.splitlines() if not x.startswith("ROW ")), end="")
+        # what finished before the limit is kept: the rows the child printed as it went
+        rows = [json.loads(x[len("ROW ") :]) for x in shown.splitlines() if x.startswith("ROW ")]
+        stopped = {"error": f"stopped after its {limit:.0f} s limit"}
+        return {**stopped, "rows": rows} if rows else stopped
     for line in done.stdout.splitlines():
+        if line.startswith("ROW "):
+            continue
         if not line.startswith("RESULT "):
             print(line)
     results = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -335,6 +341,8 @@ def backend_section(name: str, found: dict[str, Any]) -> str:
     if "error" in devices:
         return "\n".join([*lines, f"Device listing failed: {devices['error']}", ""])
     lines += [
+        f"Measured from {found.get('when')}; {found.get('machine')}.",
+        "",
         f"{name} {devices.get('backend_version')}, Keras {devices.get('keras')}; devices: "
         + ", ".join(devices.get("devices", [])),
         f"Trains on: {devices.get('described')}.",
@@ -376,13 +384,17 @@ def write_report(out: Path, stem: str, title: str, results: dict[str, Any]) -> N
         with contextlib.suppress(ValueError):
             merged = json.loads(path.read_text())
     merged.setdefault("backends", {}).update(results["backends"])
+    for found in merged["backends"].values():  # sections kept from an earlier run
+        found.setdefault("when", merged.get("when"))
+        found.setdefault("machine", merged.get("machine"))
     merged.update({k: v for k, v in results.items() if k != "backends"})
     path.write_text(json.dumps(merged, indent=1) + "\n")
     parts = [
         f"# {title}",
         "",
         f"Written by `python bench/gpu_check.py {' '.join(merged.get('argv', []))}` at "
-        f"{merged['when']}; machine: {merged['machine']}.",
+        f"{merged['when']} (each backend's section says when it was measured; a run of some "
+        f"backends keeps the others' sections); machine: {merged['machine']}.",
         "",
         merged["mode"],
         "",
@@ -459,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for name in names:
         print(f"== {name}", flush=True)
-        found: dict[str, Any] = {}
+        found: dict[str, Any] = {"when": timestamp(), "machine": machine(tensorflow=False)}
         found["devices"] = run_child("devices", name, settings, limits["devices"])
         print(f"devices: {found['devices']}", flush=True)
         budget = {**settings, "budget_s": limits["throughput"] - 30}
