@@ -233,6 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
         f"first) again until each has 1+R seeds; 0 skips (default {defaults.CONFIRM})",
     )
     run.add_argument(
+        "--until-converged",
+        action="store_true",
+        help="stop sampling once the seed-mean front has not moved beyond the seed noise over "
+        "the last --convergence-window finished trials (at most --trials), then confirm",
+    )
+    run.add_argument(
+        "--convergence-window",
+        type=whole(1, MAX_TRIALS),
+        default=defaults.CONVERGENCE_WINDOW,
+        metavar="W",
+        help="trials without a front move beyond the noise that count as converged "
+        f"(default {defaults.CONVERGENCE_WINDOW})",
+    )
+    run.add_argument(
         "--space",
         action="append",
         default=[],

@@ -27,6 +27,9 @@ SAMPLER = "tpe"
 KEEP_MODELS = ("pareto", "all", "none")
 KEEP_MODEL = "pareto"
 REPEATS = 1  # runs of each sweep configuration
+# `run --until-converged` stops once this many finished trials have not moved the seed-mean
+# front beyond the seed noise (search/convergence.py); not yet replayed on recorded curves.
+CONVERGENCE_WINDOW = 8
 CONFIRM = 2  # seeds beyond the first that a front configuration gets at the end of `run`
 WORKERS_PER_GPU = 1
 # Keras 3 backends that train (KERAS_BACKEND or --backend); TensorFlow is the fastest on a CPU.

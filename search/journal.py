@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -97,6 +100,119 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return self.grace_period or GRACE_PERIODS * (self.heartbeat_interval or 0)
 
 
+class WholeLineJournalBackend(JournalFileBackend):
+    """Optuna's journal file backend whose appends land whole or not at all.
+
+    Optuna writes a batch of log lines with one buffered `write`; a write that fails half-way
+    (a full disk) leaves a partial last line, and the next append is glued onto it, after which
+    the whole file no longer reads. Here the file's size is noted before the write, and a
+    failed write is cut back to it; a torn last line left by a writer that died mid-write is
+    cut off (with a one-line warning) under the writer lock, before anything is appended.
+    """
+
+    def __init__(self, file_path: str, lock_obj: BaseJournalFileLock) -> None:
+        super().__init__(file_path, lock_obj=lock_obj)
+        self._lock_obj = lock_obj
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+        self._lock_obj.acquire()
+        try:
+            fd = os.open(self._file_path, os.O_RDWR | os.O_APPEND)
+            try:
+                _cut_torn_tail(fd, self._file_path)
+                size = os.fstat(fd).st_size
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                except BaseException:
+                    os.ftruncate(fd, size)
+                    raise
+            finally:
+                os.close(fd)
+        finally:
+            self._lock_obj.release()
+
+
+def _cut_torn_tail(fd: int, path: str) -> None:
+    """Cut off a last line that has no newline or is not JSON (a write that died half-way).
+
+    Only called with the writer lock held, so no live writer is in the middle of that line.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return
+    start = max(0, size - (1 << 20))
+    tail = os.pread(fd, size - start, start)
+    complete = tail.endswith(b"\n")
+    body = tail if not complete else tail[:-1]
+    cut = body.rfind(b"\n")
+    if cut < 0:
+        return  # no complete line before it: not evidently a journal; the reader says so
+    before = body[:cut]
+    try:  # a torn line follows a journal record; anything else is not ours to cut
+        json.loads(before[before.rfind(b"\n") + 1 :])
+    except ValueError:
+        return
+    last = body[cut + 1 :]
+    if complete:
+        try:
+            json.loads(last)
+            return
+        except ValueError:
+            pass
+    keep = start + cut + 1
+    os.ftruncate(fd, keep)
+    print(
+        f"warning: cut off a torn last line of the journal {path} ({size - keep} bytes, "
+        "a write that did not finish); every complete record is kept",
+        file=sys.stderr,
+    )
+
+
+def repair_torn_tail(path: Path, lock: BaseJournalFileLock) -> None:
+    """On open, cut off a torn last line, if the file is writable (a reader never writes)."""
+    if not os.access(path, os.W_OK) or not path.is_file():
+        return
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return
+            f.seek(-1, os.SEEK_END)
+            ends_whole = f.read(1) == b"\n"
+        if ends_whole and _last_line_is_json(path):
+            return
+        lock.acquire()
+    except OSError:
+        return
+    try:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            _cut_torn_tail(fd, str(path))
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    finally:
+        lock.release()
+
+
+def _last_line_is_json(path: Path) -> bool:
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        start = max(0, size - (1 << 20))
+        f.seek(start)
+        body = f.read()[:-1]
+    try:
+        json.loads(body[body.rfind(b"\n") + 1 :])
+    except ValueError:
+        return start > 0 and body.rfind(b"\n") < 0
+    return True
+
+
 class FlockLock(BaseJournalFileLock):
     """The journal's writer lock as `flock` on `<journal>.flock`.
 
@@ -154,7 +270,9 @@ def open_journal(
         raise UsageError(f"the journal storage path {path} is a folder, not a file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path), lock_obj=FlockLock(str(path)))
+        lock = FlockLock(str(path))
+        repair_torn_tail(path, lock)
+        backend = WholeLineJournalBackend(str(path), lock_obj=lock)
     except OSError as err:
         raise UsageError(f"cannot open the journal file {path}: {err.strerror}") from err
     try:

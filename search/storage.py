@@ -28,6 +28,7 @@ storages (SQLite, PostgreSQL, MySQL) use Optuna's own heartbeat table, the journ
 from __future__ import annotations
 
 import copy
+import datetime
 import os
 import random
 import re
@@ -302,8 +303,35 @@ class _HeartbeatRDBStorage(RDBStorage):
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         stale = super()._get_stale_trial_ids(study_id)
+        stale += self._orphans(study_id, set(stale))
         record_dead_worker(self, stale, self.grace_period or 0)
         return stale
+
+    def _orphans(self, study_id: int, known: set[int]) -> list[int]:
+        """RUNNING trials with no heartbeat row that started more than the grace period ago:
+        a worker killed between creating its trial and its first heartbeat (Optuna skips them,
+        so they would stay RUNNING for ever). A live worker writes that row at once."""
+        from optuna.storages._rdb import models
+
+        grace = self.grace_period or GRACE_PERIODS * (self.heartbeat_interval or 0)
+        cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace)  # naive local
+        with self.scoped_session() as session:
+            ids = [
+                trial_id
+                for (trial_id,) in session.query(models.TrialModel.trial_id)
+                .outerjoin(models.TrialHeartbeatModel)
+                .filter(models.TrialModel.study_id == study_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING)
+                .filter(models.TrialHeartbeatModel.trial_heartbeat_id.is_(None))
+                .all()
+                if trial_id not in known
+            ]
+        orphans = []
+        for trial_id in ids:
+            started = self.get_trial(trial_id).datetime_start
+            if started is not None and started < cutoff:
+                orphans.append(trial_id)
+        return orphans
 
 
 def _prepare_sqlite(url: str, must_exist: bool) -> dict[str, Any]:

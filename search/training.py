@@ -209,7 +209,11 @@ def train_vae(
                 self.model.stop_training = True
 
     class StopOnNaNBatch(keras.callbacks.Callback):
-        """Stop within the epoch when the loss blows up, not after wasting the rest of it."""
+        """Stop within the epoch when the loss blows up, not after wasting the rest of it.
+
+        Not `keras.callbacks.TerminateOnNaN`, which does the same check but prints a line of its
+        own to stdout; a run prints only our lines, and the reason goes into the trial's record.
+        """
 
         def on_train_batch_end(self, batch, logs=None):
             if logs and not math.isfinite(float(logs.get("loss", 0.0))):

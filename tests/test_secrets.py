@@ -14,7 +14,7 @@ import pypdf
 import pytest
 from optuna.trial import TrialState
 
-from search import cli
+from search import cli, records
 from search.run.process import without_storage as _without_storage
 from search.storage import STORAGE_ENV, redact_argv, redact_command
 from tests.pg_server import PASSWORD
@@ -80,7 +80,7 @@ def test_the_password_is_in_no_output_record_or_report(
     assert len([t for t in complete if "confirms" not in t.user_attrs]) == 2
     stored = _everything_stored(study)
     assert PASSWORD not in stored
-    commands = [run["command"] for run in study.user_attrs["runs"]]
+    commands = [run["command"] for run in records.read_runs(study.user_attrs)]
     assert "--storage 'postgresql+psycopg2://vae:***@127.0.0.1:" in commands[0]
 
     html = (tmp_path / "studies" / "secret" / "report.html").read_text(encoding="utf-8")

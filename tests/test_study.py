@@ -57,7 +57,7 @@ def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert complete, "at least the first trial completes"
     for trial in complete:
-        assert set(trial.user_attrs) >= REQUIRED_ATTRS
+        assert set(records.trial_attrs(trial)) >= REQUIRED_ATTRS
         assert trial.values == [trial.user_attrs["val_ssim"], trial.user_attrs["val_mse"]]
         assert len(records.trial_attrs(trial)["curve"]) == trial.user_attrs["epochs_run"] == 2
         _assert_artifacts_open(smoke_study.artifacts, trial)
@@ -67,7 +67,7 @@ def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
     assert attrs["data"]["bundled_subset"] is True
     assert attrs["budget"]["preset"] == "smoke" and attrs["pruning"]["rungs"] == [1]
     assert attrs["pruning"]["noise_margin_sd"] == 0  # smoke's default: no guard
-    assert attrs["runs"][0]["command"].startswith("python -m search run")
+    assert records.read_runs(attrs)[0]["command"].startswith("python -m search run")
     # the Pareto trials' weights are kept (default --keep-models pareto)
     assert any("model" in records.trial_attrs(t)["artifacts"] for t in study.best_trials)
     assert "Pareto front" in smoke_study.output
@@ -164,7 +164,7 @@ def test_resume_adds_trials_and_sweep_trials_are_tagged(tmp_path):
         assert f"studies/resume/{name}" in second.stdout
     study = _load(f"sqlite:///{tmp_path}/studies/resume.db", "resume")
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
-    assert len(study.user_attrs["runs"]) == 2
+    assert len(records.read_runs(study.user_attrs)) == 2
     assert "2 finished trials, running 1 more" in second.stderr
 
 

@@ -15,11 +15,15 @@ know reads what it recognises, as for any foreign study. Version 3 moves a trial
 records (`MACHINE_RECORDS`: its curve, rung values and artifact ids) from its user attrs into
 its system attrs under `MACHINE_PREFIX`: optuna-dashboard lists every user attr on a trial's
 page, and these records made that page thousands of pixels wide. `trial_attrs` reads both.
+Version 3 also stores each `run`'s provenance under a key of its own (`RUN_PREFIX`), written
+once, so that runs started together cannot lose each other's record; `read_runs` reads both.
 """
 
 from __future__ import annotations
 
 import math
+import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,7 +44,12 @@ ARTIFACTS_DIR = "artifacts_dir"
 BUDGET = "budget"  # preset, epochs, subset, extra_unlabeled, batch_size, validation_subset,
 # backend (absent in studies from before backends: they trained under TensorFlow)
 PRUNING = "pruning"  # enabled, grace_epochs, eta, rungs, noise_margin_sd, envelope_min_complete
+CONVERGENCE = "convergence"  # stopped_at, finished, trials_since, window, converged, noise
 RUNS = "runs"  # one entry per `run`: command, started, host, device, backend, versions, storage
+# Each `run` stores its entry under a key of its own, RUN_PREFIX + time + random id, so runs
+# that start together never overwrite each other's entry (the older single-key list is read
+# too).
+RUN_PREFIX = "run:"
 
 STUDY_KEYS = (
     FORMAT_VERSION_KEY,
@@ -54,6 +63,7 @@ STUDY_KEYS = (
     ARTIFACTS_DIR,
     BUDGET,
     PRUNING,
+    CONVERGENCE,
     RUNS,
 )
 
@@ -251,15 +261,31 @@ def read_pruning_settings(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return as_dict(attrs.get(PRUNING))
 
 
+def write_convergence(study: AttrWriter, record: dict[str, Any]) -> None:
+    """Where the seed-mean front stopped moving (search/convergence.py, as_record)."""
+    study.set_user_attr(CONVERGENCE, record)
+
+
+def read_convergence(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    record = attrs.get(CONVERGENCE)
+    return record if isinstance(record, dict) else None
+
+
 def read_runs(attrs: Mapping[str, Any]) -> list[Any]:
-    """The run log, oldest first (entries as stored; a non-list reads as empty)."""
+    """The run log, oldest first: the older single-key list (a non-list reads as empty), then
+    each run's own entry in the order of its key."""
     runs = attrs.get(RUNS)
-    return list(runs) if isinstance(runs, list) else []
+    old = list(runs) if isinstance(runs, list) else []
+    own = sorted(k for k in attrs if isinstance(k, str) and k.startswith(RUN_PREFIX))
+    return old + [attrs[k] for k in own]
 
 
 def append_run(study: AttrWriter, attrs: Mapping[str, Any], entry: dict[str, Any]) -> None:
-    """Add one `run` to the log `attrs` holds and store the log."""
-    study.set_user_attr(RUNS, [*read_runs(attrs), entry])
+    """Store one `run`'s entry under a key of its own: one write, no read-modify-write, so
+    concurrent runs lose nothing. (`attrs` is kept for the callers' sake.)"""
+    del attrs
+    key = f"{RUN_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
+    study.set_user_attr(key, entry)
 
 
 # -- enqueued trials: sweep and confirmation tags ----------------------------------------------

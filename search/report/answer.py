@@ -12,6 +12,7 @@ from typing import Any
 
 from search import records as keys  # the stored names (search.records owns them)
 from search.configurations import Configuration
+from search.records import read_runs
 from search.report import prose
 from search.report.artifacts import ArtifactReader
 from search.report.reconstructions import read_panel, representative_with
@@ -127,7 +128,7 @@ def budget_line(budget: Budget, data: DataProvenance | None) -> str:
 
 def longer_command(records: StudyRecords, epochs: int) -> str:
     """The study's first recorded command, as a new study with twice the epochs."""
-    runs = records.attrs.get(keys.RUNS)
+    runs = read_runs(records.attrs)
     first = runs[0].get("command") if isinstance(runs, list) and runs else None
     name = f"{records.name}-{2 * epochs}-epochs"
     if not isinstance(first, str):

@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from search import records as keys  # the stored names (search.records owns them)
+from search.records import read_runs
 from search.report.sections import ReproInfo, RunRow
 from search.report.trials import StudyRecords, redact_url
 from search.storage import redact_command
@@ -44,7 +45,7 @@ def _space_rows(space: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
 def reproducibility_info(records: StudyRecords) -> ReproInfo:
     runs = []
     versions: dict[str, set[str]] = defaultdict(set)
-    raw_runs = records.attrs.get(keys.RUNS)
+    raw_runs = read_runs(records.attrs)
     for run in raw_runs if isinstance(raw_runs, list) else []:
         if not isinstance(run, dict):
             continue

@@ -18,9 +18,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from search import convergence
 from search import records as keys  # the stored names (search.records owns them)
-from search.configurations import Configuration, losses, pareto_front, pooled_noise
+from search.configurations import (
+    Configuration,
+    Run,
+    group_runs,
+    losses,
+    pareto_front,
+    pooled_noise,
+)
+from search.defaults import CONVERGENCE_WINDOW
 from search.pareto import hypervolume_2d
+from search.records import read_budget, read_convergence
 from search.report import prose
 from search.report.sections import HypervolumeInfo
 from search.report.trials import StudyRecords
@@ -44,6 +54,7 @@ class TrustInfo:
     band: tuple[float, float] | None = None
     settled_after: int | None = None
     front_sentence: str | None = None
+    convergence_sentence: str | None = None
 
 
 def _spearman(a: list[float], b: list[float]) -> float | None:
@@ -202,6 +213,35 @@ def _front_settled(
     )
 
 
+def _convergence(records: StudyRecords) -> str | None:
+    """Where the front stopped moving: the stored record of `run`, or the same rule again
+    (search/convergence.py) for a study that lacks it."""
+    result = convergence.from_record(read_convergence(records.attrs))
+    if result is None and len(records.objectives) == 2 and records.complete:
+        runs = [Run(t.number, t.params, t.values) for t in records.complete if t.values]
+        finished = [t.number for t in records.trials if t.state in ("COMPLETE", "PRUNED")]
+        budget = read_budget(records.attrs) or {}
+        stored_epochs = budget.get("epochs")
+        epochs = stored_epochs if isinstance(stored_epochs, int) else 1
+        noise, source = convergence.study_noise(group_runs(runs), epochs)
+        result = convergence.convergence(
+            runs, finished, CONVERGENCE_WINDOW, records.maximize, noise, source
+        )
+    if result is None or result.stopped_at is None:
+        return None
+    verdict = (
+        "by the rule of `run --until-converged` the search had converged"
+        if result.converged
+        else "short of the window, so by that rule the search had not yet converged"
+    )
+    return (
+        f"The seed-mean front stopped moving beyond the seed noise (noise {result.noise_source}) "
+        f"at trial {result.stopped_at}: "
+        f"{prose.fmt_count(result.trials_since, 'finished trial')} since, against a window of "
+        f"{result.window}; {verdict}."
+    )
+
+
 def trust_info(
     records: StudyRecords,
     configurations: list[Configuration],
@@ -215,5 +255,12 @@ def trust_info(
     rho, objectives_sentence = _objectives_agreement(records, configurations, front)
     band, settled, front_sentence = _front_settled(records, configurations, hv)
     return TrustInfo(
-        epochs, epoch_sentences, rho, objectives_sentence, band, settled, front_sentence
+        epochs,
+        epoch_sentences,
+        rho,
+        objectives_sentence,
+        band,
+        settled,
+        front_sentence,
+        _convergence(records),
     )

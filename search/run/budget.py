@@ -3,6 +3,7 @@ what one trial's training costs and sees (one study holds one such budget)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from search.run.options import RunOptions
 from search.run.process import STOP
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+log = logging.getLogger("search.run")
 BUDGET_POLL_S = 2.0  # how often a worker waiting for the others' last trials looks again
 
 
@@ -60,6 +62,7 @@ def budget_left(study: optuna.Study, target_total: int) -> bool:
     Running trials may belong to other workers: when they finish, the budget is full; when
     their worker dies, heartbeats fail them and queue a retry, which this worker may run.
     """
+    said = False
     while True:
         STOP.check()
         trials = study.get_trials(deepcopy=False)
@@ -69,8 +72,29 @@ def budget_left(study: optuna.Study, target_total: int) -> bool:
             return False
         if finished + running < target_total:
             return True
+        if not said:
+            log.info("%s", waiting_line(study, running))
+            said = True
         optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
         time.sleep(BUDGET_POLL_S)
+
+
+def waiting_line(study: optuna.Study, running: int) -> str:
+    """What a worker says while it waits for RUNNING trials it does not run itself."""
+    storage = study._storage
+    storage = getattr(storage, "_backend", storage)  # Optuna's cache around an RDB storage
+    interval = getattr(storage, "heartbeat_interval", None)
+    grace = getattr(storage, "grace_period", None) or (interval or 0) * defaults.GRACE_PERIODS
+    line = (
+        f"waiting: {running} trial(s) RUNNING elsewhere would fill the budget; another worker "
+        "may be training them"
+    )
+    if interval:
+        return line + (
+            f", or its worker died: then it is failed and retried once it has had no "
+            f"heartbeat for {grace} s (Ctrl-C to stop waiting)"
+        )
+    return line + " (without heartbeats a dead worker's trial is never failed; Ctrl-C to stop)"
 
 
 def study_budget(options: RunOptions, provenance: dict[str, Any]) -> dict[str, Any]:

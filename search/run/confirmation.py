@@ -13,10 +13,11 @@ from optuna.trial import TrialState
 
 from search import configurations as configs
 from search import records
+from search.convergence import Convergence, convergence, study_noise
 from search.run.budget import finished_count
 from search.run.console import describe
 from search.run.options import RunOptions
-from search.run.setup import MAXIMIZE
+from search.run.setup import MAXIMIZE, epochs
 
 log = logging.getLogger("search.run")
 
@@ -32,6 +33,42 @@ def completed_configurations(study: optuna.Study) -> list[configs.Configuration]
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ]
     return configs.group_runs(runs)
+
+
+def study_convergence(
+    study: optuna.Study, options: RunOptions, look_back: int | None = None
+) -> Convergence:
+    """Where the study's seed-mean front stopped moving (search/convergence.py)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    runs = [
+        configs.Run(t.number, t.params, tuple(t.values))
+        for t in trials
+        if t.state == TrialState.COMPLETE
+    ]
+    noise, source = study_noise(configs.group_runs(runs), epochs(options))
+    return convergence(
+        runs,
+        [t.number for t in trials],
+        options.convergence_window,
+        MAXIMIZE,
+        noise,
+        source,
+        look_back,
+    )
+
+
+def converged_now(study: optuna.Study, options: RunOptions) -> Convergence | None:
+    """With --until-converged, the convergence that ends the search now; None to go on.
+
+    Enqueued trials (a sweep, confirmation runs) are experiments: they run first, whatever the
+    front does.
+    """
+    if not options.until_converged:
+        return None
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return None
+    result = study_convergence(study, options, look_back=options.convergence_window)
+    return result if result.converged else None
 
 
 def confirm_front(

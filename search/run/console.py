@@ -128,6 +128,16 @@ class Progress:
             study.stop()
 
 
+def what_was_interrupted(study: optuna.Study, number: int | None) -> str:
+    """The truth about the trial a signal stopped, as stored (for the stop message)."""
+    if number is None:
+        return "no trial of this process was training, none was marked FAIL"
+    state = next((t.state for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if state == TrialState.FAIL:
+        return f"trial {number}, which was training, was marked FAIL"
+    return f"trial {number} was left {state.name if state is not None else 'unknown'}"
+
+
 def resume_command(options: RunOptions, target_total: int, study: optuna.Study) -> str:
     left = target_total - len(study.get_trials(deepcopy=False, states=FINISHED))
     parts = ["--study", options.study, "--trials", str(max(left, 1))]

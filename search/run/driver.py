@@ -20,9 +20,15 @@ import optuna
 from search import defaults, records
 from search import space as search_space
 from search import storage as storage_module
+from search.convergence import as_record, sentence
 from search.paths import check_output_folder, stored_artifacts_dir
 from search.run import budget, console, provenance, setup
-from search.run.confirmation import completed_configurations, confirm_front
+from search.run.confirmation import (
+    completed_configurations,
+    confirm_front,
+    converged_now,
+    study_convergence,
+)
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
 from search.run.process import STOP, freeze_start_up_objects, without_storage
@@ -145,6 +151,10 @@ def run(options: RunOptions) -> RunOutcome:
     code = train(target_total, already)
     if not options.is_parent:
         return RunOutcome(code)  # the `--workers` parent confirms and sums up
+    if code in (0, EXIT_TRIALS_FAILED):
+        settled = study_convergence(study, options)
+        log.info("%s", sentence(settled))
+        records.write_convergence(study, as_record(settled))
     if code == 0:
         # With workers, they train the confirmation runs too: the parent only plans (it never
         # starts TensorFlow, which would take memory on every GPU and train on none).
@@ -229,11 +239,15 @@ def train_trials(
                 callbacks=[progress],
                 catch=(TrainingFailed, budget.BudgetReached),
             )
+            if converged_now(study, options) is not None:
+                log.info("--until-converged: the front stopped moving; no more trials sampled")
+                break
         STOP.check()  # a signal swallowed at the very end still means "interrupted"
     except KeyboardInterrupt:
         progress.bar.close()
         log.info(
-            "interrupted: the running trial was marked FAIL; resume with: %s",
+            "interrupted: %s; resume with: %s",
+            console.what_was_interrupted(study, objective.interrupted_trial),
             console.resume_command(options, target_total, study),
         )
         return 128 + (STOP.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM

@@ -50,11 +50,13 @@ class Objective:
         self.target_total = target_total
         self.epochs = epochs(options)
         self.pruner = pruner_config(options, self.epochs) if options.pruning else None
+        self.interrupted_trial: int | None = None  # the trial a signal stopped, for the message
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         try:
             return self._train_and_store(trial)
         except KeyboardInterrupt:
+            self.interrupted_trial = trial.number
             records.write_failure(trial, "interrupted (Ctrl-C or SIGTERM) during the trial")
             raise
         except Exception:
@@ -62,6 +64,7 @@ class Objective:
                 raise
             # The signal landed inside TensorFlow or Keras (tracing, a callback), which turned
             # the KeyboardInterrupt into an error of its own: it is still the interruption.
+            self.interrupted_trial = trial.number
             records.write_failure(trial, "interrupted (Ctrl-C or SIGTERM) during the trial")
             raise KeyboardInterrupt(f"signal {STOP.signum}") from None
 

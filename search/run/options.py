@@ -40,6 +40,8 @@ class RunOptions:
     keep_models: str = defaults.KEEP_MODEL
     sweep: list[str] = field(default_factory=list)
     repeats: int = defaults.REPEATS
+    until_converged: bool = False  # stop sampling once the front stopped moving
+    convergence_window: int = defaults.CONVERGENCE_WINDOW
     confirm: int = defaults.CONFIRM  # seeds beyond the first a front configuration needs
     space: list[str] = field(default_factory=list)
     predictor: bool = False
@@ -82,6 +84,7 @@ def validate(options: RunOptions) -> None:
         ("--epochs", options.epochs),
         ("--subset", options.subset),
         ("--repeats", options.repeats),
+        ("--convergence-window", options.convergence_window),
         ("--eta", options.eta),
         ("--grace-epochs", options.grace_epochs),
     ):
