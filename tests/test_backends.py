@@ -105,7 +105,8 @@ def test_a_study_keeps_its_backend(name: str, tmp_path: Path) -> None:
     from search import records
 
     assert records.read_budget(study.user_attrs)["backend"] == name
-    run = study.user_attrs[records.RUNS][-1]
+    # Each run stores its provenance under a key of its own (format 3): read_runs finds them.
+    run = records.read_runs(study.user_attrs)[-1]
     assert run["backend"] == name and run["device"].endswith(f"{name} backend")
 
     refused = run_without_tensorflow(
