@@ -350,9 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dashboard.add_argument(
         "--port",
-        type=whole(1, 65535, "a port"),
+        type=whole(0, 65535, "a port"),
         default=defaults.DASHBOARD_PORT,
-        help=f"port (default {defaults.DASHBOARD_PORT})",
+        help=f"port (default {defaults.DASHBOARD_PORT}; 0: any free port, printed)",
     )
     dashboard.add_argument(
         "--artifacts", metavar="DIR", help="artifact folder, if not the stored one"

@@ -200,9 +200,10 @@ def dashboard_command(args: argparse.Namespace) -> int:
     except (OSError, UnicodeError) as err:  # UnicodeError: a host name IDNA cannot encode
         reason = getattr(err, "strerror", None) or str(err)
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
-    print(
-        f"optuna-dashboard for {storage_module.redact_url(url)} at http://{args.host}:{args.port}/ "
-        "(Ctrl-C stops it)",
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(  # the bound port: with --port 0 the system chose it, and this line says which
+        f"optuna-dashboard for {storage_module.redact_url(url)} at "
+        f"http://{host}:{server.server_port}/ (Ctrl-C stops it)",
         file=sys.stderr,
         flush=True,
     )
@@ -219,19 +220,31 @@ def studies_command(args: argparse.Namespace) -> int:
         else [f"sqlite:///{p}" for p in sorted(glob.glob("studies/*.db"))]
         + [f"journal:///{p}" for p in sorted(glob.glob("studies/*.log"))]
     )
+    if not urls:
+        # on stderr, so `--json` still prints a plain [] for scripts, and a person sees why
+        where = Path(defaults.STUDIES_DIR).resolve()
+        print(
+            f"no studies under {where} (run from the folder that holds studies/, or pass "
+            "--storage URL)",
+            file=sys.stderr,
+        )
     if args.json:
         from search.summaries import storage_summaries
 
-        print(json.dumps([s for url in urls for s in storage_summaries(url)], indent=2))
+        summaries = [s for url in urls for s in storage_summaries(url)]
+        if urls and not summaries:
+            print(f"no study in {_storages(urls)}", file=sys.stderr)
+        print(json.dumps(summaries, indent=2))
         return 0
     if not urls:
-        print("no studies under studies/ (pass --storage URL for another storage)")
         return 0
     states = [s for s in optuna.trial.TrialState]
     print(f"{'study':<30} {'storage':<40} " + " ".join(f"{s.name.lower():>8}" for s in states))
+    listed = 0
     for url in urls:
         storage = storage_module.open_storage(url, must_exist=True)
         for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            listed += 1
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             counts = {s: 0 for s in states}
             for trial in study.get_trials(deepcopy=False):
@@ -240,7 +253,14 @@ def studies_command(args: argparse.Namespace) -> int:
                 f"{summary.study_name:<30} {storage_module.redact_url(url):<40} "
                 + " ".join(f"{counts[s]:>8}" for s in states)
             )
+    if not listed:
+        print(f"no study in {_storages(urls)}", file=sys.stderr)
     return 0
+
+
+def _storages(urls: list[str]) -> str:
+    """The storages looked in, for the `no study in ...` line (absolute, passwords hidden)."""
+    return ", ".join(storage_module.redact_url(storage_module.absolute_url(u)) for u in urls)
 
 
 def export_command(args: argparse.Namespace) -> int:

@@ -11,7 +11,9 @@ Every source ends as float32 images in [0, 1] shaped (n, 28, 28, 1) and int labe
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,12 +175,35 @@ def _load_keras() -> RawMnist:
 
     cache = Path.home() / ".keras" / "datasets" / "mnist.npz"
     try:
-        (x, y), (x_test, y_test) = keras.datasets.mnist.load_data()
+        with _without_download_notice():
+            (x, y), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as exc:  # keras raises several kinds when offline
         raise UsageError(f"could not load keras MNIST: {type(exc).__name__}: {exc}") from exc
     return RawMnist(
         x, y, x_test, y_test, "keras", str(cache), file_sha256(cache) if cache.exists() else None
     )
+
+
+class _DownloadNotice(logging.Filter):
+    """Drops keras' `Downloading data from <url>` record and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Downloading data from ")
+
+
+@contextlib.contextmanager
+def _without_download_notice() -> Iterator[None]:
+    """keras' get_file, with interactive logging off (search/quiet.py turns it off), announces
+    a download through absl's logger, which `run`'s INFO logging would print on every offline
+    start. The download itself is untouched; with `--verbose` keras prints to stdout instead,
+    as the libraries' own lines are wanted then."""
+    absl = logging.getLogger("absl")
+    notice = _DownloadNotice()
+    absl.addFilter(notice)
+    try:
+        yield
+    finally:
+        absl.removeFilter(notice)
 
 
 def _load_bundled() -> RawMnist:

@@ -64,7 +64,7 @@ def load_file(path: Path) -> RawMnist:
         raise UsageError(
             f"unknown data file type: {path.name} (expected .npz, .csv, .csv.gz or IDX files)"
         )
-    return RawMnist(x, y, x_test, y_test, "file", str(path), file_sha256(path))
+    return RawMnist(x, y, x_test, y_test, "file", os.path.abspath(path), file_sha256(path))
 
 
 def _path_kind(path: Path) -> str:
@@ -351,7 +351,7 @@ def _load_idx_dir(directory: Path, hint: Path | None = None) -> RawMnist:
     x_test = _read_idx(test_images, IDX_IMAGE_DIMS) if test_images else None
     y_test = _read_idx(test_labels, IDX_LABEL_DIMS) if test_labels else None
     digest = hashlib.sha256(b"".join(file_sha256(p).encode() for p in (images, labels))).hexdigest()
-    return RawMnist(x, y, x_test, y_test, "idx", str(directory), digest)
+    return RawMnist(x, y, x_test, y_test, "idx", os.path.abspath(directory), digest)
 
 
 def _read_idx(path: Path, dims: int) -> np.ndarray:

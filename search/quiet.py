@@ -18,6 +18,7 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -113,8 +114,41 @@ class _QuietImports(importlib.abc.MetaPathFinder):
         return spec
 
 
+# Loggers whose warnings are start-up chatter, not a fault (matplotlib: "Matplotlib is
+# building the font cache; this may take a moment." on a machine's first run).
+CHATTY_START_UP_LOGGERS = ("matplotlib",)
+
+
+def configure_our_lines(verbose: bool = False) -> None:
+    """Log records reach stderr as their bare message: `keras MNIST unavailable ...`, never
+    `WARNING:search.data:keras MNIST ...`. Root gets its handler now, before any library's
+    `logging.warning(...)` can install the default `LEVEL:name:` format (a later
+    `logging.basicConfig` is then a no-op). The level stays WARNING; `run` lowers it to INFO."""
+    if not verbose:
+        for name in CHATTY_START_UP_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of the record, not when it was made."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_start_up(verbose: bool) -> None:
     """Quiet (default) or verbose library start-up; call before anything imports TensorFlow."""
+    configure_our_lines(verbose)
     if verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
         return

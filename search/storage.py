@@ -118,6 +118,31 @@ def is_shareable(url: str) -> bool:
     return not ((url.startswith("sqlite:") and ":memory:" in url) or "mode=memory" in url)
 
 
+def storage_file(url: str) -> Path | None:
+    """The file a SQLite or journal URL names, as given; None for a server or memory."""
+    url = url.strip()
+    journal = journal_path(url)
+    if journal is not None:
+        return journal
+    if url.lower().startswith("sqlite:///") and is_shareable(url):
+        return Path(url[len("sqlite:///") :].split("?", 1)[0])
+    return None
+
+
+def absolute_url(url: str) -> str:
+    """`url` with a SQLite or journal file named by its absolute path (servers and memory
+    as they are): what is stored or exported then names the same file from any folder."""
+    file = storage_file(url)
+    if file is None:
+        return url
+    absolute = Path(os.path.abspath(file)).as_posix()
+    stripped = url.strip()
+    if stripped.lower().startswith("sqlite:///"):
+        query = stripped.split("?", 1)[1] if "?" in stripped else ""
+        return f"sqlite:///{absolute}" + (f"?{query}" if query else "")
+    return f"journal:///{absolute}"
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by `***`, fit for logs and study records.
 

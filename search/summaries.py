@@ -37,7 +37,7 @@ def study_summary(study: optuna.Study, storage_url: str) -> dict[str, Any]:
         "directions": [d.name.lower() for d in study.directions],
         "metric_names": study.metric_names,
         "trials": state_counts(study),
-        "storage": storage_module.redact_url(storage_url),
+        "storage": storage_module.redact_url(storage_module.absolute_url(storage_url)),
     }
 
 

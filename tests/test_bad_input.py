@@ -325,7 +325,7 @@ BAD_OPTIONS: dict[str, tuple[list[str], str]] = {
     "space 100 layers": ([*RUN, "--space", "n_layers=1:100"], "n_layers"),
     # cause 8: dashboard ports
     "port 99999": (["dashboard", "--port", "99999"], "--port"),
-    "port 0": (["dashboard", "--port", "0"], "--port"),
+    "port -1": (["dashboard", "--port", "-1"], "--port"),
     "report format": (["report", "--format", "pdfx"], "--format"),
     "empty host": (["dashboard", "--host", " "], "--host"),
 }

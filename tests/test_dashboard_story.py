@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,48 +11,24 @@ import optuna
 from optuna_dashboard import get_note
 
 from search.report import report_context
-from tests.conftest import run_cli
+from tests.conftest import dashboard_server, run_cli
 from tests.report_fixtures import build_study
 
 # A value longer than this does not fit a 1,400-px trial page at the dashboard's font.
 LINE_CHARS = 160
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _dashboard_detail(study_name: str, storage: str, cwd: Path) -> dict:
     """Start `python -m search dashboard`, read the study as the dashboard's UI does, stop."""
-    port = _free_port()
-    command = ["dashboard", "--study", study_name, "--storage", storage, "--port", str(port)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "search", *command],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        studies = None
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{base}/api/studies", timeout=2) as response:
-                    studies = json.load(response)
-                break
-            except OSError:
-                time.sleep(0.5)
-        assert studies is not None, "dashboard did not answer"
+    # straight to the local server, whatever proxy the environment names
+    urlopen = urllib.request.build_opener(urllib.request.ProxyHandler({})).open
+    with dashboard_server(study_name, storage, cwd, cwd / "dashboard.log") as base:
+        with urlopen(f"{base}/api/studies", timeout=60) as response:
+            studies = json.load(response)
         summary = next(s for s in studies["study_summaries"] if s["study_name"] == study_name)
         url = f"{base}/api/studies/{summary['study_id']}?after=0"
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urlopen(url, timeout=60) as response:
             return json.load(response)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_report_writes_note_and_figures_that_a_rewrite_replaces(tmp_path):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from search.quiet import START_UP_NOISE
+from tests.conftest import offline_env
 
 TINY_TRAIN = (
     "train",
@@ -121,3 +123,65 @@ def test_every_worker_starts_quietly(tmp_path):
     output = result.stdout + result.stderr
     assert "[w0]" in output and "[w1]" in output
     assert _noise(output) == []
+
+
+TINY_RUN = (
+    "--preset",
+    "smoke",
+    "--space",
+    "latent_dim=2:2",
+    "--space",
+    "n_layers=1:1",
+    "--space",
+    "filters=8",
+    "--space",
+    "dense_units=16",
+    "--epochs",
+    "1",
+    "--subset",
+    "200",
+)
+# Every line a quiet `run` writes to stderr starts so (docs/cli.md, "What a run prints").
+RUN_LOG_LINES = re.compile(
+    r"^(keras MNIST unavailable \(|study '|data: |device: |convergence: |trial +\d)"
+)
+RAW_LOGGING_PREFIX = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:")
+
+
+def _offline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A command with keras' MNIST out of reach (conftest.offline_env)."""
+    with offline_env(cwd) as env:
+        return subprocess.run(
+            [sys.executable, "-m", "search", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+
+def test_an_offline_run_prints_only_our_lines(tmp_path):
+    """Seen: `Downloading data from https://storage.googleapis.com/...` on every `run` (keras'
+    get_file through absl's logger, which run's INFO logging printed) and the fallback notice
+    as `WARNING:search.data:keras MNIST unavailable ...`."""
+    result = _offline(
+        "run", "--trials", "1", *TINY_RUN, "--data", "auto", "--confirm", "0", "--no-report",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "Downloading data from" not in output
+    assert not [line for line in output.splitlines() if RAW_LOGGING_PREFIX.match(line)]
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if not RUN_LOG_LINES.match(line)] == [], result.stderr
+    assert sum(line.startswith("keras MNIST unavailable (") for line in lines) == 1
+    assert "using the bundled 5,000-image subset" in result.stderr
+
+
+def test_train_says_the_fallback_in_our_words(tmp_path):
+    result = _offline(*TINY_TRAIN, "--data", "auto", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("keras MNIST unavailable ("), result.stderr
+    assert "Downloading data from" not in result.stdout + result.stderr

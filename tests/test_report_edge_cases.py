@@ -142,3 +142,26 @@ def test_a_missing_artifact_store_is_reported_not_fatal(tmp_path):
     assert context.reconstructions.panels == []
     assert "was not found" in context.reconstructions.note
     assert context.latent.coords is None and "latent" in context.latent.note
+
+
+@pytest.mark.timeout(300)
+def test_a_failed_pdf_step_leaves_no_older_pdf_beside_the_new_html(tmp_path, monkeypatch):
+    """Seen: `TMPDIR=/nonexistent/dir run ...` on a study with a report kept the old
+    report.pdf beside the new report.html, and the error blamed the browser in a tuple's repr."""
+    fixture = build_study(tmp_path / "s", n_trials=2, sweeps=False, n_pruned=0, artifacts=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.pdf").write_bytes(b"%PDF-1.7 an older report\n")
+    # Python falls back to /tmp; the browser kaleido starts does not
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "nonexistent" / "dir"))
+    with pytest.raises(UsageError) as caught:
+        write_report(fixture.study, out)
+    message = str(caught.value)
+    assert "\n" not in message and "('" not in message, message
+    assert message.startswith("the PDF was not written (")
+    assert f"TMPDIR='{tmp_path / 'nonexistent' / 'dir'}' is not a folder" in message
+    assert f"the older {out / 'report.pdf'} was removed" in message
+    assert not (out / "report.pdf").exists()
+    assert (out / "report.html").stat().st_size > 1_000_000
+    assert f"{out / 'report.html'} is up to date" in message
+    assert sorted(p.name for p in out.iterdir()) == ["report.html"]  # no temporary file left

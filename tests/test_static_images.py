@@ -6,6 +6,7 @@ choreographer's) are left behind in that process, not in the test runner's.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -70,3 +71,85 @@ def test_a_stalled_browser_is_killed_started_again_then_reported(tmp_path):
         state = Path(f"/proc/{pid}/stat")
         assert not state.exists() or state.read_text().split()[2] == "Z", pid
     assert not list(tmp_path.glob("*.png"))
+
+
+IMPORT_FROM_TWO_THREADS = """
+import importlib.abc
+import json
+import sys
+import threading
+import time
+
+from search.report import static_images
+
+static_images.OPEN_TIMEOUT_S = 3
+static_images.CLOSE_TIMEOUT_S = 3
+imports = []
+
+
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "kaleido":
+            imports.append([name, threading.current_thread().name])
+        return None
+
+
+sys.meta_path.insert(0, Spy())
+errors = []
+both = threading.Barrier(2)
+
+
+def other_thread():
+    both.wait()
+    try:
+        from kaleido.errors import BrowserFailedError, ChromeNotFoundError  # noqa: F401
+    except ImportError as error:
+        errors.append(repr(error))
+
+
+together = sys.argv[1] == "together"
+other = threading.Thread(target=other_thread if together else lambda: None, name="other")
+other.start()
+if together:
+    both.wait()
+session = static_images.KaleidoSession()
+deadline = time.monotonic() + 60
+while session._kaleido is None and time.monotonic() < deadline:
+    time.sleep(0.05)
+other.join()
+opened = session._kaleido is not None
+session.close()
+print(json.dumps({"imports": imports, "errors": errors, "opened": opened}))
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["alone", "together"])
+def test_kaleido_is_imported_before_the_loop_thread_starts_even_with_a_second_importer(
+    tmp_path, mode
+):
+    """Seen under load: `cannot import name '_KaleidoTab' from partially initialized module`.
+
+    In a fresh interpreter the session's loop thread imports nothing of kaleido (it did,
+    which is what raced with the main thread's `from kaleido.errors import ...`); and a
+    second thread importing kaleido at the moment the session starts gets no ImportError.
+    """
+    script, _ = _stalling_browser(tmp_path)
+    env = {
+        **os.environ,
+        "BROWSER_PATH": str(script),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_FROM_TWO_THREADS, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["opened"], "the loop thread reached the browser's start"
+    assert seen["errors"] == []
+    assert not [name for name, thread in seen["imports"] if thread == "kaleido-report"]
+    assert {"kaleido", "kaleido.errors"} <= {name for name, _ in seen["imports"]}

@@ -6,6 +6,9 @@ import json
 
 import optuna
 
+from search import records
+from search.storage import absolute_url
+from search.summaries import study_summary
 from tests.conftest import run_cli
 
 
@@ -16,8 +19,11 @@ def test_studies_json_lists_name_directions_counts_and_storage(smoke_study):
     entry = next(s for s in listed if s["name"] == smoke_study.name)
     assert entry["directions"] == ["maximize", "minimize"]
     assert entry["metric_names"] == ["SSIM", "MSE"]
-    assert entry["storage"] == f"sqlite:///studies/{smoke_study.name}.db"
+    # absolute, though the run was given none (it was `sqlite:///studies/NAME.db`)
+    db = (smoke_study.workdir / "studies" / f"{smoke_study.name}.db").resolve()
+    assert entry["storage"] == f"sqlite:///{db.as_posix()}"
     study = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.storage)
+    assert records.read_runs(study.user_attrs)[0]["storage"] == entry["storage"]
     expected = {state.name.lower(): 0 for state in optuna.trial.TrialState}
     for trial in study.trials:
         expected[trial.state.name.lower()] += 1
@@ -40,3 +46,36 @@ def test_studies_json_never_shows_a_password(fresh_postgres_url, tmp_path):
     assert password not in result.stdout
     assert "***@" in entry["storage"]
     assert entry["trials"]["complete"] == 0
+
+
+def test_studies_where_there_is_none_says_so_on_stderr(tmp_path):
+    """Seen: `studies --json` from another folder printed `[]` and nothing else."""
+    for args in (["studies", "--json"], ["studies"]):
+        result = run_cli(*args, cwd=tmp_path, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert f"no studies under {tmp_path.resolve() / 'studies'}" in result.stderr
+    assert json.loads(run_cli("studies", "--json", cwd=tmp_path, timeout=120).stdout) == []
+    optuna.create_study(study_name="gone", storage=f"sqlite:///{tmp_path / 'none.db'}")
+    optuna.delete_study(study_name="gone", storage=f"sqlite:///{tmp_path / 'none.db'}")
+    result = run_cli("studies", "--storage", f"sqlite:///{tmp_path / 'none.db'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"no study in sqlite:///{tmp_path / 'none.db'}" in result.stderr
+
+
+def test_a_relative_storage_is_stored_and_exported_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    here = tmp_path.resolve().as_posix()
+    assert absolute_url("sqlite:///studies/a.db") == f"sqlite:///{here}/studies/a.db"
+    assert absolute_url("journal:///studies/a.log") == f"journal:///{here}/studies/a.log"
+    assert absolute_url("studies/a.log") == f"journal:///{here}/studies/a.log"
+    assert absolute_url("sqlite:////x/a.db?timeout=5") == "sqlite:////x/a.db?timeout=5"
+    for kept in ("postgresql://u@h/db", "memory:", "sqlite:///:memory:"):
+        assert absolute_url(kept) == kept
+    study = optuna.create_study(
+        study_name="rel", storage="sqlite:///studies/a.db", directions=["maximize", "minimize"]
+    )
+    # what export's config.json and `studies --json` say (both come from study_summary)
+    assert study_summary(study, "sqlite:///studies/a.db")["storage"] == (
+        f"sqlite:///{here}/studies/a.db"
+    )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from search import records
 from search.defaults import SWEEP_BASELINE
 from search.model import DEFAULTS
 from search.space import default_space, parse_sweep, sweep_configurations
-from tests.conftest import run_cli
+from tests.conftest import dashboard_server, run_cli
 
 REQUIRED_ATTRS = {
     "curve",
@@ -265,7 +266,12 @@ def test_a_signal_leaves_a_consistent_study_that_resumes(tmp_path, signum, exit_
     process.send_signal(signum)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == exit_code, output[-2000:]
-    assert "resume with: python -m search run --study interrupt --trials" in output
+    printed = re.search(
+        r"resume with: python -m search run (--study interrupt --trials .*)", output
+    )
+    assert printed, output[-2000:]
+    # it names the stored budget (it did not, and was refused under the default preset's)
+    assert printed.group(1).endswith("--preset smoke --epochs 2 --subset 256 --data bundled")
     study = _load(storage, "interrupt")
     states = [t.state for t in study.trials]
     assert TrialState.RUNNING not in states
@@ -275,54 +281,23 @@ def test_a_signal_leaves_a_consistent_study_that_resumes(tmp_path, signum, exit_
     if signum != signal.SIGTERM:
         return  # both signals take the same path from here; resuming is checked once
 
-    resumed = run_cli(*args, "--trials", "1", cwd=tmp_path)
+    # the printed command, with one trial and no report (neither is part of the budget)
+    resume = ["run", *shlex.split(printed.group(1)), "--trials", "1", "--confirm", "0"]
+    resumed = run_cli(*resume, "--no-report", "--no-pruning", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len(_load(storage, "interrupt").get_trials(states=(TrialState.COMPLETE,))) == done + 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_dashboard_serves_the_study_with_metric_names_and_artifacts(smoke_study, tmp_path):
-    port = _free_port()
-    # A file, not a pipe nobody reads: a chatty server must never block on a full pipe.
-    log = (tmp_path / "dashboard.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "search",
-            "dashboard",
-            "--study",
-            smoke_study.name,
-            "--storage",
-            smoke_study.storage,
-            "--port",
-            str(port),
-        ],
-        cwd=smoke_study.workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
     # straight to the local server, whatever proxy the environment names
     urlopen = urllib.request.build_opener(urllib.request.ProxyHandler({})).open
-    try:
-        # Wait for as long as the server is alive (pytest-timeout bounds it), not a fixed time.
-        studies = None
-        while studies is None:
-            assert process.poll() is None, (tmp_path / "dashboard.log").read_text()[-3000:]
-            try:
-                with urlopen(f"{base}/api/studies", timeout=10) as response:
-                    studies = json.load(response)
-            except OSError:
-                time.sleep(0.5)
+    log = tmp_path / "dashboard.log"
+    with dashboard_server(smoke_study.name, smoke_study.storage, smoke_study.workdir, log) as base:
+        with urlopen(f"{base}/api/studies", timeout=60) as response:
+            studies = json.load(response)
         summary = next(s for s in studies["study_summaries"] if s["study_name"] == smoke_study.name)
         assert [d.lower() for d in summary["directions"]] == ["maximize", "minimize"]
-        with urlopen(f"{base}/api/studies/{summary['study_id']}?after=0", timeout=10) as response:
+        with urlopen(f"{base}/api/studies/{summary['study_id']}?after=0", timeout=60) as response:
             detail = json.load(response)
         assert detail["objective_names"] == ["SSIM", "MSE"]
         complete = [t for t in detail["trials"] if t["state"].lower() == "complete"]
@@ -330,12 +305,8 @@ def test_dashboard_serves_the_study_with_metric_names_and_artifacts(smoke_study,
         grid = next(a for a in artifacts if a["filename"] == "grid.png")
         study_id, trial_id = summary["study_id"], complete[0]["trial_id"]
         url = f"{base}/artifacts/{study_id}/{trial_id}/{grid['artifact_id']}"
-        with urlopen(url, timeout=10) as response:
+        with urlopen(url, timeout=60) as response:
             assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_studies_lists_counts_by_state(smoke_study):

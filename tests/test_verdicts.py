@@ -4,7 +4,11 @@ configurations are confirmed under new seeds, and one study keeps one budget."""
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,7 +20,7 @@ from optuna.trial import TrialState
 from search import records
 from search.configurations import Run, configuration_key, confirmation_plan, group_runs
 from search.pruning import rung_decision, rung_results
-from tests.conftest import run_cli
+from tests.conftest import TINY, offline_env, run_cli
 
 EPOCHS = 2  # the smoke preset's
 REFERENCES = 12
@@ -185,7 +189,11 @@ def test_resume_under_another_budget_is_refused_and_touches_nothing(
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert named in lines[0] and "--study NEW_NAME" in lines[0]
+    assert (
+        named in lines[0]
+        and "; or start a new study: python -m search run --study NEW " in lines[0]
+    )
+    assert "Resume it as stored: python -m search run --study verdicts --trials 1 " in lines[0]
     assert db.read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "studies").iterdir()) == ["verdicts.db"]
 
@@ -256,3 +264,48 @@ def test_confirmation_runs_left_waiting_resume_and_are_not_asked_for_twice(tmp_p
     # the printed front: trial 0's configuration, n = 3
     front = second.stdout.split("Pareto front")[1]
     assert re.search(r"^\s+0\s+3\s", front, re.MULTILINE), second.stdout
+
+
+def test_another_budget_is_refused_before_the_data_and_the_printed_command_resumes(tmp_path):
+    """Seen: after a study of `--epochs 4`, `run --trials 3 --preset quick` was refused only
+    after 19 s and an attempt to download MNIST, with no word on the command that resumes."""
+    made = run_cli("run", "--trials", "1", *TINY, "--confirm", "0", "--no-report", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    db = tmp_path / "studies" / "mnist-vae.db"
+    before = db.read_bytes()
+    with offline_env(tmp_path) as env:  # loading keras' MNIST first would say so, in a line
+        started = time.monotonic()
+        refused = subprocess.run(
+            [sys.executable, "-m", "search", "run", "--trials", "1", "--preset", "quick"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        seconds = time.monotonic() - started
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: study 'mnist-vae' was run with "), (
+        refused.stderr
+    )
+    assert "--preset smoke (now quick)" in lines[0] and "--epochs 1 (now " in lines[0]
+    assert seconds < 30, f"refused after {seconds:.1f} s"  # Python and Optuna's imports
+    assert db.read_bytes() == before
+    resume = re.search(r"Resume it as stored: (python -m search run [^;]+);", lines[0])
+    assert resume, lines[0]
+    assert (
+        "or start a new study: python -m search run --study NEW --trials 1 --preset quick"
+        in (lines[0])
+    )
+    words = shlex.split(resume.group(1))
+    assert words[:4] == ["python", "-m", "search", "run"]
+    assert words[4:] == [
+        *("--study", "mnist-vae", "--trials", "1", "--preset", "smoke"),
+        *("--epochs", "1", "--subset", "200", "--data", "bundled"),
+    ]
+    # as printed, less the report and the confirmation runs (no budget options) for speed
+    resumed = run_cli(*words[3:], "--confirm", "0", "--no-report", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    trials = optuna.load_study(study_name="mnist-vae", storage=f"sqlite:///{db}").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2

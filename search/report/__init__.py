@@ -22,7 +22,7 @@ from search.report.diagnostics import importance_info
 from search.report.figures import build_figures
 from search.report.render import write_html, write_pdf
 from search.report.sections import ReportContext
-from search.report.static_images import KaleidoSession
+from search.report.static_images import KaleidoSession, describe_error
 from search.report.trials import read_study
 
 FORMATS = ("html", "pdf")
@@ -105,14 +105,40 @@ def write_report(
         written: dict[str, Path] = {}
         if "html" in wanted:
             written["html"] = write_html(context, figures, out_dir / "report.html")
-        if no_browser is not None:
-            raise no_browser
-        if session is not None:
-            written["pdf"] = write_pdf(context, figures, out_dir / "report.pdf", session)
+        if "pdf" in wanted:
+            try:
+                if no_browser is not None:
+                    raise no_browser
+                assert session is not None
+                written["pdf"] = write_pdf(context, figures, out_dir / "report.pdf", session)
+            except Exception as error:
+                raise _pdf_not_written(error, out_dir / "report.pdf", written.get("html")) from None
         return written
     finally:
         if session is not None:
             session.close()
+
+
+def _pdf_not_written(error: Exception, pdf: Path, html: Path | None) -> UsageError:
+    """One line for a failed PDF step. An older report.pdf is removed: beside a new
+    report.html it would look like this report's PDF (seen after a failed PDF step)."""
+    if isinstance(error, UsageError):
+        reason = str(error)
+    elif isinstance(error, OSError) and error.strerror:
+        reason = error.strerror + (f": {error.filename}" if error.filename else "")
+    else:
+        reason = f"{type(error).__name__}: {describe_error(error)}"
+    parts = [f"the PDF was not written ({reason})"]
+    try:
+        pdf.unlink()
+        parts.append(f"the older {pdf} was removed, as it showed the study as it was then")
+    except FileNotFoundError:
+        pass
+    except OSError as unlink_error:
+        parts.append(f"the older {pdf} is stale and could not be removed ({unlink_error.strerror})")
+    if html is not None:
+        parts.append(f"{html} is up to date")
+    return UsageError("; ".join(parts))
 
 
 def write_story_without_report(study: optuna.Study, artifact_store_dir: Path | None) -> None:

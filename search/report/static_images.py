@@ -60,6 +60,39 @@ def find_chrome() -> str:
     return found
 
 
+def import_kaleido() -> Any:
+    """Import kaleido and the submodules this module uses, here, in the calling thread.
+
+    Python's per-module import locks do not stop two threads importing one package at once
+    from seeing it half-initialised (seen: `cannot import name '_KaleidoTab' from partially
+    initialized module` when the loop thread ran `import kaleido` while the main thread ran
+    `from kaleido.errors import ...`). So the session imports everything up front, in the
+    thread that creates it, before the loop thread starts; the loop thread only uses it.
+    """
+    import kaleido
+    import kaleido.errors
+
+    return kaleido
+
+
+def describe_error(error: BaseException) -> str:
+    """An exception's message as one sentence, never the repr of its args tuple."""
+    parts = [" ".join(str(arg).split()) for arg in error.args]
+    return " ".join(p for p in parts if p) or type(error).__name__
+
+
+def tmpdir_problem() -> str | None:
+    """Why $TMPDIR cannot hold the browser's profile, or None when it can (or is unset)."""
+    value = os.environ.get("TMPDIR")
+    if not value:
+        return None
+    if not Path(value).is_dir():
+        return f"TMPDIR={value!r} is not a folder, and Chromium needs one: unset it or create it"
+    if not os.access(value, os.W_OK | os.X_OK):
+        return f"TMPDIR={value!r} is not writable, and Chromium needs it to be: unset it"
+    return None
+
+
 class BrowserStalled(Exception):
     """The browser did not answer in time (seen: a Chromium whose start never completes)."""
 
@@ -80,6 +113,7 @@ class KaleidoSession:
     def __init__(self, tabs: int = 2) -> None:
         self.chrome = find_chrome()
         self.tabs = tabs
+        self._kaleido_module = import_kaleido()  # before any thread of ours can import it
         self._start()
 
     def _start(self) -> None:
@@ -92,10 +126,10 @@ class KaleidoSession:
         self._browser = asyncio.run_coroutine_threadsafe(self._open(self.tabs), self._loop)
 
     async def _open(self, tabs: int) -> Any:
-        import kaleido
-
         # mathjax=False: kaleido would otherwise load MathJax from a CDN.
-        browser = kaleido.Kaleido(n=tabs, timeout=RENDER_TIMEOUT_S, mathjax=False, path=self.chrome)
+        browser = self._kaleido_module.Kaleido(
+            n=tabs, timeout=RENDER_TIMEOUT_S, mathjax=False, path=self.chrome
+        )
         self._kaleido = browser  # so a start that stalls can still be killed
         await browser.open()
         return browser
@@ -110,19 +144,20 @@ class KaleidoSession:
             ) from None
 
     def _call(self, make: Callable[[Any], Coroutine[Any, Any, Any]], seconds: float) -> Any:
-        from kaleido.errors import BrowserFailedError, ChromeNotFoundError
-
+        errors = self._kaleido_module.errors
         try:
             browser = self._wait(self._browser, OPEN_TIMEOUT_S, "start")
             work = asyncio.run_coroutine_threadsafe(make(browser), self._loop)
             return self._wait(work, seconds, "render the figures")
-        except ChromeNotFoundError as error:
+        except errors.ChromeNotFoundError as error:
             raise UsageError(
                 f"kaleido could not use the browser at {self.chrome}: {INSTALL_HINT}"
             ) from error
-        except BrowserFailedError as error:
+        except errors.BrowserFailedError as error:
+            # Chromium needs a writable TMPDIR where Python quietly falls back to /tmp.
+            hint = tmpdir_problem() or INSTALL_HINT
             raise UsageError(
-                f"the browser at {self.chrome} failed to start ({error}); {INSTALL_HINT}"
+                f"the browser at {self.chrome} failed to start ({describe_error(error)}); {hint}"
             ) from error
 
     def write_pngs(self, figures: Sequence[FigureSpec], directory: Path) -> dict[str, Path]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import sys
 from typing import Any
 
@@ -16,6 +15,7 @@ from search import configurations as configs
 from search import records
 from search import storage as storage_module
 from search.pruning import ParetoPrunerConfig
+from search.run import budget
 from search.run.budget import FINISHED, finished_count
 from search.run.options import RunOptions
 from search.run.setup import MAXIMIZE
@@ -25,7 +25,10 @@ log = logging.getLogger("search.run")
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(format="%(message)s", stream=sys.stderr)  # no-op after quiet.py's
+    # Our INFO lines only: the root stays at WARNING, so a library's INFO record (absl's
+    # "Downloading data from ...", matplotlib's "generated new fontManager") never shows.
+    logging.getLogger("search").setLevel(logging.INFO)
     # Our progress lines replace Optuna's per-trial INFO lines and its failure tracebacks.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -139,13 +142,15 @@ def what_was_interrupted(study: optuna.Study, number: int | None) -> str:
 
 
 def resume_command(options: RunOptions, target_total: int, study: optuna.Study) -> str:
+    """The command that goes on with this study as stored: its budget and data too (without
+    them a resume under another preset's defaults would be refused)."""
     left = target_total - len(study.get_trials(deepcopy=False, states=FINISHED))
-    parts = ["--study", options.study, "--trials", str(max(left, 1))]
-    # A storage taken from $VAE_SEARCH_STORAGE is found there again; a redacted URL would not
-    # work as a command-line argument anyway.
-    if options.storage and options.storage != os.environ.get(storage_module.STORAGE_ENV):
-        parts += ["--storage", storage_module.redact_url(options.storage)]
-    return "python -m search run " + " ".join(shlex.quote(p) for p in parts)
+    parts = [*budget.study_options(options), "--trials", str(max(left, 1))]
+    stored = study.user_attrs
+    stored_budget, data = records.read_budget(stored), records.read_data(stored)
+    if stored_budget is not None and data is not None:
+        parts += budget.budget_options(stored_budget, data)
+    return budget.command(parts)
 
 
 def print_summary(

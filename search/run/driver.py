@@ -90,6 +90,13 @@ def run(options: RunOptions) -> RunOutcome:
     )
     if options.report and options.is_parent:
         check_output_folder(report_dir(options), "the report folder", files=REPORT_FILES)
+    # A study that exists (or a server) is opened now, so a resume under another budget is
+    # refused before any data is loaded or downloaded; a new file is created only below.
+    storage = None
+    file = storage_module.storage_file(setup.storage_url(options))
+    if file is None or file.exists():
+        storage, url = setup.open_run_storage(options)
+        budget.check_budget_before_data(storage, options)
     preset = defaults.PRESETS[options.preset]
     data = load_mnist(
         options.data,
@@ -97,7 +104,8 @@ def run(options: RunOptions) -> RunOutcome:
         subset=options.subset if options.subset is not None else preset.subset,
         extra_unlabeled=options.extra_unlabeled,
     )
-    storage, url = setup.open_run_storage(options)
+    if storage is None:
+        storage, url = setup.open_run_storage(options)
     budget.check_same_budget(storage, options, data.provenance)
     study = setup.create_or_load_study(storage, url, options)
     stored = study.user_attrs

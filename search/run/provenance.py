@@ -90,7 +90,8 @@ def record_study(
             "device": run_device(options),
             "backend": options.backend,
             "versions": versions(),
-            "storage": storage_module.redact_url(url),
+            # absolute: a relative URL names another file from any other folder
+            "storage": storage_module.redact_url(storage_module.absolute_url(url)),
         },
     )
 
