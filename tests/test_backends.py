@@ -115,6 +115,9 @@ def test_a_study_keeps_its_backend(name: str, tmp_path: Path) -> None:
     assert refused.returncode == 2, refused.stderr[-2000:]
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and f"--backend {name} (now tensorflow)" in lines[0], lines
+    # The command it offers resumes under the stored backend, not the one this run asked for.
+    resume = lines[0].split("Resume it as stored: ")[1].split("; or start")[0]
+    assert f"--backend {name}" in resume, lines
     assert "IMPORTED_TENSORFLOW False" in refused.stdout
     again = optuna.load_study(study_name="b", storage=storage)
     assert len(again.trials) == 2
