@@ -19,6 +19,7 @@ from search import defaults
 from search import storage as storage_module
 from search.errors import UsageError
 from search.paths import check_output_folder, study_artifacts_dir
+from search.terminal import shown
 
 if TYPE_CHECKING:
     from search.run.options import RunOptions
@@ -231,7 +232,14 @@ def studies_command(args: argparse.Namespace) -> int:
     if args.json:
         from search.summaries import storage_summaries
 
-        summaries = [s for url in urls for s in storage_summaries(url)]
+        summaries = []
+        for url in urls:
+            try:
+                summaries += storage_summaries(url)
+            except UsageError as err:
+                if args.storage:
+                    raise
+                print(f"skipped: {shown(err, sys.stderr)}", file=sys.stderr)
         if urls and not summaries:
             print(f"no study in {_storages(urls)}", file=sys.stderr)
         print(json.dumps(summaries, indent=2))
@@ -242,7 +250,13 @@ def studies_command(args: argparse.Namespace) -> int:
     print(f"{'study':<30} {'storage':<40} " + " ".join(f"{s.name.lower():>8}" for s in states))
     listed = 0
     for url in urls:
-        storage = storage_module.open_storage(url, must_exist=True)
+        try:
+            storage = storage_module.open_storage(url, must_exist=True)
+        except UsageError as err:
+            if args.storage:  # the one storage asked for
+                raise
+            print(f"skipped: {shown(err, sys.stderr)}", file=sys.stderr)  # a stray file
+            continue
         for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
             listed += 1
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
@@ -250,7 +264,7 @@ def studies_command(args: argparse.Namespace) -> int:
             for trial in study.get_trials(deepcopy=False):
                 counts[trial.state] += 1
             print(
-                f"{summary.study_name:<30} {storage_module.redact_url(url):<40} "
+                f"{shown(summary.study_name):<30} {shown(storage_module.redact_url(url)):<40} "
                 + " ".join(f"{counts[s]:>8}" for s in states)
             )
     if not listed:

@@ -166,11 +166,13 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
     source = provenance.get("source")
     source = provenance.get("path") if source == "file" else source
     counts = provenance.get("counts") or {}
+    # The budget records the flag; studies older than that record only the unlabeled count.
+    extra_unlabeled = budget.get("extra_unlabeled", int(counts.get("unlabeled", 0)) > 0)
     data = load_mnist(
         str(source),
         seed=int(provenance.get("seed", 0)),
         subset=int(budget["subset"]),
-        extra_unlabeled=bool(counts.get("extra_unlabeled")),
+        extra_unlabeled=bool(extra_unlabeled),
     )
     preset = defaults.PRESETS.get(str(budget.get("preset")), defaults.PRESETS["full"])
     config = TrainConfig(

@@ -235,7 +235,7 @@ def rung_results(
     return results
 
 
-class SeedSpread(NamedTuple):
+class RungSpread(NamedTuple):
     """Seed-to-seed SD of (SSIM, MSE) at one rung, and where it came from."""
 
     ssim: float
@@ -243,7 +243,7 @@ class SeedSpread(NamedTuple):
     source: str
 
 
-def seed_spread(trials: Sequence[optuna.trial.FrozenTrial], epoch: int) -> SeedSpread:
+def seed_spread(trials: Sequence[optuna.trial.FrozenTrial], epoch: int) -> RungSpread:
     """The study's own spread at rung `epoch`, pooled over its repeated configurations.
 
     Runs of one configuration (equal parameters, any state, each trial's own rung values) give
@@ -262,9 +262,9 @@ def seed_spread(trials: Sequence[optuna.trial.FrozenTrial], epoch: int) -> SeedS
     if dof >= MIN_SPREAD_DOF:
         squares = sum(((g - g.mean(axis=0)) ** 2).sum(axis=0) for g in repeated)
         sd = np.sqrt(squares / dof)
-        return SeedSpread(float(sd[0]), float(sd[1]), f"this study's, {dof} degrees of freedom")
+        return RungSpread(float(sd[0]), float(sd[1]), f"this study's, {dof} degrees of freedom")
     index = min(epoch, len(RECORDED_SEED_SD["ssim"])) - 1
-    return SeedSpread(
+    return RungSpread(
         RECORDED_SEED_SD["ssim"][index],
         RECORDED_SEED_SD["mse"][index],
         "recorded by the pruning benchmark",
@@ -274,7 +274,7 @@ def seed_spread(trials: Sequence[optuna.trial.FrozenTrial], epoch: int) -> SeedS
 def beaten_beyond_noise(
     trial_number: int,
     results: Mapping[int, Sequence[float]],
-    spread: SeedSpread,
+    spread: RungSpread,
     margin: float,
 ) -> list[int]:
     """The trials at the rung better than `trial_number` by > margin SDs in both objectives.

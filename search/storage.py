@@ -27,6 +27,7 @@ storages (SQLite, PostgreSQL, MySQL) use Optuna's own heartbeat table, the journ
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import os
@@ -370,6 +371,9 @@ def _prepare_sqlite(url: str, must_exist: bool) -> dict[str, Any]:
     path = Path(url[len("sqlite:///") :].split("?", 1)[0])
     if must_exist and not path.is_file():
         raise UsageError(f"no study storage at {path} (from {url})")
+    if must_exist and not _holds_optuna_tables(path):
+        # Opening it would create Optuna's tables in it: a command that only reads must not.
+        raise UsageError(f"{path.resolve()} holds no Optuna study storage (an empty or other file)")
     if path.is_dir():
         raise UsageError(f"the SQLite storage path {path} is a folder, not a file")
     try:
@@ -378,6 +382,22 @@ def _prepare_sqlite(url: str, must_exist: bool) -> dict[str, Any]:
         raise UsageError(f"cannot create the folder for {url}: {err.strerror}") from err
     # A writer waits up to 60 s for the database lock instead of failing after pysqlite's 5 s.
     return {"connect_args": {"timeout": 60}}
+
+
+def _holds_optuna_tables(path: Path) -> bool:
+    """Is `path` a SQLite database with Optuna's `studies` table? Read without writing."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'"
+            ).fetchone()
+    except sqlite3.DatabaseError:  # not a database at all
+        return False
+    return found is not None
 
 
 def _open_rdb(

@@ -201,3 +201,27 @@ def test_export_picks_the_run_nearest_the_mean_and_carries_the_configuration(tmp
     assert block["validation"]["ssim"]["mean"] == pytest.approx(0.850)
     assert block["validation"]["ssim"]["sd"] == pytest.approx(0.05)
     assert block["validation"]["mse"]["n"] == 3
+
+
+def test_export_retrains_a_run_that_trained_on_the_extra_unlabeled_images(tmp_path):
+    """Seen: the retraining read the flag from the data counts, where it never is, so a study
+    run with --extra-unlabeled was retrained without those images (other data, other model)."""
+    from tests.conftest import TINY
+
+    ran = run_cli(
+        "run", "--trials", "1", *TINY, "--extra-unlabeled", "--confirm", "0", "--no-report",
+        "--seed", "3", cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    out = tmp_path / "retrained"
+    result = run_cli(
+        "export", "--study", "mnist-vae", "--out", str(out),
+        "--artifacts", str(tmp_path / "no-artifacts"), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["weights"] == "retrained"
+    for name in ("ssim", "mse"):
+        assert config["retrained_metrics"]["validation"][name] == pytest.approx(
+            config["metrics"]["validation"][name], rel=1e-3
+        )

@@ -79,3 +79,48 @@ def test_a_relative_storage_is_stored_and_exported_absolute(tmp_path, monkeypatc
     assert study_summary(study, "sqlite:///studies/a.db")["storage"] == (
         f"sqlite:///{here}/studies/a.db"
     )
+
+
+def test_stored_names_cannot_forge_rows_recolour_or_crash_the_table(tmp_path):
+    """Seen: a study name with a newline printed a second, forged row; ANSI escapes reached
+    the terminal; an RTL letter under PYTHONIOENCODING=ascii ended in UnicodeEncodeError."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "studies").mkdir()
+    url = f"sqlite:///{tmp_path / 'studies' / 'odd.db'}"
+    names = ["forged\nfake-study 9 9 9", "\x1b[31mred\x1b[0m", "\u05d0\u05d1"]
+    for name in names:
+        optuna.create_study(study_name=name, storage=url, directions=["maximize", "minimize"])
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    result = subprocess.run(
+        [sys.executable, "-m", "search", "studies"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, encoding="ascii", errors="strict",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = result.stdout.splitlines()
+    assert len(rows) == 1 + len(names), result.stdout  # the header and one row per study
+    assert "\x1b" not in result.stdout
+    assert sum(row.startswith("fake-study") for row in rows) == 0
+    assert any("\\u05d0\\u05d1" in row for row in rows), result.stdout
+
+
+def test_listing_studies_never_writes_into_a_stray_file(tmp_path):
+    """Seen: `studies` turned a 0-byte studies/empty.db into a 114,688-byte Optuna database."""
+    (tmp_path / "studies").mkdir()
+    empty, other = tmp_path / "studies" / "empty.db", tmp_path / "studies" / "notes.db"
+    empty.write_bytes(b"")
+    import sqlite3
+
+    with sqlite3.connect(other) as db:  # a SQLite file of something else
+        db.execute("CREATE TABLE notes (text TEXT)")
+    before = other.read_bytes()
+    for args in (["studies"], ["studies", "--json"]):
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stderr.count("holds no Optuna study storage") == 2, result.stderr
+        assert empty.stat().st_size == 0 and other.read_bytes() == before
+    asked = run_cli("studies", "--storage", f"sqlite:///{empty}", cwd=tmp_path)
+    assert asked.returncode == 2 and asked.stderr.splitlines()[-1].startswith("error: ")
+    assert empty.stat().st_size == 0
