@@ -84,7 +84,16 @@ def typecheck(session: nox.Session) -> None:
 
 # Results that `nox -s bench` does not write: the quick start is timed on a fresh clone by
 # `python bench/time_quickstart.py` (it runs `nox -s run` and the test suite itself).
-TIMED_APART = {"bench/results/quickstart.json", "bench/results/quickstart.md"}
+# The GPU check (bench/gpu_check.py) writes its own: gpu.* on a GPU, backends_cpu.* with
+# --cpu-real-sizes.
+TIMED_APART = {
+    "bench/results/quickstart.json",
+    "bench/results/quickstart.md",
+    "bench/results/gpu.json",
+    "bench/results/gpu.md",
+    "bench/results/backends_cpu.json",
+    "bench/results/backends_cpu.md",
+}
 
 
 @nox.session(python=PYTHON)
@@ -115,6 +124,14 @@ def bench(session: nox.Session) -> None:
         session.log(f"kept, not rewritten (inputs or data of a report): {', '.join(kept)}")
     if len(kept) < len(stale):
         session.error(f"no script rewrote: {', '.join(p for p in stale if p.endswith('.md'))}")
+
+
+@nox.session(name="gpu-check", python=PYTHON)
+def gpu_check(session: nox.Session) -> None:
+    """The GPU check (docs/gpu.md): devices, images/s, SSIM on the device, trials/hour, under
+    8 minutes on one GPU; tiny sizes on a CPU. Options after `--`, e.g. `-- --backend jax`."""
+    session.install("-e", ".[test]")  # the test extra brings JAX
+    session.run("python", "bench/gpu_check.py", *session.posargs)
 
 
 @nox.session(python=False)

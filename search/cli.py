@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from search import defaults
+from search import backend, defaults
 from search.arguments import (
     AUTO,
     MAX_BATCH,
@@ -77,6 +77,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="TensorFlow op determinism: the same seed gives the same numbers on a GPU too "
         "(slower; without it GPU runs differ slightly from run to run)",
+    )
+
+    p.add_argument(
+        "--backend",
+        choices=list(defaults.BACKENDS),
+        help="Keras backend that trains (default: $KERAS_BACKEND if set, else "
+        f"{defaults.BACKEND}); one study keeps one backend",
     )
 
 
@@ -397,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         configure_start_up(args.verbose)  # before anything imports TensorFlow
+        if "backend" in args:  # before anything imports Keras
+            args.backend = backend.select(args.backend)
         return _dispatch(args, argv)
     except UsageError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)

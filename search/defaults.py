@@ -32,6 +32,9 @@ REPEATS = 1  # runs of each sweep configuration
 CONVERGENCE_WINDOW = 8
 CONFIRM = 2  # seeds beyond the first that a front configuration gets at the end of `run`
 WORKERS_PER_GPU = 1
+# Keras 3 backends that train (KERAS_BACKEND or --backend); TensorFlow is the fastest on a CPU.
+BACKENDS = ("tensorflow", "jax", "torch")
+BACKEND = "tensorflow"
 # The worker launcher names each worker's device here; training reads it for its log line.
 ASSIGNED_DEVICE_ENV = "VAE_SEARCH_DEVICE"
 # A trial is declared dead GRACE_PERIODS heartbeat intervals after its last heartbeat.

@@ -55,6 +55,13 @@ def ssim_per_image(a, b, dtype: str = "float64") -> np.ndarray:
     """
     from keras import ops  # deferred so `search.metrics` imports fast for the report
 
+    from search import backend
+
+    with backend.exact_matmul(dtype) as dtype:
+        return _ssim(ops, a, b, dtype)
+
+
+def _ssim(ops, a, b, dtype: str) -> np.ndarray:
     a = ops.cast(ops.convert_to_tensor(a), dtype)
     b = ops.cast(ops.convert_to_tensor(b), dtype)
     if len(a.shape) == 4:

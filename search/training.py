@@ -1,10 +1,11 @@
 """Train one VAE configuration and measure it.
 
-`train_vae(params, data, config)` builds the model from params, trains it with a tf.data
-pipeline, evaluates validation SSIM/MSE after every epoch (on a fixed validation subset, so
-it is cheap), and at the end the full validation split (the objectives), a fixed subset of
-the training split (for bias/variance) and the test split (held out: reported, never used
-for any decision). An `on_epoch` hook may stop training early (the pruner uses it).
+`train_vae(params, data, config)` builds the model from params, trains it under the Keras
+backend search.backend chose (a tf.data pipeline under TensorFlow, arrays otherwise),
+evaluates validation SSIM/MSE after every epoch (on a fixed validation subset, so it is
+cheap), and at the end the full validation split (the objectives), a fixed subset of the
+training split (for bias/variance) and the test split (held out: reported, never used for
+any decision). An `on_epoch` hook may stop training early (the pruner uses it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import gc
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search import defaults
+from search import backend, defaults
+from search.backend import configure_device
 from search.data import MnistData
-from search.defaults import ASSIGNED_DEVICE_ENV
 from search.metrics import mse_per_image, ssim_per_image
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class TrainResult:
 
 
 class TrainingFailed(Exception):
-    """Training could not produce a usable model (NaN loss, a TensorFlow runtime error)."""
+    """Training could not produce a usable model (NaN loss, a backend runtime error)."""
 
     def __init__(self, reason: str, curve: list[dict[str, float]] | None = None) -> None:
         super().__init__(reason)
@@ -90,122 +90,24 @@ class TrainingFailed(Exception):
 
 EpochHook = Callable[[dict[str, float]], str | None]
 
-# Tensor cores (float16 matmul/conv at full speed) arrived with Volta, compute capability 7.0;
-# below it mixed_float16 is no faster and only loses precision.
-MIXED_PRECISION_MIN_CAPABILITY = (7, 0)
 
+def _input_pipeline(images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> dict:
+    """fit()'s data: a tf.data pipeline under TensorFlow, numpy arrays under JAX/PyTorch.
 
-@dataclass
-class _Device:
-    description: str  # what the run log, the study and every trial record
-    mixed_precision_blocker: str | None  # why mixed precision cannot help here, if it cannot
-
-
-_device: _Device | None = None
-_mixed_precision_refusal_logged = False
-
-
-def set_memory_growth(devices: list[Any]) -> None:
-    """Let TensorFlow take GPU memory as it needs it instead of the whole card at start.
-
-    Without it one worker holds the card and a second worker or the dashboard on the same GPU
-    fails out of memory; so a refusal (TensorFlow already initialised, or not a GPU) is logged.
+    Both reshuffle every epoch from the seed; Keras batches the arrays itself (seeded by
+    set_random_seed), so TensorFlow is never imported for JAX or PyTorch.
     """
+    if backend.current() != "tensorflow":
+        return {"x": images, "y": labels, "batch_size": config.batch_size, "shuffle": True}
     import tensorflow as tf
 
-    for device in devices:
-        try:
-            tf.config.experimental.set_memory_growth(device, True)
-        except (RuntimeError, ValueError) as exc:
-            log.warning(
-                "memory growth not set on %s (%s): TensorFlow may reserve the whole GPU",
-                device.name,
-                exc,
-            )
-
-
-def _gpu_label() -> str:
-    """The GPU TensorFlow's GPU:0 is, in the words of whoever chose it."""
-    assigned = os.environ.get(ASSIGNED_DEVICE_ENV)
-    if assigned:  # the `--workers` launcher chose it and named it (index or UUID, model)
-        return assigned
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    first = visible.split(",")[0].strip() if visible else "0"
-    return f"GPU {first}"
-
-
-def _describe_gpu(details: dict[str, Any], n_visible: int) -> _Device:
-    """The trained-on GPU from TensorFlow's `get_device_details` of GPU:0."""
-    name = details.get("device_name", "unknown model")
-    capability = details.get("compute_capability")
-    label = _gpu_label()
-    # the launcher's label already holds the model name
-    description = label if os.environ.get(ASSIGNED_DEVICE_ENV) else f"{label} ({name})"
-    if capability:
-        description += f", compute capability {capability[0]}.{capability[1]}"
-    if n_visible > 1:
-        description += f"; first of {n_visible} visible GPUs, the others unused"
-    blocker = None
-    if capability is None or tuple(capability) < MIXED_PRECISION_MIN_CAPABILITY:
-        shown = f"{capability[0]}.{capability[1]}" if capability else "unknown"
-        blocker = f"{name} has compute capability {shown}, below 7.0"
-    return _Device(description, blocker)
-
-
-def _detect_device() -> _Device:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    set_memory_growth(gpus)
-    assigned = os.environ.get(ASSIGNED_DEVICE_ENV)
-    if gpus:
-        return _describe_gpu(tf.config.experimental.get_device_details(gpus[0]), len(gpus))
-    # The `--workers` launcher splits the cores through this variable; TensorFlow
-    # honours it but get_intra_op_parallelism_threads() still reports 0 ("all").
-    threads = (
-        tf.config.threading.get_intra_op_parallelism_threads()
-        or os.environ.get("TF_NUM_INTRAOP_THREADS")
-        or f"all {os.cpu_count()}"
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+        .prefetch(tf.data.AUTOTUNE)
     )
-    description = f"CPU ({threads} threads)"
-    if assigned:
-        log.warning(
-            "given %s, but TensorFlow sees no GPU: is the `gpu` extra installed "
-            "(pip install -e '.[gpu]') and the NVIDIA driver recent enough?",
-            assigned,
-        )
-        description += f"; {assigned} was assigned but TensorFlow sees no GPU"
-    return _Device(description, "no GPU (float16 on a CPU is slower, not faster)")
-
-
-def configure_device(mixed_precision: bool = False, deterministic: bool = False) -> str:
-    """Set up TensorFlow's device once per process and say which device trains.
-
-    TensorFlow places ops on the first visible GPU by itself; memory growth stops it from
-    grabbing the whole card, so a GPU can be shared with the dashboard or another worker.
-    Mixed precision is switched on only where it helps (a GPU of compute capability >= 7.0);
-    elsewhere one log line says it was not. `deterministic` turns on TensorFlow's op
-    determinism (cuDNN picks deterministic, slower kernels): same seed, same numbers on a GPU.
-    """
-    global _device, _mixed_precision_refusal_logged
-    import keras
-    import tensorflow as tf
-
-    if _device is None:
-        _device = _detect_device()
-    use_mixed = mixed_precision and _device.mixed_precision_blocker is None
-    if mixed_precision and not use_mixed and not _mixed_precision_refusal_logged:
-        log.info("mixed precision not enabled: %s", _device.mixed_precision_blocker)
-        _mixed_precision_refusal_logged = True
-    keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    description = _device.description
-    if use_mixed:
-        description += ", mixed precision"
-    if deterministic:
-        description += ", deterministic ops"
-    return description
+    return {"x": dataset, "shuffle": False}
 
 
 def reconstruct(vae: VAE, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -234,6 +136,8 @@ def score(vae: VAE, images: np.ndarray) -> tuple[float, float]:
 # being traced, so train_vae drops the entries its own fit() registered once fit() is over.
 # (Like clear_session(), this assumes one training at a time per process.)
 def _gradient_registry() -> dict[str, Any]:
+    if backend.current() != "tensorflow":
+        return {}
     from tensorflow.python.framework import ops
 
     registry = getattr(getattr(ops, "gradient_registry", None), "_registry", None)
@@ -255,12 +159,11 @@ def train_vae(
 ) -> TrainResult:
     """Train one configuration and score it.
 
-    Raises TrainingFailed on a NaN loss, and on any TensorFlow runtime error while building,
+    Raises TrainingFailed on a NaN loss, and on any backend runtime error while building,
     training or scoring (out of memory, a cuDNN/cuBLAS failure, an internal error): the
     model's memory is released first, so the caller can go on to the next configuration.
     """
     import keras
-    import tensorflow as tf
 
     # Imported here, not at the top: the `--workers` parent reads TrainConfig and must not
     # load TensorFlow (keras imports it).
@@ -272,17 +175,12 @@ def train_vae(
     keras.backend.clear_session()  # Keras 3's clear_session runs gc.collect() itself
     device = configure_device(config.mixed_precision, config.deterministic)
     # A trial's seed is --seed plus its number; numpy takes 0..2^32-1, so it wraps around.
-    keras.utils.set_random_seed(config.seed % 2**32)
+    backend.set_random_seed(config.seed % 2**32)
 
     train = data.train
     val_images = data.validation.images
     val_fixed = val_images[: config.validation_subset]
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((train.images, train.labels))
-        .shuffle(len(train), seed=config.seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    fit_data = _input_pipeline(train.images, train.labels, config)
 
     curve: list[dict[str, float]] = []
     stopped: list[str] = []
@@ -333,7 +231,7 @@ def train_vae(
             steps_per_execution=config.steps_per_execution,
         )
         callbacks = [EpochRecorder(), StopOnNaNBatch()]
-        vae.fit(dataset, epochs=config.epochs, verbose=0, shuffle=False, callbacks=callbacks)
+        vae.fit(**fit_data, epochs=config.epochs, verbose=0, callbacks=callbacks)
         if not stopped and len(curve) < config.epochs:
             # fit ended early without our say: the batch-level NaN guard fired
             stopped.append(f"loss became NaN or infinite in epoch {len(curve) + 1}")
@@ -342,8 +240,10 @@ def train_vae(
             train_ssim, train_mse = score(vae, train.images[: config.train_eval_subset])
             test_ssim, test_mse = score(vae, data.test.images[: config.test_eval_subset])
             n_params = count_params(vae)
-    except tf.errors.OpError as exc:
-        failure = describe_tf_error(exc)
+    except backend.runtime_errors() as exc:
+        if not backend.is_failure(exc):
+            raise
+        failure = backend.describe_error(exc)
         log.debug("training failed", exc_info=True)
     finally:
         # Without this every training pins its traced step in memory (see above).
@@ -382,23 +282,8 @@ def train_vae(
 
 
 def describe_tf_error(exc: Exception) -> str:
-    """The fail reason of a trial that a TensorFlow runtime error ended: kind + first line."""
-    import tensorflow as tf
-
-    # A graph execution error opens with a header and the Python stack of the failing node;
-    # the kernel's own message (what a user can act on) comes after them.
-    lines = [line.strip() for line in str(getattr(exc, "message", "") or exc).splitlines()]
-    meaningful = [
-        line
-        for line in lines
-        if line
-        and line != "Graph execution error:"
-        and not line.startswith(("Detected at node", "File ", "[["))
-    ]
-    first_line = (meaningful or lines or [""])[0][:200]
-    if isinstance(exc, tf.errors.ResourceExhaustedError):
-        return f"out of memory: {first_line}"
-    return f"TensorFlow {type(exc).__name__}: {first_line}"
+    """The fail reason of a trial that a backend's runtime error ended: kind + first line."""
+    return backend.describe_error(exc)
 
 
 def release_memory() -> None:
@@ -411,18 +296,18 @@ def release_memory() -> None:
 
 @contextlib.contextmanager
 def tf_errors_fail_trial(what: str, record: Callable[[str], None]) -> Iterator[None]:
-    """Turn a TensorFlow runtime error in the block into TrainingFailed, memory released.
+    """Turn a backend runtime error in the block into TrainingFailed, memory released.
 
     For work on a trained model outside `train_vae` (writing its outputs): `record` gets the
     reason (the study stores it on the trial) before TrainingFailed is raised.
     """
-    import tensorflow as tf
-
     failure: str | None = None
     try:
         yield
-    except tf.errors.OpError as exc:
-        failure = f"{describe_tf_error(exc)} (while {what})"
+    except backend.runtime_errors() as exc:
+        if not backend.is_failure(exc):
+            raise
+        failure = f"{backend.describe_error(exc)} (while {what})"
         log.debug("%s failed", what, exc_info=True)
     if failure is not None:
         release_memory()

@@ -23,10 +23,12 @@ def test_run_options_parsed_from_an_empty_command_line_equal_the_library_default
     library = RunOptions()
     compared = 0
     for field in dataclasses.fields(RunOptions):
-        if field.name in args and field.name not in ("argv", "workers"):
+        # --backend's default is $KERAS_BACKEND, else the library's, resolved once parsed
+        if field.name in args and field.name not in ("argv", "workers", "backend"):
             assert args[field.name] == getattr(library, field.name), field.name
             compared += 1
     assert compared >= 20  # nearly every option has a counterpart in RunOptions
+    assert args["backend"] is None and library.backend == defaults.BACKEND
     assert library.study == defaults.STUDY_NAME and library.preset == defaults.PRESET
 
 

@@ -417,7 +417,7 @@ WHOLE_RANGES = {
     "--filters": (1, 1024),
     "--dense-units": (1, 8192),
     "--batch-size": (1, 65_536),
-    "--port": (1, 65_535),
+    "--port": (0, 65_535),  # 0: any free port, printed (docs/cli.md)
 }
 REAL_RANGES = {"--timeout": (0.0, math.inf), "--beta": (0.0, 1000.0)}
 

@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 from optuna.trial import TrialState
 
+import search.backend as backend
 import search.outputs
 import search.training as training
 from search.data import MnistData, Split
@@ -197,9 +198,9 @@ def test_a_few_steps_train_under_mixed_float16_on_the_cpu(mnist, mixed_float16) 
 def test_mixed_precision_is_not_enabled_without_a_capable_gpu(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(training, "_device", None)
-    monkeypatch.setattr(training, "_mixed_precision_refusal_logged", False)
-    with caplog.at_level(logging.INFO, logger="search.training"):
+    monkeypatch.setattr(backend, "_device", None)
+    monkeypatch.setattr(backend, "_mixed_precision_refusal_logged", False)
+    with caplog.at_level(logging.INFO, logger="search.backend"):
         described = configure_device(mixed_precision=True)
         configure_device(mixed_precision=True)
     assert keras.mixed_precision.global_policy().name == "float32"
@@ -216,16 +217,16 @@ def test_mixed_precision_is_not_enabled_without_a_capable_gpu(
 def test_a_failed_memory_growth_setting_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     # TensorFlow refuses memory growth for a device that is not a GPU: the same refusal path
     # as a GPU TensorFlow already initialised.
-    with caplog.at_level(logging.WARNING, logger="search.training"):
-        training.set_memory_growth(tf.config.list_physical_devices("CPU"))
+    with caplog.at_level(logging.WARNING, logger="search.backend"):
+        backend.set_memory_growth(tf.config.list_physical_devices("CPU"))
     assert any("memory growth not set on" in m for m in caplog.messages), caplog.messages
 
 
 def test_an_assigned_gpu_that_tensorflow_cannot_see_is_said(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(training, "_device", None)
-    monkeypatch.setenv(training.ASSIGNED_DEVICE_ENV, "GPU 2 (NVIDIA H100 80GB HBM3, GPU-2222)")
+    monkeypatch.setattr(backend, "_device", None)
+    monkeypatch.setenv(backend.ASSIGNED_DEVICE_ENV, "GPU 2 (NVIDIA H100 80GB HBM3, GPU-2222)")
     described = configure_device()
     assert described.startswith("CPU (")
     assert "GPU 2 (NVIDIA H100 80GB HBM3, GPU-2222) was assigned but TensorFlow sees no GPU" in (
@@ -274,12 +275,15 @@ def test_mixed_precision_follows_the_compute_capability(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, details, mixed
 ) -> None:
     """TensorFlow's own device details of a GPU decide; the policy really is switched."""
-    monkeypatch.delenv(training.ASSIGNED_DEVICE_ENV, raising=False)
+    monkeypatch.delenv(backend.ASSIGNED_DEVICE_ENV, raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
-    monkeypatch.setattr(training, "_device", training._describe_gpu(details, 1))
-    monkeypatch.setattr(training, "_mixed_precision_refusal_logged", False)
+    monkeypatch.setattr(
+        backend, "_device",
+        backend.describe_gpu(details["device_name"], details["compute_capability"], 1),
+    )  # fmt: skip
+    monkeypatch.setattr(backend, "_mixed_precision_refusal_logged", False)
     try:
-        with caplog.at_level(logging.INFO, logger="search.training"):
+        with caplog.at_level(logging.INFO, logger="search.backend"):
             described = configure_device(mixed_precision=True)
         policy = keras.mixed_precision.global_policy().name
     finally:

@@ -7,6 +7,7 @@ and real worker processes that train on the CPU (TensorFlow sees no GPU here, an
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -147,9 +148,17 @@ sys.exit(code)
 """
 
 
+BACKENDS_HERE = [
+    pytest.param(name, marks=pytest.mark.skipif(not importlib.util.find_spec(name), reason=why))
+    for name, why in (("tensorflow", "-"), ("jax", "jax is not installed"))
+]
+SHOWN = {"tensorflow": "TensorFlow", "jax": "JAX"}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS_HERE)
 def test_run_on_gpus_0_and_2_trains_both_trials_with_two_told_workers(
-    fake_smi, tmp_path: Path
+    fake_smi, tmp_path: Path, backend: str
 ) -> None:
     bin_dir = fake_smi(FOUR_GPUS)
     env = {
@@ -161,7 +170,7 @@ def test_run_on_gpus_0_and_2_trains_both_trials_with_two_told_workers(
     args = [
         "run", "--gpus", "0,2", "--preset", "smoke", "--trials", "2", "--data", "bundled",
         "--subset", "64", "--epochs", "1", "--no-pruning", "--keep-models", "none",
-        "--no-report", "--study", "gpus", "--seed", "3",
+        "--no-report", "--study", "gpus", "--seed", "3", "--backend", backend,
     ]  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", PARENT, *args],
@@ -181,7 +190,7 @@ def test_run_on_gpus_0_and_2_trains_both_trials_with_two_told_workers(
         assert device_lines, "\n".join(told)
         # Named before training; here TensorFlow has no GPU and the worker says so.
         assert f"GPU {gpu} (NVIDIA H100 80GB HBM3, GPU-{gpu}{gpu}{gpu}{gpu}" in device_lines[0]
-        assert "TensorFlow sees no GPU" in device_lines[0]
+        assert f"{SHOWN[backend]} sees no GPU" in device_lines[0]
     assert "not found" not in out
 
     storage = open_storage(f"journal:///{tmp_path}/studies/gpus.log")

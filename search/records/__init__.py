@@ -41,10 +41,11 @@ DATA = "data"  # data provenance: source, path, sha256, counts, seed, note
 SAMPLER = "sampler"
 STUDY_SEED = "seed"
 ARTIFACTS_DIR = "artifacts_dir"
-BUDGET = "budget"  # preset, epochs, subset, extra_unlabeled, batch_size, validation_subset
+BUDGET = "budget"  # preset, epochs, subset, extra_unlabeled, batch_size, validation_subset,
+# backend (absent in studies from before backends: they trained under TensorFlow)
 PRUNING = "pruning"  # enabled, grace_epochs, eta, rungs, noise_margin_sd, envelope_min_complete
 CONVERGENCE = "convergence"  # stopped_at, finished, trials_since, window, converged, noise
-RUNS = "runs"  # one entry per `run`: command, started, host, device, versions, storage
+RUNS = "runs"  # one entry per `run`: command, started, host, device, backend, versions, storage
 # Each `run` stores its entry under a key of its own, RUN_PREFIX + time + random id, so runs
 # that start together never overwrite each other's entry (the older single-key list is read
 # too).

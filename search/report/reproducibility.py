@@ -74,6 +74,9 @@ def reproducibility_info(records: StudyRecords) -> ReproInfo:
     for key in ("sampler", "artifacts_dir"):
         if records.attrs.get(key) is not None:
             settings[key] = str(records.attrs[key])
+    budget = keys.read_budget(records.attrs)
+    if budget is not None:  # studies from before backends were recorded trained under TensorFlow
+        settings["Keras backend"] = str(budget.get("backend", "tensorflow (not recorded)"))
     data = records.attrs.get(keys.DATA)
     if isinstance(data, dict) and data.get("sha256"):
         settings["data sha256"] = str(data["sha256"])

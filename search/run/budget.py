@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from search import backend as keras_backend
 from search import defaults, records
 from search import storage as storage_module
 from search.errors import UsageError
@@ -114,6 +115,7 @@ def study_budget(options: RunOptions, provenance: dict[str, Any]) -> dict[str, A
         "extra_unlabeled": options.extra_unlabeled,
         "batch_size": preset.batch_size,
         "validation_subset": preset.validation_subset,
+        "backend": options.backend,
     }
 
 
@@ -123,6 +125,7 @@ BUDGET_FLAGS = {
     "epochs": "--epochs",
     "subset": "--subset (training images)",
     "extra_unlabeled": "--extra-unlabeled",
+    "backend": "--backend",
 }
 
 
@@ -137,7 +140,10 @@ def _stored(
         return None
     stored = storage.get_study_user_attrs(study_id)
     budget, data = records.read_budget(stored), records.read_data(stored)
-    return None if budget is None or data is None else (budget, data)
+    if budget is None or data is None:
+        return None
+    # A study from before backends were recorded trained under TensorFlow.
+    return {"backend": defaults.BACKEND, **budget}, data
 
 
 def check_budget_before_data(storage: optuna.storages.BaseStorage, options: RunOptions) -> None:
@@ -158,6 +164,7 @@ def check_budget_before_data(storage: optuna.storages.BaseStorage, options: RunO
         "preset": options.preset,
         "epochs": options.epochs or preset.epochs,
         "extra_unlabeled": options.extra_unlabeled,
+        "backend": options.backend,
     }
     changed = [
         f"{BUDGET_FLAGS[key]} {budget[key]} (now {value})"
@@ -186,9 +193,9 @@ def check_same_budget(
     """Refuse to resume a study under another budget; reads storage, writes nothing.
 
     Rungs, fronts and means only compare trials trained alike: the same preset, epochs,
-    training images, data and unlabeled extra. A study holds one budget. The data is the
-    same when its source and content (sha256) are: a file moved, or named by another path,
-    still is.
+    training images, data, unlabeled extra and Keras backend. A study holds one budget. The
+    data is the same when its source and content (sha256) are: a file moved, or named by
+    another path, still is.
     """
     found = _stored(storage, options.study)
     if found is None:
@@ -233,7 +240,8 @@ def study_options(options: RunOptions, name: str | None = None) -> list[str]:
 
 def budget_options(budget: dict[str, Any], data: dict[str, Any]) -> list[str]:
     """The options that give a run the stored budget and data: preset, epochs, training
-    images, data (keras, bundled or the file), the unlabeled extra and a non-default seed."""
+    images, data (keras, bundled or the file), the unlabeled extra, a non-default seed, and
+    the backend when a plain `run` here would not pick it."""
     parts = ["--preset", str(budget.get("preset"))]
     for key, flag in (("epochs", "--epochs"), ("subset", "--subset")):
         if budget.get(key) is not None:
@@ -244,6 +252,11 @@ def budget_options(budget: dict[str, Any], data: dict[str, Any]) -> list[str]:
         parts.append("--extra-unlabeled")
     if data.get("seed") not in (None, defaults.SEED):
         parts += ["--seed", str(data["seed"])]
+    # Named when it is not TensorFlow, and when this process runs another one ($KERAS_BACKEND
+    # or --backend): without it the command would be refused again for its backend.
+    stored = str(budget.get("backend", defaults.BACKEND))
+    if stored != defaults.BACKEND or stored != keras_backend.current():
+        parts += ["--backend", stored]
     return parts
 
 

@@ -49,6 +49,7 @@ class RunOptions:
     artifacts: str | None = None
     mixed_precision: bool = False
     deterministic: bool = False
+    backend: str = defaults.BACKEND
     heartbeat_interval: int = defaults.HEARTBEAT_INTERVAL_S
     grace_period: int | None = None
     # Set by the `--workers` parent for its children: stop when the study holds this many

@@ -23,6 +23,8 @@ from search.run.setup import METRIC_NAMES, pruner_config
 VERSIONED_PACKAGES = (
     "vae-search",
     "tensorflow",
+    "jax",
+    "torch",
     "keras",
     "optuna",
     "numpy",
@@ -86,6 +88,7 @@ def record_study(
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "host": socket.gethostname(),
             "device": run_device(options),
+            "backend": options.backend,
             "versions": versions(),
             # absolute: a relative URL names another file from any other folder
             "storage": storage_module.redact_url(storage_module.absolute_url(url)),
