@@ -277,7 +277,9 @@ def run_workers(
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL if hard else signum)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         for index, env in enumerate(envs):
             # Own process group: a Ctrl-C in the terminal reaches the workers once, from us.

@@ -223,8 +223,9 @@ def test_bad_input_through_python_m_search_is_one_line_and_exit_2(tmp_path):
 
 @pytest.mark.parametrize(
     ("signum", "exit_code"),
-    [(signal.SIGINT, 130), (signal.SIGTERM, 143)],  # Ctrl-C; what Kubernetes and Slurm send
-    ids=["SIGINT", "SIGTERM"],
+    # Ctrl-C; what Kubernetes and Slurm send; a closed terminal (it left the trial RUNNING)
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
 )
 def test_a_signal_leaves_a_consistent_study_that_resumes(tmp_path, signum, exit_code):
     args = [

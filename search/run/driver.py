@@ -31,7 +31,7 @@ from search.run.confirmation import (
 )
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
-from search.run.process import STOP, freeze_start_up_objects, without_storage
+from search.run.process import STOP, STOP_SIGNALS, freeze_start_up_objects, without_storage
 
 log = logging.getLogger("search.run")
 
@@ -234,7 +234,7 @@ def train_trials(
         target_total, target_total - already, max_failures=max(3, target_total - already)
     )
     STOP.signum = None  # a signal handled by an earlier run in this process is not ours
-    previous = {sig: signal.signal(sig, STOP) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, STOP) for sig in STOP_SIGNALS}
     try:
         # One trial per optimize() call, so the budget is checked before a trial is created:
         # a trial created once the budget is full could only end as a failure.
@@ -258,7 +258,7 @@ def train_trials(
             console.what_was_interrupted(study, objective.interrupted_trial),
             console.resume_command(options, target_total, study),
         )
-        return 128 + (STOP.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
+        return 128 + (STOP.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

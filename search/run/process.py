@@ -4,11 +4,12 @@ leaves start-up objects alone, and its command line without secrets."""
 from __future__ import annotations
 
 import gc
+import signal
 from typing import Any
 
 
 class StopRequest:
-    """SIGINT/SIGTERM handler that is not lost.
+    """SIGINT/SIGTERM/SIGHUP handler that is not lost.
 
     Raising KeyboardInterrupt from a signal handler is not enough on its own: when the signal
     lands while Python runs a weakref or __del__ callback (TensorFlow triggers many), the
@@ -29,6 +30,9 @@ class StopRequest:
 
 
 STOP = StopRequest()
+# The signals that stop a run cleanly: Ctrl-C; what Kubernetes and Slurm send; and a closed
+# terminal or ssh session (SIGHUP left the running trial RUNNING until a heartbeat failed it).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _frozen = False
 
