@@ -21,9 +21,11 @@ with the retrained run's own metrics beside the stored ones.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,7 +281,23 @@ def export_model(
 
     config = export_config(study, records, plan, storage_url, retrained)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vae.encoder.save(out_dir / ENCODER_FILE)
-    vae.decoder.save(out_dir / DECODER_FILE)
-    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n")
+    # config.json goes first and comes back last: a folder that holds it holds a whole export
+    # (an earlier export's config.json beside half-replaced models would pass for one).
+    (out_dir / CONFIG_FILE).unlink(missing_ok=True)
+    write_into_place(out_dir / ENCODER_FILE, vae.encoder.save)
+    write_into_place(out_dir / DECODER_FILE, vae.decoder.save)
+    text = json.dumps(config, indent=2, default=str) + "\n"
+    write_into_place(out_dir / CONFIG_FILE, lambda path: path.write_text(text))
     return config
+
+
+def write_into_place(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(temporary)` beside `path`, then rename it to `path`: a kill or a full disk in
+    the middle never leaves a file under the final name (seen: a 0-byte encoder.keras after a
+    kill -9). The temporary name keeps the extension, which Keras picks the format by."""
+    temporary = path.with_name(f".partial-{path.name}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -225,3 +225,34 @@ def test_export_retrains_a_run_that_trained_on_the_extra_unlabeled_images(tmp_pa
         assert config["retrained_metrics"]["validation"][name] == pytest.approx(
             config["metrics"]["validation"][name], rel=1e-3
         )
+
+
+def test_an_interrupted_write_leaves_nothing_under_the_final_name(tmp_path):
+    """Seen: kill -9 during `export` left a 0-byte encoder.keras under its final name."""
+    from search.export import write_into_place
+
+    target = tmp_path / "encoder.keras"
+
+    def dies_half_way(path: Path) -> None:
+        path.write_bytes(b"half a model")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        write_into_place(target, dies_half_way)
+    assert list(tmp_path.iterdir()) == []  # neither the final name nor the temporary one
+    write_into_place(target, lambda path: path.write_bytes(b"whole"))
+    assert target.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_second_export_into_the_same_folder_is_whole_or_has_no_config(smoke_study, tmp_path):
+    """An earlier export's config.json beside half-replaced models would pass for an export:
+    it is removed before the models are written and written again last."""
+    out = tmp_path / "twice"
+    assert _export(smoke_study, out).returncode == 0
+    first = (out / "config.json").stat().st_mtime_ns
+    again = _export(smoke_study, out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["config.json", "decoder.keras", "encoder.keras"]
+    assert (out / "config.json").stat().st_mtime_ns > first
+    assert (out / "config.json").stat().st_mtime_ns >= (out / "decoder.keras").stat().st_mtime_ns
