@@ -9,11 +9,12 @@ values)` when a trial finishes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from search.pruning import (
-    SeedSpread,
+    RungSpread,
     beaten_beyond_noise,
     beaten_in_best_case,
     rung_decision,
@@ -38,6 +39,15 @@ class PruningRule:
 
     def stop(self, trial: int, epoch: int, point: Point) -> bool:
         return False
+
+    def study_pruner(self) -> Any:
+        """The Optuna pruner the replayed study is created with (None: Optuna's default, which
+        a multi-objective study never consults)."""
+        return None
+
+    def for_trial(self, trial: Any, number: int) -> Any:
+        """`judge(epoch, point) -> stop?` for one trial (`trial`: the live Optuna trial)."""
+        return lambda epoch, point: self.stop(number, epoch, point)
 
     def completed(self, trial: int, values: Point) -> None:
         pass
@@ -127,7 +137,7 @@ class NoiseRule(RungRule):
     def stop(self, trial: int, epoch: int, point: Point) -> bool:
         if epoch not in self.at_rung or not self.judge(trial, epoch, point):
             return False
-        spread = SeedSpread(self.sd_ssim[epoch - 1], self.sd_mse[epoch - 1], "tuning seeds")
+        spread = RungSpread(self.sd_ssim[epoch - 1], self.sd_mse[epoch - 1], "tuning seeds")
         return bool(beaten_beyond_noise(trial, self.at_rung[epoch], spread, self.margin))
 
 
@@ -154,3 +164,64 @@ class EnvelopeRule(RungRule):
         at_rung = self.at_rung[epoch]
         completed = {t: (at_rung[t], final) for t, final in self.finals.items() if t in at_rung}
         return bool(beaten_in_best_case(point, completed, self.min_complete))
+
+
+# OptunaHub's multi-objective pruner, with the base pruners its README shows. Loaded from a
+# local checkout of optuna/optunahub-registry (`--hub-registry`): never copied in here.
+HUB_PACKAGE = "pruners/multi_metric_pruner"
+HUB_BASES = ("median", "percentile", "successive_halving", "hyperband")
+_HUB_MODULES: dict[str, Any] = {}
+
+
+def hub_module(registry: str) -> Any:
+    """The hub package, loaded once per process from `registry` (a registry checkout)."""
+    if registry not in _HUB_MODULES:
+        import optunahub
+
+        # the registry keeps its packages under package/: that folder is optunahub's root
+        root = os.path.join(registry, "package")
+        _HUB_MODULES[registry] = optunahub.load_local_module(HUB_PACKAGE, registry_root=root)
+    return _HUB_MODULES[registry]
+
+
+class HubRule(PruningRule):
+    """OptunaHub's MultiMetricPruner (joint mode: Pareto ranks per step) over an Optuna base
+    pruner, driven as its README drives it: every epoch `report({...}, step)`, then
+    `should_prune()`, on the replay's real Optuna study and trial."""
+
+    def __init__(self, base: str, registry: str, max_epochs: int) -> None:
+        self.base, self.registry, self.max_epochs = base, registry, max_epochs
+        self.name = f"hub multi_metric_pruner + {base}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"base": self.base, "registry": self.registry, "max_epochs": self.max_epochs}
+
+    def describe(self) -> dict[str, Any]:
+        return {"rule": self.name, "base": self.base, "package": HUB_PACKAGE}
+
+    def study_pruner(self) -> Any:
+        import optuna
+
+        bases = {
+            # n_startup_trials=3 as in the package's README example
+            "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3),
+            "percentile": lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=3),
+            "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(),
+            "hyperband": lambda: optuna.pruners.HyperbandPruner(
+                min_resource=1, max_resource=self.max_epochs
+            ),
+        }
+        return hub_module(self.registry).MultiMetricPruner(
+            bases[self.base](),
+            metric_directions={"ssim": "maximize", "mse": "minimize"},
+            joint=True,
+        )
+
+    def for_trial(self, trial: Any, number: int) -> Any:
+        wrapped = hub_module(self.registry).MultiMetricPrunerTrial(trial)
+
+        def judge(epoch: int, point: Point) -> bool:
+            wrapped.report({"ssim": point[0], "mse": point[1]}, epoch)
+            return bool(wrapped.should_prune())
+
+        return judge
