@@ -105,7 +105,12 @@ def bench(session: nox.Session) -> None:
     no script rewrote is a hand-made or orphaned result, and fails the session.
     """
     install_system_packages(session, ["chromium", "postgresql", "fonts-dejavu-core"])
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,bench]")
+    if not os.environ.get("OPTUNAHUB_REGISTRY"):
+        session.warn(
+            "OPTUNAHUB_REGISTRY is not set: the pruning benchmark leaves OptunaHub's pruner "
+            "out (set it to a local checkout of optuna/optunahub-registry)"
+        )
     scripts = session.posargs or sorted(glob.glob("bench/bench_*.py"))
     started = time.time()
     for script in scripts:

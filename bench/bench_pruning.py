@@ -21,16 +21,26 @@ seeds; the true front is their Pareto front. Hypervolume is always computed on t
 a find, against a reference point taken from the data: the worst seed-mean SSIM and MSE, each
 moved outwards by 10% of its range.
 
-Two numbers decide, per rule and sampler, paired with the same sampler and seeds unpruned:
+The headline is paired. Each replay is a pair of studies with the same sampler seed and seed
+draws: the unpruned one runs `--trials` trials; the pruned one runs on (more trials in the same
+time: that is what pruning buys) until it has spent the unpruned study's seconds.
+- paired seconds ratio: seconds until the pruned study's hypervolume reaches the unpruned
+  study's final one, divided by the seconds the unpruned study itself took to reach it. No
+  pruning scores exactly 1.0; a rule that never gets there within the unpruned seconds scores
+  infinity. (An older headline divided by the unpruned study's total seconds instead, and
+  gave no pruning 33%: an unpruned TPE study often finds its final front early.)
 - true-front loss rate: the share of replays in which a true-front configuration was sampled
-  and then stopped early (at any point of the run);
-- seconds ratio: seconds until the pruned study's hypervolume reaches the final hypervolume of
-  the unpruned study at `--trials` trials, divided by the unpruned study's seconds. The pruned
-  study runs on (more trials in the same time: that is what pruning buys) until it has spent
-  the unpruned study's seconds; one that never gets there scores infinity.
-Goals: loss <= 5% and median ratio <= 40% (stretch 33%).
+  and then stopped early, with its one-sided 95% Clopper-Pearson upper bound;
+- anytime: hypervolume regret (1 - found / the true front's) at 25, 50 and 100% of the
+  unpruned seconds, and seconds until a true-front configuration was first completed.
+Medians carry bootstrap 95% intervals. Goals: loss <= 5% with its upper bound <= 6.5%, paired
+median <= 50% at 30 epochs and <= 65% at 12.
 
-Usage: python bench/bench_pruning.py --replay [--replays 24] [--trials 24] [--jobs 2]
+Rules are tuned on the first half of the seeds ("tuning seeds"); the default, each family's
+best, no pruning and OptunaHub's multi_metric_pruner (`--hub-registry`) are then replayed on
+the other half with new sampler seeds, and every reported number comes from those.
+
+Usage: python bench/bench_pruning.py [--hub-registry PATH] [--replays 96] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -41,9 +51,11 @@ import gzip
 import json
 import math
 import multiprocessing as mp
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,7 +63,10 @@ import optuna
 from common import REPO, machine, markdown_table, timestamp, write_result
 from optuna.trial import TrialState
 from pruning_rules import (
+    HUB_BASES,
+    HUB_PACKAGE,
     EnvelopeRule,
+    HubRule,
     HyperbandRule,
     NoiseRule,
     NoPruning,
@@ -63,7 +78,8 @@ from search.pareto import hypervolume_2d, non_dominated_sort
 from search.run.setup import make_sampler
 from search.space import default_space
 
-CURVES = REPO / "bench" / "data" / "curves.json.gz"
+CURVES = REPO / "bench" / "data" / "curves.json.gz"  # 12 epochs, 48 configurations x 4 seeds
+CURVES_30 = REPO / "bench" / "data" / "curves30.json.gz"  # 30 epochs, 32 x 4
 SAMPLERS = ("tpe", "nsga2", "random")
 LOSS_GOAL, RATIO_GOAL, RATIO_STRETCH = 0.05, 0.40, 0.33
 MAX_TRIALS_FACTOR = 12  # a pruned study stops after this many times --trials, whatever happens
@@ -100,13 +116,13 @@ class Recording:
         return sds[0], sds[1]
 
 
-def load_recording(epochs: int | None = None) -> Recording:
+def load_recording(epochs: int | None = None, path: Path = CURVES) -> Recording:
     """The recorded curves, cut to their first `epochs` epochs if given.
 
     A cut curve is what a shorter training under the same seed would have given: nothing in
     training (batches, order, optimiser) depends on the number of epochs planned.
     """
-    with gzip.open(CURVES, "rt") as f:
+    with gzip.open(path, "rt") as f:
         raw = json.load(f)
     params, seeds = raw["configs"], raw["seeds"]
     shape = (len(params), len(seeds), raw["scenario"]["epochs"])
@@ -165,6 +181,10 @@ class Trace:
     front_lost: bool  # a true-front configuration was sampled and stopped early
     trials: int
     pruned: int
+    first_front_seconds: float = math.inf  # when a true-front configuration first completed
+    error: str | None = None  # the rule raised (a hub package's failure), with its message
+    # per trial: (configuration, the seed's last-epoch (ssim, mse), or None if not completed)
+    log: list[tuple[int, tuple[float, float] | None]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,17 +200,20 @@ class ReplayTask:
 def run_replay(rec: Recording, task: ReplayTask, ctx: ReplayContext) -> Trace:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     space = default_space()
+    rule = task.rule.fresh()
     study = optuna.create_study(
-        directions=["maximize", "minimize"], sampler=make_sampler(task.sampler, task.replay)
+        directions=["maximize", "minimize"],
+        sampler=make_sampler(task.sampler, task.replay),
+        pruner=rule.study_pruner(),
     )
     rng = np.random.default_rng(10_000 + task.replay)
     # Each configuration's seeds in this replay's order: suggested again, it shows the next.
     seed_order = [rng.permutation(task.seed_columns) for _ in rec.params]
     shown = [0] * len(rec.params)
-    rule = task.rule.fresh()
     done: list[int] = []  # completed configurations
     cumulative, trace_s, trace_hv = 0.0, [], []
-    lost, pruned, n = False, 0, 0
+    lost, pruned, n, first_front = False, 0, 0, math.inf
+    log: list[tuple[int, tuple[float, float] | None]] = []
     while True:
         if task.seconds_budget is None and n >= task.trials:
             break
@@ -204,6 +227,7 @@ def run_replay(rec: Recording, task: ReplayTask, ctx: ReplayContext) -> Trace:
         shown[config] += 1
         cumulative += rec.fixed[config, seed]
         state, values = TrialState.COMPLETE, None
+        judge = rule.for_trial(trial, n)
         for e in range(rec.max_epochs):
             cumulative += rec.seconds[config, seed, e]
             point = (float(rec.ssim[config, seed, e]), float(rec.mse[config, seed, e]))
@@ -212,22 +236,25 @@ def run_replay(rec: Recording, task: ReplayTask, ctx: ReplayContext) -> Trace:
                 break
             if e + 1 == rec.max_epochs:
                 values = point
-            elif rule.stop(n, e + 1, point):
+            elif judge(e + 1, point):
                 state = TrialState.PRUNED
                 break
         if state is TrialState.COMPLETE and values is not None:
             rule.completed(n, values)
             study.tell(trial, list(values))
             done.append(config)
+            if ctx.on_true_front[config] and math.isinf(first_front):
+                first_front = cumulative
         else:
             study.tell(trial, state=state)
+        log.append((config, values if state is TrialState.COMPLETE else None))
         if state is TrialState.PRUNED:
             pruned += 1
             lost = lost or bool(ctx.on_true_front[config])
         n += 1
         trace_s.append(cumulative)
         trace_hv.append(ctx.hypervolume_of(done))
-    return Trace(trace_s, trace_hv, lost, n, pruned)
+    return Trace(trace_s, trace_hv, lost, n, pruned, first_front, log=log)
 
 
 @dataclasses.dataclass
@@ -239,6 +266,12 @@ class ReplayContext:
 
     def hypervolume_of(self, configs: Sequence[int]) -> float:
         return hypervolume(self.truth[sorted(set(configs))], self.reference)
+
+    @property
+    def best_hypervolume(self) -> float:
+        """The true front's own hypervolume: what a study that completed every configuration
+        would score (regret is measured against it)."""
+        return self.hypervolume_of(np.flatnonzero(self.on_true_front).tolist())
 
 
 def make_context(rec: Recording) -> ReplayContext:
@@ -260,26 +293,65 @@ def make_context(rec: Recording) -> ReplayContext:
 
 # ---------------------------------------------------------------------------- pairing
 
+ANYTIME = (0.25, 0.5, 1.0)  # shares of the unpruned study's seconds where regret is read
+
 
 @dataclasses.dataclass
 class Outcome:
-    ratio: float  # seconds to the unpruned final hypervolume / unpruned seconds (inf: never)
+    """One replay: the pruned study against the same replay unpruned (same sampler seed, same
+    seed draws). Seconds are shares of the unpruned study's; infinity: not within them."""
+
+    ratio: float  # seconds to the unpruned final hypervolume, pruned / unpruned (1.0 unpruned)
     front_lost: bool
     pruned_share: float
     trials: int
+    regret: tuple[float, ...]  # 1 - hypervolume / true front's, at each ANYTIME share
+    baseline_regret: tuple[float, ...]
+    first_front: float  # seconds until a true-front configuration first completed
+    baseline_first_front: float
+    error: str | None = None
 
 
-def paired_outcome(baseline: Trace, pruned: Trace) -> Outcome:
-    target, budget = baseline.hypervolume[-1], baseline.seconds[-1]
-    reached = next(
-        (s for s, hv in zip(pruned.seconds, pruned.hypervolume, strict=True) if hv >= target),
+def _seconds_to(trace: Trace, target: float) -> float:
+    return next(
+        (s for s, hv in zip(trace.seconds, trace.hypervolume, strict=True) if hv >= target),
         math.inf,
     )
+
+
+def _regret(trace: Trace, seconds: float, best: float) -> float:
+    found = max(
+        (hv for s, hv in zip(trace.seconds, trace.hypervolume, strict=True) if s <= seconds),
+        default=0.0,
+    )
+    return 1.0 - found / best
+
+
+def paired_outcome(baseline: Trace, pruned: Trace, best_hypervolume: float = 1.0) -> Outcome:
+    """The headline is paired: both studies' seconds to the same target (the unpruned study's
+    final hypervolume), so the unpruned arm scores exactly 1.0 and a lucky replay (one whose
+    unpruned study found its front early) does not pass for pruning that pays."""
+    budget = baseline.seconds[-1]
+    if pruned.error is not None:
+        nan = (math.nan,) * len(ANYTIME)
+        return Outcome(math.nan, False, 0.0, 0, nan, nan, math.nan, math.nan, pruned.error)
+    target = baseline.hypervolume[-1]
+    regret = tuple(_regret(pruned, f * budget, best_hypervolume) for f in ANYTIME)
+    baseline_regret = tuple(_regret(baseline, f * budget, best_hypervolume) for f in ANYTIME)
+
+    def first_front(trace: Trace) -> float:
+        share = trace.first_front_seconds / budget
+        return share if share <= 1.0 else math.inf
+
     return Outcome(
-        ratio=reached / budget,
+        ratio=_seconds_to(pruned, target) / _seconds_to(baseline, target),
         front_lost=pruned.front_lost,
         pruned_share=pruned.pruned / max(1, pruned.trials),
         trials=pruned.trials,
+        regret=regret,
+        baseline_regret=baseline_regret,
+        first_front=first_front(pruned),
+        baseline_first_front=first_front(baseline),
     )
 
 
@@ -287,44 +359,46 @@ _REC: Recording | None = None
 _CTX: ReplayContext | None = None
 
 
-def _init_worker(epochs: int | None) -> None:
+def _init_worker(epochs: int | None, path: Path) -> None:
     global _REC, _CTX
-    _REC = load_recording(epochs)
+    _REC = load_recording(epochs, path)
     _CTX = make_context(_REC)
 
 
 def _run(task: ReplayTask) -> Trace:
     assert _REC is not None and _CTX is not None
-    return run_replay(_REC, task, _CTX)
+    try:
+        return run_replay(_REC, task, _CTX)
+    except Exception as error:  # a hub package's failure is a result: the table says it
+        return Trace([], [], False, 0, 0, error=f"{type(error).__name__}: {error}")
 
 
 def evaluate(
     pool: Any,
     rules: Sequence[PruningRule],
-    samplers: Sequence[str],
     replays: Sequence[int],
     seed_columns: tuple[int, ...],
     trials: int,
-) -> dict[tuple[str, str], list[Outcome]]:
-    """Every (sampler, rule) over the replays, each paired with the same replay unpruned."""
-    base_tasks = [
-        ReplayTask(s, r, seed_columns, NoPruning(), trials, None) for s in samplers for r in replays
-    ]
-    baselines = dict(
-        zip(((t.sampler, t.replay) for t in base_tasks), pool.map(_run, base_tasks), strict=True)
-    )
+    best_hypervolume: float,
+    sampler: str = "tpe",
+) -> dict[str, list[Outcome]]:
+    """Every rule over the replays, each paired with the same replay unpruned."""
+    base_tasks = [ReplayTask(sampler, r, seed_columns, NoPruning(), trials, None) for r in replays]
+    baselines = dict(zip(replays, pool.map(_run, base_tasks), strict=True))
     tasks = [
-        ReplayTask(s, r, seed_columns, rule, trials, baselines[s, r].seconds[-1])
+        ReplayTask(sampler, r, seed_columns, rule, trials, baselines[r].seconds[-1])
         for rule in rules
-        for s in samplers
         for r in replays
     ]
-    traces = pool.map(_run, tasks, chunksize=4)
-    results: dict[tuple[str, str], list[Outcome]] = {}
+    traces = pool.map(_run, tasks, chunksize=2)
+    results: dict[str, list[Outcome]] = {}
     for task, trace in zip(tasks, traces, strict=True):
-        outcome = paired_outcome(baselines[task.sampler, task.replay], trace)
-        results.setdefault((task.sampler, task.rule.name), []).append(outcome)
+        outcome = paired_outcome(baselines[task.replay], trace, best_hypervolume)
+        results.setdefault(task.rule.name, []).append(outcome)
     return results
+
+
+# ---------------------------------------------------------------------------- statistics
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -339,11 +413,22 @@ def quantile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (position - low) * (ordered[high] - ordered[low])
 
 
+def median_ci95(values: Sequence[float], resamples: int = 2000) -> list[float]:
+    """Percentile-bootstrap 95% interval of the median over replays (fixed seed: the file is
+    reproducible). Infinity ("never") is a value, so the bounds never interpolate across it."""
+    a = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(0)
+    medians = np.median(a[rng.integers(0, len(a), (resamples, len(a)))], axis=1)
+    low = float(np.quantile(medians, 0.025, method="lower"))
+    high = float(np.quantile(medians, 0.975, method="higher"))
+    return [low, high]
+
+
 def loss_upper_bound(outcomes: Sequence[Outcome], confidence: float = 0.95) -> float:
     """One-sided Clopper-Pearson upper bound of the true-front loss rate.
 
-    With 0 losses in n replays it is 1 - (1 - confidence)**(1/n): 24 clean replays only show
-    the rate is below 12%, so the default's headline uses more replays.
+    With 0 losses in n replays it is 1 - (1 - confidence)**(1/n): 32 clean replays only show
+    the rate is below 9%, 96 below 3.1%.
     """
     from scipy.stats import beta
 
@@ -352,105 +437,204 @@ def loss_upper_bound(outcomes: Sequence[Outcome], confidence: float = 0.95) -> f
 
 
 def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    failed = [o.error for o in outcomes if o.error is not None]
+    if failed:
+        return {"replays": len(outcomes), "failed_replays": len(failed), "error": failed[0]}
     ratios = [o.ratio for o in outcomes]
+    shares = [f"{f:.0%}" for f in ANYTIME]
+
+    def medians(pick: Any) -> dict[str, float]:
+        return {k: float(np.median([pick(o)[i] for o in outcomes])) for i, k in enumerate(shares)}
+
     return {
         "replays": len(outcomes),
+        "paired_seconds_ratio_median": quantile(ratios, 0.5),
+        "paired_seconds_ratio_ci95": median_ci95(ratios),
+        "paired_seconds_ratio_q25_q75": [quantile(ratios, 0.25), quantile(ratios, 0.75)],
         "true_front_loss_rate": sum(o.front_lost for o in outcomes) / len(outcomes),
-        "seconds_to_final_hv_ratio_median": quantile(ratios, 0.5),
-        "seconds_to_final_hv_ratio_q25_q75": [quantile(ratios, 0.25), quantile(ratios, 0.75)],
-        "reached_share": sum(math.isfinite(r) and r <= 1.0 for r in ratios) / len(ratios),
+        "true_front_loss_rate_upper_95": loss_upper_bound(outcomes),
+        "hypervolume_regret_median": medians(lambda o: o.regret),
+        "hypervolume_regret_unpruned_median": medians(lambda o: o.baseline_regret),
+        "hypervolume_regret_paired_difference_median": medians(
+            lambda o: [p - b for p, b in zip(o.regret, o.baseline_regret, strict=True)]
+        ),
+        "first_true_front_seconds_median": quantile([o.first_front for o in outcomes], 0.5),
+        "first_true_front_seconds_ci95": median_ci95([o.first_front for o in outcomes]),
+        "first_true_front_seconds_unpruned_median": quantile(
+            [o.baseline_first_front for o in outcomes], 0.5
+        ),
         "pruned_share_mean": float(np.mean([o.pruned_share for o in outcomes])),
         "trials_mean": float(np.mean([o.trials for o in outcomes])),
     }
 
 
+# ---------------------------------------------------------------------------- rules and goals
+
+LOSS_GOAL, LOSS_UPPER_GOAL = 0.05, 0.065
+RATIO_GOALS = {30: 0.50, 12: 0.65}  # paired median, per horizon; others have no ratio goal
+
+
 def candidate_rules(rec: Recording, tuning: Sequence[int]) -> list[PruningRule]:
     m = rec.max_epochs
+    graces = [g for g in (1, 2, 3, 4, 6, 9) if g < m]
     rules: list[PruningRule] = []
-    for grace in (1, 2, 3, 4, 6):
-        for eta in (2, 3):
+    for grace in graces:
+        for eta in (2, 3, 4):
             if grace * eta < m or eta == 3:
                 rules.append(RungRule(m, grace, eta))
     for grace, eta in ((1, 3), (2, 2)):
         rules.append(HyperbandRule(m, grace, eta))
     sd_ssim, sd_mse = rec.pooled_sd(tuning)  # the spread is measured on tuning seeds only
-    for grace in (1, 2, 3):
-        for eta in (2, 3):
-            for margin in (1.0, 2.0):
+    for grace in graces[:4]:
+        for eta in (2, 3, 4):
+            for margin in (0.5, 1.0, 2.0):
                 rules.append(NoiseRule(m, grace, eta, margin, sd_ssim, sd_mse))
             for min_complete in (3, 6):
                 rules.append(EnvelopeRule(m, grace, eta, min_complete))
     return rules
 
 
+def meets(summary: dict[str, Any], max_epochs: int, *, held_out: bool) -> bool:
+    """The goals: loss rate <= 5% and its 95% upper bound <= 6.5% (only the rate where
+    `held_out` is False), and the horizon's paired median where it has one."""
+    if "error" in summary or summary["true_front_loss_rate"] > LOSS_GOAL:
+        return False
+    if held_out and summary["true_front_loss_rate_upper_95"] > LOSS_UPPER_GOAL:
+        return False
+    goal = RATIO_GOALS.get(max_epochs)
+    return goal is None or summary["paired_seconds_ratio_median"] <= goal
+
+
 def choose(
-    table: dict[tuple[str, str], list[Outcome]], sampler: str, rules: Sequence[PruningRule]
+    table: dict[str, list[Outcome]], rules: Sequence[PruningRule], max_epochs: int
 ) -> tuple[PruningRule, bool]:
-    """Safety first: among rules meeting both goals, the lowest true-front loss, then the
-    lowest median seconds ratio; if none meets both, the same order over all rules."""
-    scored = [(summarise(table[sampler, r.name]), r) for r in rules]
-    meeting = [
-        (s, r)
-        for s, r in scored
-        if s["true_front_loss_rate"] <= LOSS_GOAL
-        and s["seconds_to_final_hv_ratio_median"] <= RATIO_GOAL
-    ]
-    pool = meeting or scored
-    best = min(
-        pool,
-        key=lambda sr: (sr[0]["true_front_loss_rate"], sr[0]["seconds_to_final_hv_ratio_median"]),
-    )
-    return best[1], bool(meeting)
+    """Safety first: among rules whose tuning-seed losses keep the 95% upper bound within the
+    held-out goal (6.5%; with 64 replays: no loss at all), the lowest paired median; if none,
+    the lowest loss, then the lowest median. Why the bound and not the rate: with one or two
+    true-front configurations a rule that lost the front once in 32 tuning replays lost it in
+    a third of the held-out ones (a first try of this benchmark)."""
+    scored = [(summarise(table[r.name]), r) for r in rules]
+    scored = [(s, r) for s, r in scored if "error" not in s]
+    safe = [(s, r) for s, r in scored if s["true_front_loss_rate_upper_95"] <= LOSS_UPPER_GOAL]
+    if safe:
+        best = min(safe, key=lambda sr: sr[0]["paired_seconds_ratio_median"])
+    else:
+        best = min(
+            scored,
+            key=lambda sr: (sr[0]["true_front_loss_rate"], sr[0]["paired_seconds_ratio_median"]),
+        )
+    return best[1], meets(best[0], max_epochs, held_out=True)
 
 
 def fmt_ratio(x: float) -> str:
     return "never" if not math.isfinite(x) else f"{x:.0%}"
 
 
+# ---------------------------------------------------------------------------- one horizon
+
+
+@dataclasses.dataclass(frozen=True)
+class HorizonSpec:
+    curves: Path
+    epochs: int | None  # cut the curves to this many epochs (None: as recorded)
+    preset: str | None  # the `run` preset whose default this horizon decides
+
+
+HORIZONS = (
+    HorizonSpec(CURVES_30, None, "full"),
+    HorizonSpec(CURVES, None, None),
+    HorizonSpec(CURVES, 6, "quick"),
+)
+
+
 @dataclasses.dataclass
 class Horizon:
-    """Every rule replayed at one number of epochs per trial; the default chosen there."""
-
+    spec: HorizonSpec
     rec: Recording
     ctx: ReplayContext
-    rules: list[PruningRule]
-    tuned: dict[tuple[str, str], list[Outcome]]
-    held: dict[tuple[str, str], list[Outcome]]
+    tuned: dict[str, list[Outcome]]
+    held: dict[str, list[Outcome]]
+    rules: dict[str, PruningRule]  # the finalists, by name
     default: PruningRule
-    meets: bool
-    default_outcomes: list[Outcome]  # the table's held-out replays and the extra ones
+    meets_on_tuning: bool
+    seconds: float
+    chosen_on: str  # "tuning seeds", or why the held-out seeds had to decide
 
 
-def replay_horizon(epochs: int | None, args: argparse.Namespace) -> Horizon:
-    rec = load_recording(epochs)
+def replay_horizon(spec: HorizonSpec, args: argparse.Namespace) -> Horizon:
+    started = time.perf_counter()
+    rec = load_recording(spec.epochs, spec.curves)
     ctx = make_context(rec)
     half = len(rec.seeds) // 2
     tuning, held_out = tuple(range(half)), tuple(range(half, len(rec.seeds)))
     rules = candidate_rules(rec, tuning)
-    with mp.get_context("fork").Pool(args.jobs, _init_worker, (epochs,)) as pool:
-        tuned = evaluate(pool, rules, ("tpe",), range(args.tuning_replays), tuning, args.trials)
-        default, meets = choose(tuned, "tpe", rules)
-        # Every rule with TPE (the default sampler); with the others, the default, `run`'s
-        # previous default and each family's best on the tuning seeds.
-        key_rules = {default.name: default}
-        if rec.max_epochs > 2:
-            key_rules["rung g2 eta3"] = RungRule(rec.max_epochs, 2, 3)
+    best = ctx.best_hypervolume
+    with mp.get_context("fork").Pool(args.jobs, _init_worker, (spec.epochs, spec.curves)) as pool:
+        tuned = evaluate(pool, rules, range(args.tuning_replays), tuning, args.trials, best)
+        default, meets_on_tuning = choose(tuned, rules, rec.max_epochs)
+        # Finalists: the default, each family's best on the tuning seeds, no pruning (the
+        # baseline, 1.0 by construction) and the public hub rules, which have nothing to tune.
+        finalists: dict[str, PruningRule] = {default.name: default, "none": NoPruning()}
         for family in sorted({type(r) for r in rules}, key=lambda f: f.__name__):
-            best, _ = choose(tuned, "tpe", [r for r in rules if type(r) is family])
-            key_rules.setdefault(best.name, best)
-        # new sampler seeds as well as new curves
+            members = [r for r in rules if type(r) is family]
+            chosen, _ = choose(tuned, members, rec.max_epochs)
+            finalists.setdefault(chosen.name, chosen)
+            # and the family's most careful rule that was safe on the tuning seeds (the latest
+            # first rung, then the gentlest cut): two seeds of a slow starter can look fast,
+            # so the fastest safe rule may not be safe on others
+            careful = [r for r in members if _safe(summarise(tuned[r.name]))]
+            if careful:
+                gentlest = max(careful, key=_carefulness)
+                finalists.setdefault(gentlest.name, gentlest)
+        # held out: other curves (seeds) and new sampler seeds
         replays = range(args.tuning_replays, args.tuning_replays + args.replays)
-        held = evaluate(pool, rules, ("tpe",), replays, held_out, args.trials)
-        others = [s for s in SAMPLERS if s != "tpe"]
-        held.update(
-            evaluate(pool, list(key_rules.values()), others, replays, held_out, args.trials)
-        )
-        # The default's headline numbers: held-out replays of it alone, beyond the table's.
-        first = args.tuning_replays + args.replays
-        extra = range(first, first + args.default_replays)
-        confirmed = evaluate(pool, [default], ("tpe",), extra, held_out, args.trials)
-    outcomes = held["tpe", default.name] + confirmed["tpe", default.name]
-    return Horizon(rec, ctx, [*rules, *key_rules.values()], tuned, held, default, meets, outcomes)
+        held = evaluate(pool, list(finalists.values()), replays, held_out, args.trials, best)
+        if args.hub_registry:
+            hubs = [HubRule(base, args.hub_registry, rec.max_epochs) for base in HUB_BASES]
+            hub_replays = replays[: args.hub_replays]  # the finalists' first replays, paired
+            held |= evaluate(pool, hubs, hub_replays, held_out, args.trials, best)
+            finalists |= {hub.name: hub for hub in hubs}
+    seconds = time.perf_counter() - started
+    chosen_on = "tuning seeds"
+    if not _safe(summarise(held[default.name])):
+        # The tuning choice lost the true front on the held-out seeds: `run` must not default
+        # to it. The default is then the fastest finalist that is safe held out; its numbers
+        # are no longer a clean held-out estimate, and the report says so.
+        # Safe held out means the loss rate within 5% here: where no finalist also keeps the
+        # upper bound within 6.5%, the goals say "not met", and the report says so.
+        safe = [
+            r
+            for name, r in finalists.items()
+            if not isinstance(r, HubRule | NoPruning)
+            and "error" not in (held_summary := summarise(held[name]))
+            and held_summary["true_front_loss_rate"] <= LOSS_GOAL
+        ]
+        if safe:
+            lost = summarise(held[default.name])["true_front_loss_rate"]
+            chosen_on = (
+                f"held-out seeds: the tuning seeds' choice, {default.name}, lost the true "
+                f"front in {lost:.1%} of the held-out replays"
+            )
+            default = min(
+                safe, key=lambda r: summarise(held[r.name])["paired_seconds_ratio_median"]
+            )
+    return Horizon(
+        spec, rec, ctx, tuned, held, finalists, default, meets_on_tuning, seconds, chosen_on
+    )
+
+
+def _carefulness(rule: PruningRule) -> tuple[float, ...]:
+    settings = rule.settings()
+    guard = settings.get("margin", 0.0) or settings.get("min_complete", 0)
+    return (settings.get("grace", 0), -settings.get("eta", 0), guard)
+
+
+def _safe(summary: dict[str, Any]) -> bool:
+    return (
+        "error" not in summary
+        and summary["true_front_loss_rate"] <= LOSS_GOAL
+        and summary["true_front_loss_rate_upper_95"] <= LOSS_UPPER_GOAL
+    )
 
 
 def rank_correlations(rec: Recording) -> dict[str, list[float]]:
@@ -469,189 +653,253 @@ def rank_correlations(rec: Recording) -> dict[str, list[float]]:
 
 
 def horizon_data(h: Horizon) -> dict[str, Any]:
-    by_name = {r.name: r for r in h.rules}
-    per_rule = {
-        f"{sampler}/{name}": {
-            "sampler": sampler,
-            **by_name[name].describe(),
-            **summarise(outcomes),
-            "tuning": summarise(h.tuned[sampler, name]) if (sampler, name) in h.tuned else None,
+    m = h.rec.max_epochs
+    rules = {}
+    for name, rule in h.rules.items():
+        summary = summarise(h.held[name])
+        rules[name] = {
+            **rule.describe(),
+            **summary,
+            "meets_goals": meets(summary, m, held_out=True),
+            "tuning": summarise(h.tuned[name]) if name in h.tuned else None,
         }
-        for (sampler, name), outcomes in h.held.items()
-    }
-    headline = summarise(h.default_outcomes)
     half = len(h.rec.seeds) // 2
     sd_ssim, sd_mse = h.rec.pooled_sd(list(range(half)))  # what the noise rules were given
+    d = rules[h.default.name]
+    safe_hubs = [
+        v
+        for v in rules.values()
+        if isinstance(h.rules.get(v["rule"]), HubRule)
+        and "error" not in v
+        and v["true_front_loss_rate"] <= LOSS_GOAL
+    ]
+    ahead = all(
+        d["paired_seconds_ratio_median"] < v["paired_seconds_ratio_median"] for v in safe_hubs
+    )
     return {
-        "max_epochs": h.rec.max_epochs,
+        "max_epochs": m,
+        "preset": h.spec.preset,
+        "curves": str(h.spec.curves.relative_to(REPO)),
+        "curves_command": h.rec.raw["command"],
+        "configs": len(h.rec.params),
+        "seeds_per_config": len(h.rec.seeds),
         "tuning_seeds": h.rec.seeds[:half],
         "held_out_seeds": h.rec.seeds[half:],
         "reference_point": {"ssim": h.ctx.reference[0], "mse": h.ctx.reference[1]},
         "true_front": [int(i) for i in np.flatnonzero(h.ctx.on_true_front)],
+        "true_front_hypervolume": h.ctx.best_hypervolume,
         "seed_sd_per_epoch_tuning_seeds": {"ssim": sd_ssim.tolist(), "mse": sd_mse.tolist()},
         "spearman_with_last_epoch": rank_correlations(h.rec),
-        "default": {**h.default.describe(), "meets_goals_on_tuning_seeds": h.meets},
-        "default_replays": headline["replays"],
-        "true_front_loss_rate": headline["true_front_loss_rate"],
-        "true_front_loss_rate_upper_95": loss_upper_bound(h.default_outcomes),
-        "seconds_to_final_hv_ratio_median": headline["seconds_to_final_hv_ratio_median"],
-        "seconds_to_final_hv_ratio_q25_q75": headline["seconds_to_final_hv_ratio_q25_q75"],
-        "reached_share": headline["reached_share"],
-        "per_rule": per_rule,
+        "candidate_rules": len(h.tuned),
+        "goals": {
+            "true_front_loss_rate": LOSS_GOAL,
+            "true_front_loss_rate_upper_95": LOSS_UPPER_GOAL,
+            "paired_seconds_ratio_median": RATIO_GOALS.get(m),
+        },
+        "default": {
+            **d,
+            "meets_goals_on_tuning_seeds": h.meets_on_tuning,
+            "chosen_on": h.chosen_on,
+        },
+        "default_ahead_of_hub_rules_within_the_loss_goal": ahead if safe_hubs else None,
+        "rules": rules,
+        "replay_seconds": h.seconds,
     }
 
 
+def _interval(ci: Sequence[float]) -> str:
+    return " – ".join(fmt_ratio(x) for x in ci)
+
+
 def horizon_report(h: Horizon, data: dict[str, Any]) -> list[str]:
-    rows = [
-        [
-            name,
+    def row(name: str, v: dict[str, Any]) -> list[Any]:
+        if "error" in v:
+            return [name, v["replays"], f"fails: {v['error'][:70]}", "", "", "", "", "", ""]
+        r, u = v["hypervolume_regret_median"], v["hypervolume_regret_unpruned_median"]
+        return [
+            name + (" **(default)**" if name == h.default.name else ""),
             v["replays"],
-            f"{v['true_front_loss_rate']:.0%}",
-            fmt_ratio(v["seconds_to_final_hv_ratio_median"]),
-            " – ".join(fmt_ratio(x) for x in v["seconds_to_final_hv_ratio_q25_q75"]),
-            f"{v['reached_share']:.0%}",
+            f"{v['true_front_loss_rate']:.1%} (≤ {v['true_front_loss_rate_upper_95']:.1%})",
+            f"{fmt_ratio(v['paired_seconds_ratio_median'])} "
+            f"({_interval(v['paired_seconds_ratio_ci95'])})",
+            " / ".join(f"{r[k]:.3f}" for k in r) + " vs " + " / ".join(f"{u[k]:.3f}" for k in u),
+            f"{fmt_ratio(v['first_true_front_seconds_median'])} vs "
+            f"{fmt_ratio(v['first_true_front_seconds_unpruned_median'])}",
             f"{v['pruned_share_mean']:.0%}",
             f"{v['tuning']['true_front_loss_rate']:.0%} / "
-            f"{fmt_ratio(v['tuning']['seconds_to_final_hv_ratio_median'])}"
-            if v["tuning"]
+            f"{fmt_ratio(v['tuning']['paired_seconds_ratio_median'])}"
+            if v["tuning"] and "error" not in v["tuning"]
             else "",
-            ("**default**" if v["rule"] == h.default.name else ""),
+            "yes" if v["meets_goals"] else "no",
         ]
-        for name, v in sorted(
-            data["per_rule"].items(),
-            key=lambda kv: (
-                SAMPLERS.index(kv[1]["sampler"]),
-                kv[1]["true_front_loss_rate"],
-                kv[1]["seconds_to_final_hv_ratio_median"],
-            ),
-        )
-    ]
-    header = ["sampler/rule", "replays", "true-front loss", "seconds ratio (median)", "IQR"]
-    header += ["reached", "pruned", "tuning seeds: loss / ratio", ""]
-    rho = data["spearman_with_last_epoch"]
-    verdict = (
-        "met both goals on the tuning seeds"
-        if h.meets
-        else "no rule met both goals on the tuning seeds: the one losing the fewest "
-        "true-front configurations, then the fastest"
+
+    ordered = sorted(
+        data["rules"].items(),
+        key=lambda kv: (
+            "error" in kv[1],
+            kv[1].get("paired_seconds_ratio_median", math.inf),
+        ),
     )
+    header = [
+        "rule",
+        "replays",
+        "true-front loss (95% upper)",
+        "paired seconds, median (95% CI)",
+        "HV regret at 25/50/100% of unpruned seconds, vs unpruned",
+        "first true-front config, vs unpruned",
+        "pruned",
+        "tuning seeds: loss / paired",
+        "goals met",
+    ]
+    rho = data["spearman_with_last_epoch"]
+    d = data["default"]
+    goal = data["goals"]["paired_seconds_ratio_median"]
+    goal_text = (
+        f"paired median ≤ {goal:.0%}, loss ≤ 5%, its 95% upper bound ≤ 6.5%"
+        if goal
+        else "loss ≤ 5%, its 95% upper bound ≤ 6.5% (no seconds goal at this horizon)"
+    )
+    missed = ""
+    if not d["meets_goals"] and "error" not in d and goal:
+        missed = (
+            f" Missed by {d['paired_seconds_ratio_median'] - goal:+.0%} on the median"
+            if d["paired_seconds_ratio_median"] > goal
+            else " The loss bound is missed"
+        ) + "."
+    preset = f" (`run --preset {h.spec.preset}`'s default)" if h.spec.preset else ""
+    ahead = data["default_ahead_of_hub_rules_within_the_loss_goal"]
+    hub_text = {
+        None: " No hub rule kept the true-front loss within 5% (or none was replayed).",
+        True: " Ahead of every hub rule whose loss is within 5%.",
+        False: " Not ahead of every hub rule whose loss is within 5%.",
+    }[ahead]
     return [
-        f"## {h.rec.max_epochs} epochs per trial",
+        f"## {data['max_epochs']} epochs per trial{preset}",
         "",
-        f"Rules tuned with TPE on seeds {data['tuning_seeds']}; every row is on the held-out "
-        f"seeds {data['held_out_seeds']} with new sampler seeds. Reference point: SSIM "
-        f"{h.ctx.reference[0]:.4f}, MSE {h.ctx.reference[1]:.5f}. True front (seed means at "
-        f"epoch {h.rec.max_epochs}): configurations {data['true_front']}. Spearman "
-        f"correlation of each epoch's seed means with the last epoch's, SSIM: "
+        f"Curves `{data['curves']}` ({data['configs']} configurations x "
+        f"{data['seeds_per_config']} seeds"
+        + (f", cut to {h.spec.epochs} epochs" if h.spec.epochs else "")
+        + f"). {data['candidate_rules']} rules tuned with TPE on seeds {data['tuning_seeds']}; "
+        f"the finalists below replayed on the held-out seeds {data['held_out_seeds']} with new "
+        f"sampler seeds. True front (seed means at epoch {data['max_epochs']}): configurations "
+        f"{data['true_front']}. Spearman correlation of each epoch's seed means with the last "
+        "epoch's, SSIM: "
         + ", ".join(f"{x:.2f}" for x in rho["ssim"])
-        + "; MSE: "
-        + ", ".join(f"{x:.2f}" for x in rho["mse"])
-        + ".",
+        + f". Replayed in {h.seconds:.0f} s.",
         "",
-        markdown_table(header, rows, ["l", "r", "r", "r", "r", "r", "r", "r", "l"]),
+        markdown_table(header, [row(n, v) for n, v in ordered], ["l"] + ["r"] * 7 + ["l"]),
         "",
-        f"Default at {h.rec.max_epochs} epochs: {h.default.name} ({verdict}). On the held-out "
-        f"seeds, over {data['default_replays']} replays (the table's and more, new sampler "
-        f"seeds): true-front loss {data['true_front_loss_rate']:.1%} (95% upper bound "
-        f"{data['true_front_loss_rate_upper_95']:.1%}), seconds ratio median "
-        f"{fmt_ratio(data['seconds_to_final_hv_ratio_median'])} (IQR "
-        + " – ".join(fmt_ratio(x) for x in data["seconds_to_final_hv_ratio_q25_q75"])
-        + f"), the unpruned hypervolume reached within its seconds in "
-        f"{data['reached_share']:.0%} of them.",
+        f"**Default: {h.default.name}** (chosen on the {d['chosen_on']}). Held out, "
+        f"{d['replays']} replays: paired seconds "
+        f"median {fmt_ratio(d['paired_seconds_ratio_median'])} (95% CI "
+        f"{_interval(d['paired_seconds_ratio_ci95'])}), true-front loss "
+        f"{d['true_front_loss_rate']:.1%} (95% upper bound "
+        f"{d['true_front_loss_rate_upper_95']:.1%}). Goals ({goal_text}): "
+        + ("met." if d["meets_goals"] else "not met.")
+        + missed
+        + hub_text,
         "",
     ]
+
+
+def _shown_arguments(args: argparse.Namespace) -> list[str]:
+    """The command line as recorded: the registry checkout is named by what it is, not by
+    where it lay on the machine that ran this."""
+    shown = sys.argv[1:]
+    if args.hub_registry:
+        shown = [REGISTRY_NAME if a == args.hub_registry else a for a in shown]
+    return shown
+
+
+REGISTRY_NAME = "<checkout of optuna/optunahub-registry>"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replay", action="store_true", help="replay (the only mode)")
-    parser.add_argument("--replays", type=int, default=24, help="replays per sampler and rule")
     parser.add_argument(
-        "--tuning-replays", type=int, default=32, help="replays per rule on the tuning seeds"
+        "--replays", type=int, default=96, help="held-out replays per finalist rule"
     )
     parser.add_argument(
-        "--default-replays",
+        "--tuning-replays", type=int, default=64, help="replays per rule on the tuning seeds"
+    )
+    parser.add_argument(
+        "--hub-replays",
         type=int,
-        default=72,
-        help="more held-out replays of the chosen default alone, for its headline numbers",
+        default=24,
+        help="held-out replays per hub rule (its pruner rebuilds a study of every finished "
+        "trial at each report: about 40 s per replay of a 30-epoch horizon here)",
     )
     parser.add_argument("--trials", type=int, default=24, help="the unpruned study's trials")
     parser.add_argument("--jobs", type=int, default=2, help="processes")
     parser.add_argument(
-        "--quick-epochs",
+        "--hub-registry",
+        metavar="PATH",
+        default=os.environ.get("OPTUNAHUB_REGISTRY") or None,
+        help="a local checkout of optuna/optunahub-registry (default: $OPTUNAHUB_REGISTRY): "
+        "also replay OptunaHub's "
+        f"{HUB_PACKAGE} with the {', '.join(HUB_BASES)} base pruners (without it they "
+        "are left out: optunahub would fetch them from GitHub)",
+    )
+    parser.add_argument(
+        "--only",
         type=int,
-        default=6,
-        help="also replay the curves cut to this many epochs (the quick preset's; 0: skip)",
+        action="append",
+        metavar="EPOCHS",
+        help="replay only this horizon (30, 12 or 6; repeatable); writes nothing",
     )
     args = parser.parse_args()
+    if args.hub_registry and not (Path(args.hub_registry) / "package" / HUB_PACKAGE).is_dir():
+        parser.error(f"--hub-registry {args.hub_registry}: no package/{HUB_PACKAGE} there")
     started = time.perf_counter()
-    main_horizon = replay_horizon(None, args)
-    quick = replay_horizon(args.quick_epochs, args) if args.quick_epochs else None
+    horizons = []
+    for spec in HORIZONS:
+        epochs = spec.epochs or load_recording(None, spec.curves).max_epochs
+        if args.only and epochs not in args.only:
+            continue
+        h = replay_horizon(spec, args)
+        horizons.append(h)
+        d = horizon_data(h)["default"]
+        print(
+            f"{epochs} epochs: default {h.default.name}, paired median "
+            f"{fmt_ratio(d.get('paired_seconds_ratio_median', math.nan))}, loss "
+            f"{d.get('true_front_loss_rate', math.nan):.1%} ({h.seconds:.0f} s)",
+            flush=True,
+        )
     elapsed = time.perf_counter() - started
-
-    rec = main_horizon.rec
     data: dict[str, Any] = {
         "written": timestamp(),
         "machine": machine(tensorflow=False),
-        "command": "python bench/bench_pruning.py " + " ".join(sys.argv[1:]),
-        "curves": "bench/data/curves.json.gz",
-        "curves_command": rec.raw["command"],
-        "configs": len(rec.params),
-        "seeds_per_config": len(rec.seeds),
+        "command": "python bench/bench_pruning.py " + " ".join(_shown_arguments(args)),
         "trials_per_unpruned_study": args.trials,
         "replays": args.replays,
         "tuning_replays": args.tuning_replays,
-        "goals": {"true_front_loss_rate": LOSS_GOAL, "seconds_ratio_median": RATIO_GOAL},
-        **horizon_data(main_horizon),
+        "hub_registry": bool(args.hub_registry),
+        "horizons": {str(h.rec.max_epochs): horizon_data(h) for h in horizons},
         "replay_seconds": elapsed,
     }
+    if args.only:
+        return
     lines = [
         "# Pruning rules replayed from recorded curves",
         "",
         f"Written {data['written']} by `{data['command']}` in {elapsed:.0f} s; {data['machine']}.",
         "",
-        f"Curves: {len(rec.params)} configurations drawn from the default search space x "
-        f"{len(rec.seeds)} seeds x {rec.max_epochs} epochs, quick preset images "
-        f"(`{rec.raw['command']}`). Each replay: the unpruned study runs {args.trials} "
-        "trials; the pruned one, paired with it (same sampler seed, same seed draws), runs "
-        "until it has spent the same seconds. Loss: share of replays in which a true-front "
-        "configuration was sampled and stopped early. Ratio: seconds until the pruned study "
-        "reached the unpruned study's final hypervolume / the unpruned study's seconds "
-        "(never: not within them). Goals: loss <= 5%, ratio <= 40%.",
+        "Each replay is a pair of TPE studies with the same sampler seed and seed draws: the "
+        f"unpruned one runs {args.trials} trials; the pruned one runs until it has spent the "
+        "same seconds. **Paired seconds**: seconds until the pruned study's true hypervolume "
+        "reaches the unpruned study's final one, over the seconds the unpruned study itself "
+        "took to get there (no pruning: exactly 100%; never: not within the unpruned seconds). "
+        "**True-front loss**: share of replays in which a true-front configuration was sampled "
+        "and stopped early, with its one-sided 95% Clopper-Pearson upper bound. **HV regret**: "
+        "1 - true hypervolume found / the true front's, at 25, 50 and 100% of the unpruned "
+        "seconds, medians. **First true-front config**: seconds until one completed, as a "
+        "share of the unpruned seconds, medians. Intervals: bootstrap 95% of the median.",
         "",
-        *horizon_report(main_horizon, data),
     ]
-    if quick is not None:
-        data["quick_preset"] = horizon_data(quick)
-        lines += horizon_report(quick, data["quick_preset"])
+    for h in horizons:
+        lines += horizon_report(h, data["horizons"][str(h.rec.max_epochs)])
     write_result("pruning", "\n".join(lines), data)
-    verdict = (
-        "met"
-        if data["true_front_loss_rate"] <= LOSS_GOAL
-        and data["seconds_to_final_hv_ratio_median"] <= RATIO_GOAL
-        else "not met"
-    )
-    summary = (
-        f"held-out seeds, tpe, {data['default_replays']} replays: default at "
-        f"{rec.max_epochs} epochs {main_horizon.default.name}: true-front loss "
-        f"{data['true_front_loss_rate']:.1%}, seconds ratio median "
-        f"{fmt_ratio(data['seconds_to_final_hv_ratio_median'])} "
-        f"(goals <= 5% and <= 40%: {verdict})"
-    )
-    if quick is not None:
-        q = data["quick_preset"]
-        quick_verdict = (
-            "met"
-            if q["true_front_loss_rate"] <= LOSS_GOAL
-            and q["seconds_to_final_hv_ratio_median"] <= RATIO_GOAL
-            else "not met"
-        )
-        summary += (
-            f"; at {quick.rec.max_epochs} epochs {quick.default.name}: loss "
-            f"{q['true_front_loss_rate']:.1%}, ratio "
-            f"{fmt_ratio(q['seconds_to_final_hv_ratio_median'])} ({quick_verdict})"
-        )
-    print(summary)
 
 
 if __name__ == "__main__":

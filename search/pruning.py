@@ -22,7 +22,7 @@ best SSIM or the best MSE. With SSIM and MSE as correlated as they are, first fr
 
 Why a trial that dominates every other point is never pruned: it is alone on the first front.
 
-Noise margin (`noise_margin` > 0, the quick and full presets' default). One training is one
+Noise margin (`noise_margin` > 0; an option, no preset's default). One training is one
 draw: at an early rung two seeds of one configuration differ by more than most configurations
 do. So a trial the ranking would prune is stopped only if another trial at the rung beats it
 by more than `noise_margin` seed-to-seed SDs in both SSIM and MSE; otherwise it is kept as
@@ -34,12 +34,13 @@ epoch-12 ranking with Spearman 0.37, large latents started last and finished fir
 plain rule with a first rung at 2 epochs stopped a true-front configuration in a quarter of
 the replayed studies; the margin kept them (bench/results/pruning.md).
 
-Envelope (`envelope_min_complete` > 0). Another guard: a trial the ranking would prune is
-stopped only if even its best case loses: its rung values improved by the largest gains any
-completed trial of the study made from that rung to its last epoch (SSIM and MSE each by its
-own largest gain) must be dominated by a completed trial's final values. Until
-`envelope_min_complete` trials have completed through the rung nothing is stopped. It needs no
-outside number: a study whose slow starters gained much after the rung stops little.
+Envelope (`envelope_min_complete` > 0; the full preset's default, with 6). Another guard: a
+trial the ranking would prune is stopped only if even its best case loses: its rung values
+improved by the largest gains any completed trial of the study made from that rung to its last
+epoch (SSIM and MSE each by its own largest gain) must be dominated by a completed trial's
+final values. Until `envelope_min_complete` trials have completed through the rung nothing is
+stopped. It needs no outside number: a study whose slow starters gained much after the rung
+stops little.
 
 Designed trials (anything enqueued) are judged by no rule here: the objective records their
 rung values (they serve as references for sampled trials) and never prunes them.

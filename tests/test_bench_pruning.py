@@ -44,16 +44,63 @@ def trace(seconds: list[float], hv: list[float], lost: bool = False) -> bp.Trace
     return bp.Trace(seconds, hv, lost, len(seconds), 0)
 
 
-def test_seconds_ratio_is_first_time_the_unpruned_hypervolume_is_reached() -> None:
-    baseline = trace([10, 20, 30, 40], [0.1, 0.2, 0.2, 0.5])
+def test_the_paired_ratio_compares_both_studies_seconds_to_one_target() -> None:
+    # The unpruned study reached its final hypervolume (0.5) at 20 s of its 40: the pruned
+    # study, there at 13 s, took 13/20 of the seconds, not 13/40.
+    baseline = trace([10, 20, 30, 40], [0.1, 0.5, 0.5, 0.5])
     assert bp.paired_outcome(baseline, trace([2, 4, 13, 40], [0.1, 0.3, 0.5, 0.6])).ratio == (
-        pytest.approx(13 / 40)
+        pytest.approx(13 / 20)
     )
     never = bp.paired_outcome(baseline, trace([5, 10, 41], [0.2, 0.4, 0.45]))
     assert math.isinf(never.ratio)
     assert bp.quantile([0.2, math.inf, 0.4], 0.5) == pytest.approx(0.4)
     assert math.isinf(bp.quantile([0.2, math.inf, math.inf, 0.4], 0.5))
     assert bp.quantile([0.1, 0.2, 0.3, 0.4], 0.5) == pytest.approx(0.25)
+
+
+def test_anytime_regret_and_first_front_are_read_at_shares_of_the_unpruned_seconds() -> None:
+    baseline = trace([10, 20, 30, 40], [0.1, 0.5, 0.5, 0.8])
+    baseline.first_front_seconds = 40.0
+    pruned = trace([4, 8, 12, 50], [0.2, 0.4, 0.8, 1.0])
+    pruned.first_front_seconds = 12.0
+    outcome = bp.paired_outcome(baseline, pruned, best_hypervolume=1.0)
+    # at 10, 20 and 40 s (25, 50, 100% of 40 s); the pruned trial ending at 50 s is too late
+    assert outcome.regret == pytest.approx((1 - 0.4, 1 - 0.8, 1 - 0.8))
+    assert outcome.baseline_regret == pytest.approx((1 - 0.1, 1 - 0.5, 1 - 0.8))
+    assert outcome.first_front == pytest.approx(12 / 40)
+    assert outcome.baseline_first_front == pytest.approx(1.0)
+
+
+def test_no_pruning_scores_exactly_one_by_construction() -> None:
+    """The headline cannot favour doing nothing: the unpruned arm, replayed as a "pruned" one
+    on the committed 30-epoch curves, scores 1.0 exactly in every replay, loses nothing and
+    has the unpruned study's own regret."""
+    rec = bp.load_recording(None, bp.CURVES_30)
+    ctx = bp.make_context(rec)
+    outcomes = []
+    for replay in range(3):
+        base = bp.run_replay(rec, bp.ReplayTask("tpe", replay, (2, 3), NoPruning(), 12, None), ctx)
+        arm = bp.ReplayTask("tpe", replay, (2, 3), NoPruning(), 12, base.seconds[-1])
+        outcomes.append(bp.paired_outcome(base, bp.run_replay(rec, arm, ctx), ctx.best_hypervolume))
+    assert [o.ratio for o in outcomes] == [1.0, 1.0, 1.0]
+    assert all(o.regret == o.baseline_regret and not o.front_lost for o in outcomes)
+    summary = bp.summarise(outcomes)
+    assert summary["paired_seconds_ratio_median"] == 1.0
+    assert summary["paired_seconds_ratio_ci95"] == [1.0, 1.0]
+    assert summary["hypervolume_regret_paired_difference_median"]["100%"] == 0.0
+
+
+def test_intervals_and_bounds() -> None:
+    values = [0.5, 0.6, 0.7, 0.8, math.inf]
+    low, high = bp.median_ci95(values)
+    assert low <= bp.quantile(values, 0.5) <= high
+    assert bp.median_ci95([math.inf] * 4) == [math.inf, math.inf]
+    clean = [bp.paired_outcome(trace([1.0], [1.0]), trace([1.0], [1.0]))] * 96
+    assert bp.loss_upper_bound(clean) == pytest.approx(1 - 0.05 ** (1 / 96))
+    # a replay where the rule raised is reported as a failure, not scored
+    broken = bp.Trace([], [], False, 0, 0, error="KeyError: 'No trial with trial_id -1 exists.'")
+    summary = bp.summarise([bp.paired_outcome(trace([1.0], [1.0]), broken)])
+    assert summary["error"].startswith("KeyError") and "paired_seconds_ratio_median" not in summary
 
 
 def test_rung_rule_prunes_the_slow_starter_that_envelope_keeps() -> None:
@@ -149,11 +196,12 @@ def test_the_snap_finds_the_recorded_configuration_itself() -> None:
         assert int(np.argmin(distances)) == i
 
 
-def test_the_committed_curves_are_what_the_benchmark_claims() -> None:
-    if not bp.CURVES.exists():
-        pytest.fail(f"{bp.CURVES} is missing: run python bench/record_curves.py")
-    rec = bp.load_recording()
-    assert len(rec.params) >= 48 and len(rec.seeds) >= 3 and rec.max_epochs >= 12
+@pytest.mark.parametrize("path", [bp.CURVES, bp.CURVES_30], ids=["12-epoch", "30-epoch"])
+def test_the_committed_curves_are_what_the_benchmark_claims(path: Path) -> None:
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run python bench/record_curves.py")
+    rec = bp.load_recording(None, path)
+    assert len(rec.params) >= 32 and len(rec.seeds) >= 4 and rec.max_epochs in (12, 30)
     space = __import__("search.space", fromlist=["default_space"]).default_space()
     for params in rec.params:  # drawn from the default space, every parameter included
         assert set(params) == set(space)
@@ -164,33 +212,33 @@ def test_the_committed_curves_are_what_the_benchmark_claims() -> None:
 
 def test_run_defaults_are_the_benchmarks_choices() -> None:
     """`run`'s pruning defaults are the rules bench_pruning.py chose (bench/results/pruning.json):
-    quick from the 6-epoch replay, full from the 12-epoch one."""
+    full from the 30-epoch replay, quick from the 6-epoch one; every horizon's rules carry
+    the headline keys."""
     import json
 
     from search.defaults import PRESETS
 
-    results = json.loads((BENCH / "results" / "pruning.json").read_text())
-    for key in (
-        "configs",
-        "seeds_per_config",
-        "max_epochs",
-        "replays",
-        "default",
-        "true_front_loss_rate",
-        "seconds_to_final_hv_ratio_median",
-        "per_rule",
-    ):
-        assert key in results, key
-    assert results["configs"] >= 48 and results["seeds_per_config"] >= 3
-    assert results["max_epochs"] >= 12 and results["replays"] >= 20
-    for preset, chosen in (
-        ("full", results["default"]),
-        ("quick", results["quick_preset"]["default"]),
-    ):
-        p = PRESETS[preset]
+    horizons = json.loads((BENCH / "results" / "pruning.json").read_text())["horizons"]
+    assert set(horizons) == {"30", "12", "6"}
+    for horizon in horizons.values():
+        assert horizon["rules"]["none"]["paired_seconds_ratio_median"] == 1.0
+        for rule in horizon["rules"].values():
+            if "error" in rule:  # a hub package that raised: said, not scored
+                continue
+            for key in (
+                "paired_seconds_ratio_median",
+                "paired_seconds_ratio_ci95",
+                "true_front_loss_rate",
+                "true_front_loss_rate_upper_95",
+                "replays",
+            ):
+                assert key in rule, key
+        assert horizon["default"]["replays"] >= 96
+    for preset, epochs in (("full", "30"), ("quick", "6")):
+        chosen, p = horizons[epochs]["default"], PRESETS[preset]
+        assert horizons[epochs]["max_epochs"] == p.epochs
         kind = chosen["rule"].split()[0]
+        assert kind in ("rung", "noise", "envelope"), f"{chosen} has no `run` option"
         assert (p.grace_epochs, p.eta) == (chosen["grace"], chosen["eta"]), preset
         assert p.noise_margin == (chosen["margin_sd"] if kind == "noise" else 0.0), preset
         assert p.envelope_min_complete == (chosen["min_complete"] if kind == "envelope" else 0)
-        assert kind in ("rung", "noise", "envelope"), f"{chosen} has no `run` option"
-    assert results["quick_preset"]["max_epochs"] == PRESETS["quick"].epochs

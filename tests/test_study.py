@@ -411,7 +411,7 @@ def test_pruning_defaults_come_from_the_preset_unless_given() -> None:
     # bench/results/pruning.md chose these per number of epochs
     assert pruner_config(RunOptions(preset="quick"), 6) == ParetoPrunerConfig(6, 3, 3)
     full = pruner_config(RunOptions(preset="full"), 30)
-    assert full == ParetoPrunerConfig(30, 2, 3, noise_margin=2.0)
-    assert full.rungs == [2, 6, 18]
+    assert full == ParetoPrunerConfig(30, 4, 2, envelope_min_complete=6)
+    assert full.rungs == [4, 8, 16]
     given = RunOptions(preset="full", grace_epochs=1, eta=2, noise_margin=0.0, envelope=3)
     assert pruner_config(given, 30) == ParetoPrunerConfig(30, 1, 2, 0.0, 3)
