@@ -391,13 +391,23 @@ def proxy_table(rows: list[ProxyResult]) -> str:
 
 def proxy_findings(rows: list[ProxyResult]) -> list[str]:
     lines = []
+    cores = os.cpu_count() or 1
+    loads = [r.load for r in rows]
+    if loads and max(loads) > cores:
+        lines += [
+            f"1-minute load average {min(loads):.1f}-{max(loads):.1f} on {cores} CPUs while "
+            "these rows ran: wall times (trials/s, overhead per trial) include waiting for a "
+            "CPU and are noisy; the CPU columns and the connection counts hardly depend on it.",
+            "",
+        ]
     for n in dict.fromkeys(r.workers for r in rows):
         pair = {r.storage: r for r in rows if r.workers == n}
         if set(pair) != {"direct", "proxy"}:
             continue
         d, p = pair["direct"], pair["proxy"]
         lines.append(
-            f"- {n} worker(s): at most {d.peak_connections} database connections direct, "
+            f"- {n} {'worker' if n == 1 else 'workers'}: at most {d.peak_connections} database "
+            "connections direct, "
             f"{p.peak_connections} through the proxy; overhead per trial {d.overhead_ms:.1f} ms "
             f"direct, {p.overhead_ms:.1f} ms through the proxy (worker CPU {d.cpu_ms:.1f} against "
             f"{p.cpu_ms:.1f} ms, plus {p.proxy_cpu_ms:.1f} ms of the proxy's)."
@@ -826,7 +836,9 @@ def proxy_sections(
         "proxy`: one `python -m search storage-proxy --storage postgresql://...` process holds "
         "the connections and the workers pass `--storage grpc://127.0.0.1:P` (loopback). DB "
         "connections = client connections to that database in `pg_stat_activity`, before the "
-        "workers start and the most seen while they run (sampled every 0.1 s). Proxy CPU per "
+        "workers start (those of the benchmark's own process that created the study, in a "
+        "direct row; the proxy's, in a proxied one) and the most seen while they run (sampled "
+        "every 0.1 s), so the workers' own are the difference in a direct row. Proxy CPU per "
         "trial = the proxy process's CPU time per finished trial, on top of the workers'.",
         proxy_table(rows) if rows else "(skipped)",
         "\n".join(proxy_findings(rows)),
