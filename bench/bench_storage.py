@@ -419,6 +419,18 @@ def proxy_findings(rows: list[ProxyResult]) -> list[str]:
         else f"- {problems} lost, duplicated or stuck trials and worker errors in all (see the "
         "table)."
     )
+    most = max((r.workers for r in rows), default=0)
+    pair = {r.storage: r for r in rows if r.workers == most}
+    if set(pair) == {"direct", "proxy"}:
+        d, p = pair["direct"], pair["proxy"]
+        lines += [
+            "",
+            f"With {most} workers: **{p.peak_connections} database connections through the "
+            f"proxy against {d.peak_connections} direct**; CPU per trial {p.cpu_ms:.1f} + "
+            f"{p.proxy_cpu_ms:.1f} = {p.cpu_ms + p.proxy_cpu_ms:.1f} ms through the proxy "
+            f"(workers + proxy) against {d.cpu_ms:.1f} ms direct (workers; the database "
+            "server's CPU is counted in neither).",
+        ]
     return lines
 
 
