@@ -6,6 +6,7 @@ trial retried through it, and bad input refused with one line.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -94,15 +95,21 @@ def _database(url: str) -> str:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_the_proxy_serves_a_study_and_stops_on_a_signal_with_one_line(
-    fresh_postgres_url: str, signum: int
+    fresh_postgres_url: str, signum: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     proxy, url = _start_proxy(fresh_postgres_url)
     storage = open_storage(url)
     assert isinstance(storage, HeartbeatGrpcStorage)
     study = optuna.create_study(study_name="served", storage=storage, directions=DIRECTIONS)
     study.optimize(lambda t: (t.suggest_float("x", 0, 1), 0.5), n_trials=3)
+    from search import cli
+
+    assert cli.main(["studies", "--storage", url, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(s["name"], s["trials"]["complete"]) for s in listed] == [("served", 3)]
     out, err = _stop_proxy(proxy, signum)
-    assert out.strip().splitlines()[-1] == f"storage-proxy: stopped by {signal.Signals(signum).name}"
+    name = signal.Signals(signum).name
+    assert out.strip().splitlines()[-1] == f"storage-proxy: stopped by {name}"
     assert err.strip() == ""
     # What went through the proxy is in the database itself.
     direct = optuna.load_study(study_name="served", storage=open_storage(fresh_postgres_url))
