@@ -24,8 +24,9 @@ migrates or rewrites stored data: an Optuna schema that is too old or too new is
 the `optuna storage upgrade` command, not changed.
 
 Heartbeats (dead-worker detection and retry) are described in `search.heartbeat`; RDB
-storages (SQLite, PostgreSQL, MySQL) use Optuna's own heartbeat table, the journal file its own
-(`search.journal`, which also says why several local workers default to it).
+storages (SQLite, PostgreSQL, MySQL) use Optuna's own heartbeat table, the journal file
+(`search.journal`, which also says why several local workers default to it) and the gRPC proxy
+a trial attribute (`search.heartbeat.AttrHeartbeat`).
 """
 
 from __future__ import annotations
