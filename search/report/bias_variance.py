@@ -162,9 +162,17 @@ def _capacity_axis(
     if not points:
         return None
     swept = [p for p in points if p.in_sweep]
+    through = _one_factor(records) if name == "n_params" else None
     if len({p.x for p in swept}) >= 2:
         used, statistic = swept, "mean"
         source = "sweep configurations, other parameters fixed; mean over each one's seeds"
+    elif through is not None and len({p.x for p in points}) >= 2:
+        # every configuration is one sweep's: the parameter count follows that one parameter
+        used, statistic = points, "mean"
+        source = (
+            f"the {through} sweep's configurations, other parameters fixed, so the count "
+            f"follows {through}; mean over each one's seeds"
+        )
     else:
         used, statistic = points, "median"
         source = "median over configurations, other parameters vary"
@@ -202,6 +210,23 @@ def _capacity_axis(
     if statistic == "mean":
         sentences += _missing_sweep_values(records, name, {p.x for p in used})
     return replace(axis, sentences=sentences)
+
+
+def _one_factor(records: StudyRecords) -> str | None:
+    """The swept parameter when every configuration with a train error belongs to a sweep of
+    it and no other parameter varies between them (a study that is one sweep); else None."""
+    configurations = _error_runs(records)
+    names = {
+        records.trial(n).dict_attr(SWEEP).get("name")
+        for configuration in configurations
+        for n in configuration.numbers
+    }
+    if len(configurations) < 2 or len(names) != 1 or None in names:
+        return None
+    name = str(names.pop())
+    keys = {key for c in configurations for key in c.params}
+    varying = {k for k in keys if len({repr(c.params.get(k)) for c in configurations}) > 1}
+    return name if varying == {name} else None
 
 
 def _missing_sweep_values(records: StudyRecords, name: str, measured: set[float]) -> list[str]:

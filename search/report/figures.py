@@ -15,7 +15,7 @@ from search.report import figure_style as style
 from search.report import prose
 from search.report.figure_style import FigureSpec
 from search.report.latent_use import rate_distortion_figure
-from search.report.parameter_figures import capacity_figure, effect_figure
+from search.report.parameter_figures import capacity_figure, effect_figure, pooled_groups
 from search.report.sections import (
     DiagnosticsInfo,
     EffectsInfo,
@@ -371,8 +371,14 @@ def _add_effects(add: Any, effects: EffectsInfo) -> None:
             "effects",
             f"effect-{index}",  # not the name: keys become file names and HTML ids
             f"Objectives against {effect.name}: every configuration as a point at its mean over "
-            f"its seeds ({runs} runs each) and the median of those means per {shown} as a dash; "
-            "points with other parameters differing are not joined"
+            f"its seeds ({runs} runs each)"
+            + (
+                f" and, where two or more configurations share a {shown}, the median of their "
+                "means as a dash"
+                if pooled_groups(effect)
+                else ""
+            )
+            + "; points with other parameters differing are not joined"
             + (
                 "; the designed sweep's means with seed-to-seed SD as error bars and n, joined."
                 if effect.sweep

@@ -109,7 +109,10 @@ def use_sentence(row: LatentUseRow) -> str:
     runs = f" in its {len(row.active_units)} runs" if len(row.active_units) > 1 else ""
     most = max(row.active_units)
     if min(row.active_units) == k:
-        return f"k = {k} uses all {k} of its dimensions{runs}."
+        every = {1: "its one dimension", 2: "both its dimensions"}.get(
+            k, f"all {k} of its dimensions"
+        )
+        return f"k = {k} uses {every}{runs}."
     if most < k:
         unused = k - most
         return (

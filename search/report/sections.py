@@ -100,6 +100,8 @@ class Summary:
     budget: Budget
     recommendation: Recommendation | None
     sentences: list[str]
+    # the budget per trial as "name value" items, each explained where it needs it
+    settings_items: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
