@@ -132,9 +132,7 @@ def test_the_dashboard_note_reconciles_the_importance_panel(tmp_path):
     context = report_context(fixture.study, fixture.artifacts_dir)
     assert context.importance.per_objective
     note = story_markdown(context, {})
-    top = max(
-        context.importance.per_objective[0].importances.items(), key=lambda kv: kv[1]
-    )
+    top = max(context.importance.per_objective[0].importances.items(), key=lambda kv: kv[1])
     assert "### Parameter importance" in note
     assert f"The report's fANOVA, per objective (top 3): SSIM: {top[0]} {top[1]:.2f}" in note
     assert "optuna-dashboard's importance panel can rank the parameters differently" in note
@@ -199,4 +197,40 @@ def test_a_k_sweep_reads_as_a_sweep_everywhere(k_sweep):
     assert "designed sweep: mean ± SD over 2 seeds each" in names
     sweep = next(t for t in spec.figure.data if t.name.startswith("designed sweep"))
     assert sweep.mode == "lines+markers" and sweep.text is None
-    assert "median" not in spec.caption
+    assert "median" not in spec.caption and "dash" not in context.effects.intro
+    assert "other parameters differing" not in spec.caption
+    # seen: the capacity figure's sweep means without the error bars the effect figure has
+    capacity = next(s for s in figures["bias_variance"] if s.key == "capacity-latent_dim")
+    bars = {t.name: t.error_y for t in capacity.figure.data if t.error_y.visible}
+    assert set(bars) == {"validation (sweep mean ± SD)", "gap (sweep mean ± SD)"}
+    assert all(v > 0 for v in bars["validation (sweep mean ± SD)"].array)
+
+
+def test_rate_distortion_colours_only_by_what_varies():
+    from search.report.figure_style import TEMPLATE
+    from search.report.latent_use import (
+        LatentUseInfo,
+        RatePoint,
+        rate_distortion_caption,
+        rate_distortion_figure,
+    )
+
+    # seen in the k sweep: a beta colour scale from 1 to 2 over points all at beta 1, and
+    # "one panel per loss" under one panel
+    sweep = LatentUseInfo(
+        points=[RatePoint(i, 2.0 + i, 190.0 - 5 * i, 1.0, "bce", k) for i, k in enumerate((1, 4))]
+    )
+    caption = rate_distortion_caption(sweep)
+    assert "coloured by latent dimension k (all at beta 1)" in caption
+    assert "panel per loss" not in caption and "coloured by beta" not in caption
+    (trace,) = rate_distortion_figure(sweep, TEMPLATE).data
+    assert list(trace.marker.color) == [1, 4] and trace.marker.colorbar.title.text == "k"
+    one = LatentUseInfo(points=[RatePoint(i, 2.0 + i, 190.0, 1.0, "bce", 8) for i in range(2)])
+    (trace,) = rate_distortion_figure(one, TEMPLATE).data
+    assert trace.marker.showscale is None and isinstance(trace.marker.color, str)
+    mixed = LatentUseInfo(
+        points=[RatePoint(0, 2.0, 190.0, 0.5, "bce", 8), RatePoint(1, 3.0, 1700.0, 2.0, "mse", 8)]
+    )
+    assert rate_distortion_caption(mixed).endswith(
+        "coloured by beta; one panel per loss, whose reconstruction terms have different units."
+    )

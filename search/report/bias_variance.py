@@ -109,6 +109,7 @@ class _Point:
     n: int
     number: int
     in_sweep: bool
+    sd: tuple[float, ...] | None = None  # over its runs: validation MSE, gap
 
 
 def _points(records: StudyRecords, name: str) -> list[_Point]:
@@ -127,12 +128,23 @@ def _points(records: StudyRecords, name: str) -> list[_Point]:
             records.trial(n).dict_attr(SWEEP).get("name") == name for n in configuration.numbers
         )
         points.append(
-            _Point(x, val - gap, val, gap, configuration.n, configuration.first, in_sweep)
+            _Point(
+                x,
+                val - gap,
+                val,
+                gap,
+                configuration.n,
+                configuration.first,
+                in_sweep,
+                configuration.sd,
+            )
         )
     return sorted(points, key=lambda p: (p.x, p.number))
 
 
 def _group(label: str, x: float, members: list[_Point], statistic: str) -> CapacityGroup:
+    # a sweep value's error bar: its one configuration's SD over seeds
+    sd = members[0].sd if statistic == "mean" and len(members) == 1 else None
     if statistic == "mean":
         # a sweep value: the mean over all runs of its configuration(s), weighted by runs
         weights = np.array([p.n for p in members], dtype=np.float64)
@@ -152,6 +164,8 @@ def _group(label: str, x: float, members: list[_Point], statistic: str) -> Capac
         val_mse=centre([p.val_mse for p in members]),
         gap=centre([p.gap for p in members]),
         n_configs=len(members),
+        val_sd=sd[0] if sd else None,
+        gap_sd=sd[1] if sd else None,
     )
 
 

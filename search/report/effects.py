@@ -165,8 +165,13 @@ def _intro(effects: list[ParamEffect]) -> str:
     text = (
         "Each chart is one parameter against each objective: every configuration (parameter "
         "set) is a point at its mean over its runs under different seeds (hover for n), so one "
-        "lucky seed is not drawn as a configuration's result, and where two or more "
-        "configurations share a value a dash marks the median of their means."
+        "lucky seed is not drawn as a configuration's result"
+        + (
+            ", and where two or more configurations share a value a dash marks the median of "
+            "their means."
+            if any(g.n >= 2 for e in effects for g in e.groups)
+            else "."
+        )
     )
     if len(effects) > 1:
         text += (

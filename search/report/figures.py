@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from search.report import figure_style as style
 from search.report import prose
 from search.report.figure_style import FigureSpec
-from search.report.latent_use import rate_distortion_figure
+from search.report.latent_use import rate_distortion_caption, rate_distortion_figure
 from search.report.parameter_figures import capacity_figure, effect_figure, pooled_groups
 from search.report.sections import (
     DiagnosticsInfo,
@@ -338,9 +338,7 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
         add(
             "bias_variance",
             "rate-distortion",
-            "Rate against distortion on test images: each trial's KL term (nats per image) "
-            "against its ELBO reconstruction term, coloured by beta; one panel per loss, whose "
-            "reconstruction terms have different units.",
+            rate_distortion_caption(context.latent_use),
             rate_distortion_figure(context.latent_use, style.TEMPLATE),
         )
     if context.importance.per_objective:
@@ -363,6 +361,7 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
 
 
 def _add_effects(add: Any, effects: EffectsInfo) -> None:
+    varied = len(effects.effects) > 1  # else the one parameter with a chart is all that varies
     for index, effect in enumerate(effects.effects):
         shown = "bin" if effect.binned else "value"
         low, high = min(effect.n, default=1), max(effect.n, default=1)
@@ -378,7 +377,7 @@ def _add_effects(add: Any, effects: EffectsInfo) -> None:
                 if pooled_groups(effect)
                 else ""
             )
-            + "; points with other parameters differing are not joined"
+            + ("; points with other parameters differing are not joined" if varied else "")
             + (
                 "; the designed sweep's means with seed-to-seed SD as error bars and n, joined."
                 if effect.sweep

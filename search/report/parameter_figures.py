@@ -149,11 +149,30 @@ def capacity_figure(axis: CapacityAxis) -> go.Figure:
     mode = "lines+markers" if joined else "markers"
     what = "sweep mean" if joined else "median"
     traces: list[dict[str, Any]] = []
-    for name, colour, points, per_value in (
-        ("train", style.TRAIN_COLOUR, axis.train_mse, [g.train_mse for g in axis.groups]),
-        ("validation", style.VALIDATION_COLOUR, axis.val_mse, [g.val_mse for g in axis.groups]),
-        ("gap", style.GAP_COLOUR, None, [g.gap for g in axis.groups]),
+    for name, colour, points, per_value, sds in (
+        ("train", style.TRAIN_COLOUR, axis.train_mse, [g.train_mse for g in axis.groups], []),
+        (
+            "validation",
+            style.VALIDATION_COLOUR,
+            axis.val_mse,
+            [g.val_mse for g in axis.groups],
+            [g.val_sd for g in axis.groups],
+        ),
+        (
+            "gap",
+            style.GAP_COLOUR,
+            None,
+            [g.gap for g in axis.groups],
+            [g.gap_sd for g in axis.groups],
+        ),
     ):
+        # a sweep's mean keeps its seed-to-seed SD as error bars (train: under validation's)
+        bars = joined and any(sd is not None for sd in sds)
+        error = (
+            {"error_y": {"type": "data", "visible": True, "array": [sd or 0.0 for sd in sds]}}
+            if bars
+            else {}
+        )
         ref = style.axis_ref(1 if name == "gap" else 0)
         if points is None:
             points = [v - t for v, t in zip(axis.val_mse, axis.train_mse, strict=True)]
@@ -175,7 +194,8 @@ def capacity_figure(axis: CapacityAxis) -> go.Figure:
                 "x": xs,
                 "y": per_value,
                 "mode": mode,
-                "name": f"{name} ({what})",
+                "name": f"{name} ({what}{' ± SD' if bars else ''})",
+                **error,
                 "line": {"color": colour, "width": 2},
                 "marker": {"color": colour, "size": 8 if joined else 12}
                 | (

@@ -234,6 +234,10 @@ class CapacityGroup:
     val_mse: float
     gap: float
     n_configs: int = 1
+    # a sweep value's seed-to-seed SD of validation MSE and of the gap (None: one run, or a
+    # value pooling several configurations)
+    val_sd: float | None = None
+    gap_sd: float | None = None
 
 
 @dataclass(frozen=True)
