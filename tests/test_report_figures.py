@@ -30,10 +30,10 @@ def _axes(layout: dict) -> dict[str, dict]:
     return {k: v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))}
 
 
-def _length_px(name: str, axis: dict, layout: dict) -> float:
+def _length_px(name: str, axis: dict, layout: dict, width: int = IMAGE_WIDTH) -> float:
     domain = axis.get("domain") or [0, 1]
     if name.startswith("x"):
-        return IMAGE_WIDTH * (domain[1] - domain[0]) - 20
+        return width * (domain[1] - domain[0]) - 20
     return (layout.get("height") or 400) * (domain[1] - domain[0]) - MARGIN_PX
 
 
@@ -44,7 +44,8 @@ def test_ticks_never_overprint_and_titles_fit(figures):
         layout = spec.figure.to_plotly_json()["layout"]
         for name, axis in _axes(layout).items():
             title = (axis.get("title") or {}).get("text") or ""
-            assert len(title) * CHAR_PX <= _length_px(name, axis, layout), (spec.key, title)
+            width = spec.width or IMAGE_WIDTH
+            assert len(title) * CHAR_PX <= _length_px(name, axis, layout, width), (spec.key, title)
             ticks = axis.get("tickvals")
             if ticks is None:
                 continue
@@ -54,7 +55,7 @@ def test_ticks_never_overprint_and_titles_fit(figures):
             log = axis.get("type") == "log"
             where = [math.log10(t) if log else t for t in ticks]
             span = where[-1] - where[0]
-            pixels = _length_px(name, axis, layout)
+            pixels = _length_px(name, axis, layout, width)
             for i in range(1, len(ticks)):
                 gap = (where[i] - where[i - 1]) / span if span else 1
                 # the two half labels fit in the gap between their ticks

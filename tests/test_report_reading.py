@@ -118,6 +118,8 @@ def test_the_stopping_rule_says_when_run_judged_it(context, sections):
     assert "judged this when sampling ended, after 3 finished trials; the 3 trials" in sentence
     assert "with 2 finished trials after it against a window of 8" in sentence
     assert sentence.split("`run --until-converged`")[0] in sections["diagnostics"]
+    # seen: the command printed with its backticks; it is set as code, like every command
+    assert "`" not in sections["diagnostics"]
 
 
 def test_the_package_table_has_no_bare_dashes(sections):
@@ -234,3 +236,13 @@ def test_rate_distortion_colours_only_by_what_varies():
     assert rate_distortion_caption(mixed).endswith(
         "coloured by beta; one panel per loss, whose reconstruction terms have different units."
     )
+
+
+def test_page_ones_front_is_drawn_at_the_width_it_is_shown(context):
+    from search.report.figure_style import ANSWER_FIGURE_WIDTH_PX, FIGURE_WIDTH_PX
+
+    # seen: drawn 760 px wide and shown in half the page, its tick labels printed at 6 px
+    (spec,) = build_figures(context)["answer"]
+    assert spec.width == ANSWER_FIGURE_WIDTH_PX < FIGURE_WIDTH_PX
+    shown_px = 0.52 * 660  # .answer-front's share of the A4 text width
+    assert 12 * shown_px / spec.width >= 9  # the 12-px font as printed

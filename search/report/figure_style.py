@@ -61,6 +61,10 @@ class FigureSpec:
     caption: str
     figure: go.Figure
     height: int
+    # the static image's width in CSS px, where the figure is shown narrower than the page
+    # (page one's front, beside the grid): drawn at FIGURE_WIDTH_PX and shrunk to half the
+    # page, its labels would print at 6 px
+    width: int | None = None
 
 
 _AXIS = {
@@ -151,6 +155,8 @@ def metric_title(objective: Objective) -> str:
 # A tick label needs about this share of its axis to stay clear of its neighbours (the rule
 # when the axis's length is not known).
 MIN_TICK_GAP = 0.16
+# Page one's front figure, shown in about half the page's width beside the grid.
+ANSWER_FIGURE_WIDTH_PX = 440
 # The static figures' width (static_images.IMAGE_WIDTH) less the template's left and right
 # margins: the length, in CSS px, of a plot spanning the whole figure.
 FIGURE_WIDTH_PX = 760

@@ -49,7 +49,7 @@ def _error_bars(sds: list[tuple[float, ...] | None], index: int) -> dict[str, An
     }
 
 
-def pareto_figure(info: ParetoInfo) -> go.Figure:
+def pareto_figure(info: ParetoInfo, height: int = 420) -> go.Figure:
     """Objective 0 against objective 1, one point per configuration at its mean over seeds
     (± SD where repeated): dominated ones faint, front joined, recommended one starred."""
     y_obj, x_obj = info.objectives[0], info.objectives[1]
@@ -103,7 +103,7 @@ def pareto_figure(info: ParetoInfo) -> go.Figure:
         )
     return style.figure(
         traces,
-        420,
+        height,
         xaxis={"title": style.title(style.metric_title(x_obj))},
         yaxis={"title": style.title(style.metric_title(y_obj))},
     )
@@ -303,8 +303,11 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
         )
     }
 
-    def add(section: str, key: str, caption: str, figure: go.Figure) -> None:
-        figures[section].append(FigureSpec(key, caption, figure, int(figure.layout.height or 400)))
+    def add(
+        section: str, key: str, caption: str, figure: go.Figure, width: int | None = None
+    ) -> None:
+        height = int(figure.layout.height or 400)
+        figures[section].append(FigureSpec(key, caption, figure, height, width))
 
     pareto = context.pareto
     if len(pareto.objectives) == 2 and pareto.numbers:
@@ -315,7 +318,8 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
             f"{len(pareto.numbers)} configurations ({pareto.n_trials} complete trials), each at "
             "its mean over seeds with ± SD bars where repeated; the Pareto front is joined, the "
             "recommended configuration starred.",
-            pareto_figure(pareto),
+            pareto_figure(pareto, height=360),
+            width=style.ANSWER_FIGURE_WIDTH_PX,
         )
     _add_effects(add, context.effects)
     for axis in context.bias_variance.axes:

@@ -170,7 +170,7 @@ class KaleidoSession:
                 "path": paths[spec.key],
                 "opts": {
                     "format": "png",
-                    "width": IMAGE_WIDTH,
+                    "width": spec.width or IMAGE_WIDTH,
                     "height": spec.height,
                     "scale": IMAGE_SCALE,
                 },

@@ -131,7 +131,9 @@ def _objectives_agreement(
     if rho is None:
         return None, None
     a, b = (o.name for o in records.objectives)
-    if round(rho, 2) >= 0.8:
+    if round(rho, 2) >= 0.95:
+        meaning = f"they agree almost perfectly (a configuration better in {a} is better in {b})"
+    elif round(rho, 2) >= 0.8:
         meaning = f"they mostly agree (a configuration better in {a} is usually better in {b})"
     elif round(rho, 2) >= 0.3:
         meaning = "they agree only in part"
