@@ -70,10 +70,11 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
         ]
         for o in objectives:
             test = rec.test_values.get(o.name)
+            test_sd = rec.test_sd.get(o.name)
             lines.append(
                 f"| {o.name} ({'higher' if o.maximize else 'lower'} is better) "
                 f"| {_mean_sd(rec.values[o.name], rec.sd.get(o.name), _digits(o.name))} "
-                f"| {'—' if test is None else f'{test:.{_digits(o.name)}f}'} |"
+                f"| {'—' if test is None else _mean_sd(test, test_sd, _digits(o.name))} |"
             )
         lines += [
             "",

@@ -35,9 +35,9 @@ K4 = [(0.880, 0.0440), (0.870, 0.0450), (0.860, 0.0460)]
 
 def _runs() -> list[FixtureRun]:
     return [
-        FixtureRun({"latent_dim": 4}, *K4[0], train_mse=0.040),
-        FixtureRun({"latent_dim": 4}, *K4[1], train_mse=0.041, confirms=0),
-        FixtureRun({"latent_dim": 4}, *K4[2], train_mse=0.042, confirms=0),
+        FixtureRun({"latent_dim": 4}, *K4[0], train_mse=0.040, test=(0.875, 0.0445)),
+        FixtureRun({"latent_dim": 4}, *K4[1], train_mse=0.041, confirms=0, test=(0.870, 0.0450)),
+        FixtureRun({"latent_dim": 4}, *K4[2], train_mse=0.042, confirms=0, test=(0.865, 0.0455)),
         FixtureRun({"latent_dim": 2}, 0.700, 0.0700, train_mse=0.066),
         FixtureRun({"latent_dim": 2}, 0.690, 0.0710, train_mse=0.067, confirms=3),
         FixtureRun({"latent_dim": 8}, 0.800, 0.0600, train_mse=0.057),
@@ -101,6 +101,13 @@ def test_the_summary_shows_the_run_nearest_the_mean_not_the_luckiest_seed(contex
     summary = sections["summary"]
     assert "trial 1 alone (the run nearest the mean) 0.8700 0.04500" in summary
     assert "trial 0 alone" not in summary and "0.8800" not in summary
+
+
+def test_the_dashboard_notes_test_column_is_mean_and_sd(context):
+    # page one gives the test metrics as mean ± SD; the note gave the mean alone
+    assert "| MSE (lower is better) | 0.04500 ± 0.00100 | 0.04500 ± 0.00050 |" in story_markdown(
+        context, {}
+    )
 
 
 def test_a_one_point_front_says_its_row_is_the_recommended_one(context):
@@ -246,3 +253,16 @@ def test_page_ones_front_is_drawn_at_the_width_it_is_shown(context):
     assert spec.width == ANSWER_FIGURE_WIDTH_PX < FIGURE_WIDTH_PX
     shown_px = 0.52 * 660  # .answer-front's share of the A4 text width
     assert 12 * shown_px / spec.width >= 9  # the 12-px font as printed
+
+
+def test_paths_wrap_after_slashes_not_at_hyphens(context):
+    from search.report.render import path_breaks
+
+    # seen: "sqlite:////tmp/r19/main/studies/mnist-" / "vae.db" in the reproducibility table
+    html = str(path_breaks("sqlite:////tmp/r19/main/studies/mnist-vae.db"))
+    assert html.startswith('<span class="word">sqlite:////</span><wbr>')
+    assert html.endswith('<wbr><span class="word">mnist-vae.db</span>')
+    assert html.count("<wbr>") == 5
+    page = render_html_text(context, build_figures(context), "html")
+    storage = context.reproducibility.settings["storage"]
+    assert str(path_breaks(storage)) in page
