@@ -73,6 +73,25 @@ def test_same_seed_same_metrics(mnist):
     assert other.val_mse != pytest.approx(first.val_mse, abs=1e-7)
 
 
+def test_the_train_step_is_traced_once_per_training(mnist, monkeypatch):
+    # compute_loss runs in Python only while the train step is being traced. Adam creating its
+    # slots inside the first step made tf.function trace the step twice (about a second of
+    # every trial); train_vae builds the optimizer first.
+    from search import model
+
+    traced = []
+    original = model.VAE.compute_loss
+
+    def counting(self, *args, **kwargs):
+        traced.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(model.VAE, "compute_loss", counting)
+    result = train_vae(TINY, mnist, CONFIG)
+    assert len(result.curve) == CONFIG.epochs
+    assert len(traced) == 1
+
+
 def test_predictor_trains_jointly(mnist):
     result = train_vae(
         {**TINY, "predictor": True},
