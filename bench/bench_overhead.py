@@ -53,6 +53,8 @@ import optuna
 from common import REPO, SHARED_NOTE, machine, markdown_table, median, timestamp, write_result
 from optuna.trial import TrialState
 
+from search import records
+
 TARGET = 0.05  # overhead <= 5% of a trial's duration
 STUDY = "bench-overhead"
 
@@ -96,9 +98,9 @@ def trial_rows(storage: str) -> list[dict[str, Any]]:
     for i, t in enumerate(trials):
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or t.duration is None:
             continue
-        attrs = t.user_attrs
+        attrs = records.trial_attrs(t)  # the curve is a machine record (a system attr)
         trial_s = t.duration.total_seconds()
-        epoch_s = [row["seconds"] for row in attrs["curve"]]
+        epoch_s = [row["seconds"] for row in records.read_curve(attrs)]
         training_s = sum(epoch_s)
         # steady pace: the median epoch after the first (which holds the trace)
         steady = median(epoch_s[1:]) if len(epoch_s) > 1 else None
