@@ -92,6 +92,37 @@ def test_the_train_step_is_traced_once_per_training(mnist, monkeypatch):
     assert len(traced) == 1
 
 
+def test_a_repeat_reuses_the_traced_step_and_gives_the_same_numbers(mnist, monkeypatch):
+    from search import model
+
+    traced = []
+    original = model.VAE.compute_loss
+
+    def counting(self, *args, **kwargs):
+        traced.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(model.VAE, "compute_loss", counting)
+    fresh = train_vae(TINY, mnist, CONFIG, reuse_traced_step=True)
+    fresh_curve, fresh_values = fresh.curve, (fresh.val_ssim, fresh.val_mse, fresh.test_mse)
+    assert len(traced) == 1
+    again = train_vae(TINY, mnist, CONFIG, reuse_traced_step=True)
+    assert len(traced) == 1  # no new trace
+    assert again.model is fresh.model
+    # Weights, the sampling seed state, the optimizer and the trackers all start afresh.
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in fresh_curve]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in again.curve] == strip
+    assert (again.val_ssim, again.val_mse, again.test_mse) == fresh_values
+    # Another seed or configuration builds (and traces) a model of its own.
+    other = train_vae(
+        TINY, mnist, TrainConfig(**{**CONFIG.__dict__, "seed": 7}), reuse_traced_step=True
+    )
+    assert len(traced) == 1 and other.model is fresh.model  # the seed is set afresh, not traced
+    assert other.val_mse != pytest.approx(fresh.val_mse, abs=1e-7)
+    train_vae({**TINY, "latent_dim": 3}, mnist, CONFIG, reuse_traced_step=True)
+    assert len(traced) == 2
+
+
 def test_predictor_trains_jointly(mnist):
     result = train_vae(
         {**TINY, "predictor": True},

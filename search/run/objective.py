@@ -99,7 +99,14 @@ class Objective:
             )
 
         try:
-            result = train_vae(params, self.data, training_config(self.options, seed), on_epoch)
+            # A repeat of the previous trial's configuration reuses its traced step.
+            result = train_vae(
+                params,
+                self.data,
+                training_config(self.options, seed),
+                on_epoch,
+                reuse_traced_step=True,
+            )
         except TrainingFailed as failure:
             records.write_failure(trial, failure.reason, failure.curve)
             raise
