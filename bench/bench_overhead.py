@@ -34,8 +34,12 @@ seed fixes the sampled configurations and, on a CPU, the pruning decisions, so t
 of one arm is trial number n of the other: each trial's fixed cost is compared paired, as
 this tree's over the baseline's (the baseline against itself is 1.0 by construction).
 
+A second study is measured the same way: a sweep with repeats (`--sweep latent_dim=2,4
+--repeats 3` by default), whose repeats of one configuration follow each other, so a run may
+reuse the previous trial's traced train step.
+
 Usage: python bench/bench_overhead.py [--trials 10] [--preset quick] [--epochs E]
-       [--baseline REV] [--pairs 2]
+       [--sweep NAME=V1,V2 | none] [--repeats 3] [--baseline REV] [--pairs 2]
 """
 
 from __future__ import annotations
@@ -60,13 +64,22 @@ STUDY = "bench-overhead"
 
 
 def run_study(
-    workdir: Path, preset: str, trials: int, epochs: int | None, code: Path = REPO
+    workdir: Path,
+    preset: str,
+    trials: int | None,
+    epochs: int | None,
+    code: Path = REPO,
+    sweep: list[str] | None = None,
 ) -> dict[str, Any]:
     """One real `python -m search run` of the package in `code`; returns the command shown, its
-    seconds and storage URL."""
+    seconds and storage URL. `sweep`: extra options that enqueue a sweep (`--sweep`,
+    `--repeats`); its designed trials are never pruned, and repeats of one configuration follow
+    each other."""
     storage = f"sqlite:///{workdir}/{STUDY}.db"
-    options = ["--preset", preset, "--trials", str(trials)]
+    options = ["--preset", preset]
+    options += ["--trials", str(trials)] if trials is not None else []
     options += ["--epochs", str(epochs)] if epochs else []
+    options += sweep or []
     # --confirm 0: exactly `trials` sampled trials; confirmation runs are designed trials,
     # never pruned, and would only add complete ones.
     options += ["--confirm", "0", "--data", "bundled", "--no-report", "--study", STUDY]
@@ -295,91 +308,50 @@ EXPLAINED = (
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=10, help="sampled trials (default 10)")
-    parser.add_argument("--preset", default="quick", choices=["smoke", "quick", "full"])
-    parser.add_argument("--epochs", type=int, help="epochs per trial (default: the preset's)")
-    parser.add_argument("--baseline", help="git revision to compare with, paired (e.g. main)")
-    parser.add_argument("--pairs", type=int, default=2, help="runs per arm with --baseline")
-    args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+DEFAULT_SWEEP = "latent_dim=2,4"  # 2 values x 3 repeats: repeats follow each other
+DEFAULT_REPEATS = 3
 
-    started = time.perf_counter()
-    described = machine(tensorflow=False)
-    arms: dict[str, list[list[dict[str, Any]]]] = {"this tree": [], "baseline": []}
+
+def git_worktree(*args: str) -> None:
+    subprocess.run(["git", "-C", str(REPO), "worktree", *args], check=args[0] == "add")
+
+
+def measure(
+    label: str, args: argparse.Namespace, code: dict[str, Path], tmp: Path, sweep: list[str] | None
+) -> tuple[list[str], dict[str, Any]]:
+    """Run one kind of study in every arm (alternating, `--pairs` times with a baseline) and
+    describe it: the report's sections and the JSON's entry."""
+    trials = args.trials if args.trials is not None or sweep else 10
+    arms: dict[str, list[list[dict[str, Any]]]] = {arm: [] for arm in code}
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
-        code = {"this tree": REPO}
-        if args.baseline:
-            code["baseline"] = Path(tmp) / "baseline"
-            subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(REPO),
-                    "worktree",
-                    "add",
-                    "--detach",
-                    "-q",
-                    *[str(code["baseline"]), args.baseline],
-                ],
-                check=True,
-            )
-        try:
-            for pair in range(args.pairs if args.baseline else 1):
-                # alternate the order, so a load that drifts over the run favours neither arm
-                order = list(code) if pair % 2 else list(code)[::-1]
-                for arm in order:
-                    workdir = Path(tmp) / f"{arm.replace(' ', '-')}-{pair}"
-                    workdir.mkdir()
-                    run = run_study(workdir, args.preset, args.trials, args.epochs, code[arm])
-                    runs.append({"arm": arm, "pair": pair, **run})
-                    arms[arm].append(trial_rows(run["storage"]))
-                    print(f"{arm}, run {pair + 1}: {run['seconds']:.0f} s", flush=True)
-        finally:
-            if args.baseline:
-                subprocess.run(
-                    [
-                        "git",
-                        "-C",
-                        str(REPO),
-                        "worktree",
-                        "remove",
-                        "--force",
-                        str(code["baseline"]),
-                    ],
-                    check=False,
-                )
+    for pair in range(args.pairs if args.baseline else 1):
+        # alternate the order, so a load that drifts over the run favours neither arm
+        for arm in list(code) if pair % 2 else list(code)[::-1]:
+            workdir = tmp / f"{label.replace(' ', '-')}-{arm.replace(' ', '-')}-{pair}"
+            workdir.mkdir()
+            run = run_study(workdir, args.preset, trials, args.epochs, code[arm], sweep)
+            runs.append({"arm": arm, "pair": pair, **run})
+            arms[arm].append(trial_rows(run["storage"]))
+            print(f"{label}, {arm}, run {pair + 1}: {run['seconds']:.0f} s", flush=True)
     rows = [r for one in arms["this tree"] for r in one]
     summary, verdicts = summary_rows(rows)
     sections = [
-        "# Per-trial overhead outside training (bench/bench_overhead.py)",
-        f"Run {timestamp()} in {time.perf_counter() - started:.0f} s. Machine: {described}.",
-        SHARED_NOTE.replace(
-            "variants are interleaved and medians reported, and CPU-seconds "
-            "(less sensitive to the load) are given beside them",
-            "runs of the two arms alternate, trials are compared paired, and medians and "
-            "ranges are reported",
-        ),
+        f"## {label}",
         f"Command (fresh SQLite file and artifact folder in a temporary folder, its working "
         f"directory): `{runs[0]['command']}`, {len(arms['this tree'])} run(s) of this tree"
         + (f" and as many of `{args.baseline}`" if args.baseline else "")
         + f"; each took {min(r['seconds'] for r in runs):.0f}-"
         f"{max(r['seconds'] for r in runs):.0f} s in all.",
-        EXPLAINED,
         markdown_table(SUMMARY_HEADER, summary, ["l", *["r"] * 10]),
     ]
     result: dict[str, Any] = {
-        "machine": described,
         "command": runs[0]["command"],
         "run_seconds": [r["seconds"] for r in runs if r["arm"] == "this tree"],
-        "target_share": TARGET,
         "verdicts": verdicts,
         "trials": rows,
     }
     headline = (
-        f"**Headline: overhead outside training, median share of trial duration: "
+        f"**Headline ({label}): overhead outside training, median share of trial duration: "
         f"{headline_of(verdicts)}. Fixed cost (overhead + the first epoch's excess): "
         f"{fixed_of(verdicts)}"
     )
@@ -387,8 +359,8 @@ def main() -> None:
         base_rows = [r for one in arms["baseline"] for r in one]
         base_summary, base_verdicts = summary_rows(base_rows)
         comparison = paired(arms["baseline"], arms["this tree"])
-        result.update(baseline=args.baseline, baseline_verdicts=base_verdicts)
-        result.update(baseline_trials=base_rows, paired=comparison)
+        result.update(baseline_verdicts=base_verdicts, baseline_trials=base_rows)
+        result["paired"] = comparison
         sections += [
             f"Baseline `{args.baseline}`, the same command:",
             markdown_table(SUMMARY_HEADER, base_summary, ["l", *["r"] * 10]),
@@ -405,7 +377,71 @@ def main() -> None:
                 f"({d_low:.2f}-{d_high:.2f}); the baseline's own ratio is 1.00 by construction"
             )
     sections += [headline + ".**", "Every trial of this tree:", per_trial_table(rows)]
-    write_result("overhead", "\n\n".join(sections), result)
+    return sections, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, help="sampled trials (default 10)")
+    parser.add_argument(
+        "--sweep",
+        default=DEFAULT_SWEEP,
+        help=f"the sweep measured after the sampled study (default {DEFAULT_SWEEP}; "
+        "'none' leaves it out)",
+    )
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="runs per value")
+    parser.add_argument("--preset", default="quick", choices=["smoke", "quick", "full"])
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default: the preset's)")
+    parser.add_argument("--baseline", help="git revision to compare with, paired (e.g. main)")
+    parser.add_argument("--pairs", type=int, default=2, help="runs per arm with --baseline")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    started = time.perf_counter()
+    described = machine(tensorflow=False)
+    studies: list[tuple[str, list[str] | None]] = [("a sampled study", None)]
+    if args.sweep != "none":
+        sweep = ["--sweep", args.sweep, "--repeats", str(args.repeats)]
+        studies.append((f"a sweep, {args.sweep} x {args.repeats} repeats", sweep))
+    sections: list[str] = []
+    measured: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        code = {"this tree": REPO}
+        if args.baseline:
+            code["baseline"] = Path(tmp) / "baseline"
+            git_worktree("add", "--detach", "-q", str(code["baseline"]), args.baseline)
+        try:
+            for label, sweep in studies:
+                more, measured[label] = measure(label, args, code, Path(tmp), sweep)
+                sections += more
+        finally:
+            if args.baseline:
+                git_worktree("remove", "--force", str(code["baseline"]))
+    first = measured[studies[0][0]]
+    intro = [
+        "# Per-trial overhead outside training (bench/bench_overhead.py)",
+        f"Run {timestamp()} in {time.perf_counter() - started:.0f} s. Machine: {described}.",
+        SHARED_NOTE.replace(
+            "variants are interleaved and medians reported, and CPU-seconds "
+            "(less sensitive to the load) are given beside them",
+            "runs of the two arms alternate, trials are compared paired, and medians and "
+            "ranges are reported",
+        ),
+        EXPLAINED,
+    ]
+    write_result(
+        "overhead",
+        "\n\n".join(intro + sections),
+        {
+            "machine": described,
+            "baseline": args.baseline,
+            "target_share": TARGET,
+            # the sampled study's, at the top level as before; every study's under "studies"
+            "command": first["command"],
+            "verdicts": first["verdicts"],
+            "studies": measured,
+        },
+    )
 
 
 if __name__ == "__main__":

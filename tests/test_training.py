@@ -142,6 +142,9 @@ def test_on_epoch_hook_stops_training(mnist):
         on_epoch=lambda record: "stop here" if record["epoch"] == 1 else None,
     )
     assert result.epochs_run == 1 and result.stopped_reason == "stop here"
+    # A stopped (pruned) training is not scored at the end: its final scores are not stored.
+    assert result.val_ssim is None and result.test_mse is None
+    assert "val_ssim" not in result.summary() and result.summary()["epochs_run"] == 1
 
 
 def test_nan_loss_fails_with_the_reason(mnist):

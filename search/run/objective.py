@@ -115,6 +115,7 @@ class Objective:
         if result.stopped_reason:
             records.write_pruned(trial, result.stopped_reason, result.epochs_run)
             raise optuna.TrialPruned(result.stopped_reason)
+        assert result.val_ssim is not None and result.val_mse is not None  # not stopped: scored
         if not (math.isfinite(result.val_ssim) and math.isfinite(result.val_mse)):
             reason = "validation metrics are not finite"
             records.write_failure(trial, reason)
