@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -27,7 +29,9 @@ from search.run.options import RunOptions, validate
 from search.storage import open_storage
 from tests.test_distributed import (
     HEARTBEAT,
+    RUN_TIMEOUT_S,
     TINY,
+    _env,
     _finish,
     _search,
     _trials,
@@ -192,9 +196,9 @@ def test_workers_started_at_different_times_on_a_journal_count_exactly(tmp_path:
     assert counts["sampled"] == 4 and counts["designed"] == 2, counts
     assert counts["failed"] == 0 and counts["open"] == 0, counts
     # The ETA: measured after this process's first finished trial, then on every line.
-    err = outputs[0][2]
-    assert err.count("time: ") == 1 and "s per epoch on CPU" in err, err[-3000:]
-    assert "rest ~" in err and "estimate" in err
+    printed = outputs[0][1] + outputs[0][2]
+    assert printed.count("\ntime: ") == 1 and "s per epoch on CPU" in printed, printed[-3000:]
+    assert "rest ~" in printed and "estimate" in printed
 
     # A worker that joins after the budget is used up says so and trains nothing.
     before = len(_trials(url, "total"))
@@ -233,12 +237,19 @@ def test_a_restarted_worker_on_postgresql_does_not_overshoot(
 def test_the_full_preset_on_a_cpu_says_so_once_with_the_quick_estimate(tmp_path: Path) -> None:
     url = f"journal:///{tmp_path}/study.log"
     run = [a for a in TINY if a not in ("--preset", "smoke")]
-    code, _, err = _finish(
-        _search(
-            tmp_path, *run, "--preset", "full", "--trials", "1", "--study", "f", "--storage", url
-        )
+    args = [*run, "--preset", "full", "--trials", "1", "--study", "f", "--storage", url]
+    # One stream, so that the order of the lines is the order they were printed in.
+    proc = subprocess.run(
+        [sys.executable, "-m", "search", "run", *args],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
     )
-    assert code == 0, err[-3000:]
+    err = proc.stdout
+    assert proc.returncode == 0, err[-3000:]
     lines = err.splitlines()
     warnings = [i for i, line in enumerate(lines) if "the full preset on a CPU" in line]
     on_cpu = any(line.startswith("device: CPU") for line in lines)
