@@ -115,6 +115,17 @@ def test_a_designed_trial_enqueued_twice_runs_once_and_counts_apart() -> None:
     assert total.sweep_points_to_enqueue(study, [({"latent_dim": 4}, other)]) != []
 
 
+def test_the_resume_command_keeps_the_study_wide_budget() -> None:
+    from search.run.console import resume_command
+
+    study = _study()
+    _finish_sampled(study, 1)
+    alone = resume_command(RunOptions(total_trials=5, study="s"), None, study)
+    assert "--total-trials 5" in alone and "--trials" not in alone.replace("--total-trials", "")
+    both = resume_command(RunOptions(total_trials=5, trials=3, study="s"), 4, study)
+    assert "--total-trials 5" in both and "--trials 3" in both
+
+
 def test_total_trials_below_one_is_refused() -> None:
     with pytest.raises(UsageError, match="--total-trials"):
         validate(RunOptions(total_trials=0))
@@ -206,6 +217,16 @@ def test_workers_started_at_different_times_on_a_journal_count_exactly(tmp_path:
     assert code == 0, err[-3000:]
     assert "already holds 4 finished sampled trials" in err, err[-3000:]
     assert len(_trials(url, "total")) == before
+
+
+@pytest.mark.slow
+def test_workers_of_one_parent_share_the_study_wide_budget(tmp_path: Path) -> None:
+    url = f"journal:///{tmp_path}/study.log"
+    args = [*TINY, "--study", "w", "--storage", url, "--total-trials", "3", "--workers", "2"]
+    code, _, err = _finish(_search(tmp_path, *args))
+    assert code == 0, err[-3000:]
+    counts = _count(_trials(url, "w"))
+    assert counts["sampled"] == 3 and counts["failed"] == 0 and counts["open"] == 0, counts
 
 
 @pytest.mark.slow
