@@ -63,6 +63,9 @@ def test_a_trial_beyond_the_budget_is_given_back_and_not_counted() -> None:
     assert total.sampled_counts(study.get_trials()) == (2, 0, 0)
     assert not total.sampling_left(study, 2)
     assert total.sampling_left(study, 3)
+    from search.report.trials import read_study
+
+    assert [t.number for t in read_study(study).trials] == [0, 1]  # not in the report
 
 
 @pytest.mark.parametrize(

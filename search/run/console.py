@@ -185,11 +185,20 @@ def resume_command(options: RunOptions, target_total: int | None, study: optuna.
 def print_summary(
     study: optuna.Study, options: RunOptions, configurations: list[configs.Configuration]
 ) -> None:
-    """Trial counts by state, the Pareto front of configurations and the recommendation."""
-    counts = count_states(study.get_trials(deepcopy=False))
+    """Trial counts by state, the Pareto front of configurations and the recommendation.
+
+    Trials given back unrun (the budget was full, search/run/total.py) are counted apart."""
+    trials = study.get_trials(deepcopy=False)
+    given_back = {
+        t.number
+        for t in trials
+        if t.state == TrialState.FAIL and records.is_surplus(records.trial_attrs(t))
+    }
+    counts = count_states(t for t in trials if t.number not in given_back)
     print(
         f"\nstudy {options.study!r}: "
         + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c)
+        + (f" (and {len(given_back)} given back unrun)" if given_back else "")
     )
     print_front(configurations)
 
