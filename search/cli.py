@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--total-trials",
         type=whole(1, MAX_TRIALS),
+        metavar="N",
         help="stop every worker of the study, on any machine, once it holds N finished sampled "
         "trials (designed ones, sweeps and confirmation runs, counted apart); with --trials "
         "too, this run stops at whichever comes first",
