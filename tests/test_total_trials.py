@@ -118,6 +118,22 @@ def test_a_designed_trial_enqueued_twice_runs_once_and_counts_apart() -> None:
     assert total.sweep_points_to_enqueue(study, [({"latent_dim": 4}, other)]) != []
 
 
+def test_a_confirmation_run_beyond_its_configurations_seeds_is_given_back() -> None:
+    """Two workers finished at once and both planned the same confirmation run."""
+    study = _study()
+    params = {"latent_dim": 4}
+    study.enqueue_trial(params)
+    original = study.ask()
+    original.suggest_int("latent_dim", 1, 8)
+    study.tell(original, [0.5, 0.1])
+    for _ in range(2):
+        study.enqueue_trial(params, user_attrs=records.confirmation_tag(original.number))
+    first, second = study.ask(), study.ask()  # claimed before they suggest, as in a run
+    total.claim(study, first, 1, seeds=2)  # the configuration's second seed: it runs
+    with pytest.raises(BudgetReached):
+        total.claim(study, second, 1, seeds=2)  # a third run of a 2-seed confirmation
+
+
 def test_the_resume_command_keeps_the_study_wide_budget() -> None:
     from search.run.console import resume_command
 

@@ -124,10 +124,17 @@ def _repeated_design(me: FrozenTrial, trials: list[FrozenTrial], seeds: int) -> 
         return f"another trial already runs sweep point {point}"
     first = records.read_confirms(me.user_attrs)
     if first is not None:
-        runs = sum(1 for t in ahead if t.params == me.params)
+        runs = sum(1 for t in ahead if _params(t) == _params(me))
         if runs >= seeds:
             return f"trial {first}'s configuration already has its {seeds} runs"
     return None
+
+
+def _params(trial: FrozenTrial) -> dict[str, Any]:
+    """What the trial trains: its params, or before it suggested them (a claim comes first)
+    the parameters it was enqueued with."""
+    fixed = trial.system_attrs.get(records.OPTUNA_FIXED_PARAMS)
+    return dict(trial.params) or (dict(fixed) if isinstance(fixed, dict) else {})
 
 
 def sweep_points_to_enqueue(
