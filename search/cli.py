@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"trials to add in this run (default {defaults.TRIALS}, or the number of sweep "
         "configurations)",
     )
+    run.add_argument(
+        "--total-trials",
+        type=whole(1, MAX_TRIALS),
+        metavar="N",
+        help="stop every worker of the study, on any machine, once it holds N finished sampled "
+        "trials (designed ones, sweeps and confirmation runs, counted apart); with --trials "
+        "too, this run stops at whichever comes first",
+    )
     _study_options(run)
     _add_data_options(run)
     run.add_argument(

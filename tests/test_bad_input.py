@@ -307,6 +307,8 @@ BAD_OPTIONS: dict[str, tuple[list[str], str]] = {
     "a million workers": ([*RUN, "--workers", "1000000"], "--workers"),
     "repeats 10^7": ([*RUN, "--sweep", "latent_dim=2,4", "--repeats", "10000000"], "--repeats"),
     "trials 10^12": ([*RUN, "--trials", "1000000000000"], "--trials"),
+    "total trials 0": ([*RUN, "--total-trials", "0"], "--total-trials"),
+    "total trials 10^12": ([*RUN, "--total-trials", "1000000000000"], "--total-trials"),
     "gpu -1": ([*RUN, "--gpus", "-1"], "--gpus"),
     "heartbeat 0": ([*RUN, "--heartbeat-interval", "0"], "--heartbeat-interval"),
     "epochs 10^8": ([*RUN, "--epochs", "100000000"], "--epochs"),

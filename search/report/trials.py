@@ -220,11 +220,16 @@ def _record(trial: FrozenTrial) -> TrialRecord:
 
 
 def read_study(study: optuna.Study) -> StudyRecords:
-    """Read every trial of `study` once (no deep copies) into plain records."""
+    """Read every trial of `study` once (no deep copies) into plain records; a trial given back
+    unrun (FAIL, surplus: the budget was full) never trained and is left out."""
     return StudyRecords(
         name=study.study_name,
         objectives=_objectives(study),
-        trials=tuple(_record(t) for t in study.get_trials(deepcopy=False)),
+        trials=tuple(
+            _record(t)
+            for t in study.get_trials(deepcopy=False)
+            if not (t.state == TrialState.FAIL and records.is_surplus(records.trial_attrs(t)))
+        ),
         attrs=dict(study.user_attrs),
         storage_url=_storage_url(study),
     )

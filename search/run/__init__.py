@@ -4,6 +4,8 @@ options       RunOptions and `validate` (checks only)
 process       signals, garbage collection, the command line without secrets
 setup         workers, search space, sampler, pruning rule, training config, storage
 budget        the study's trial budget and the one training budget a study holds
+total         --total-trials: the study-wide budget of sampled trials, counted exactly
+eta           how long the rest will take, from what this device measured
 objective     one trial: suggest, train, store
 console       what a run prints
 confirmation  front configurations re-run under new seeds

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -15,7 +16,7 @@ from search import configurations as configs
 from search import records
 from search import storage as storage_module
 from search.pruning import ParetoPrunerConfig
-from search.run import budget
+from search.run import budget, eta
 from search.run.budget import FINISHED, finished_count
 from search.run.options import RunOptions
 from search.run.setup import MAXIMIZE
@@ -84,13 +85,28 @@ def log_plan(
 
 class Progress:
     """One line per finished trial, a progress bar, and the stop rules: the trial budget, and
-    `max_failures` failed trials in this run (then `too_many_failures` says why)."""
+    `max_failures` failed trials in this run (then `too_many_failures` says why).
 
-    def __init__(self, target_total: int, requested: int, max_failures: int) -> None:
+    After the first finished trial it prints the measured time per trial and per epoch and
+    the estimate for the `left(study)` trials still to run; every trial line and the bar
+    then carry the estimate (search/run/eta.py).
+    """
+
+    def __init__(
+        self,
+        target_total: int | None,
+        requested: int,
+        max_failures: int,
+        left: Callable[[optuna.Study], int] | None = None,
+        device: str = "this device",
+    ) -> None:
         from tqdm import tqdm
 
         self.target_total = target_total
         self.max_failures = max_failures
+        self.left = left
+        self.device = device
+        self.measured = eta.Measured()
         self.failures = 0
         self.too_many_failures: str | None = None
         self.bar = tqdm(
@@ -115,12 +131,21 @@ class Progress:
             outcome = f"failed: {records.read_fail_reason(attrs) or 'see the log'}"
             self.failures += 1
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        epochs_run = records.read_epochs_run(attrs) or 0
+        estimate = ""
+        if trial.state in FINISHED and self.left is not None:
+            self.measured.add(seconds, epochs_run)
+            left = self.left(study)
+            estimate = f"  rest ~{eta.duration(self.measured.estimate(left))} (estimate)"
+            self.bar.set_postfix_str(f"rest ~{eta.duration(self.measured.estimate(left))}")
         self.bar.write(
-            f"trial {trial.number:>4}  {params}  {outcome}  "
-            f"epochs {records.read_epochs_run(attrs) or 0}  {seconds:.1f}s"
+            f"trial {trial.number:>4}  {params}  {outcome}  epochs {epochs_run}  {seconds:.1f}s"
+            + estimate
         )
+        if len(self.measured.seconds) == 1 and estimate:
+            self.bar.write(self.measured.line(left, self.device))
         self.bar.update(1)
-        if finished_count(study) >= self.target_total:
+        if self.target_total is not None and finished_count(study) >= self.target_total:
             study.stop()
         elif self.failures >= self.max_failures:
             self.too_many_failures = (
@@ -141,11 +166,15 @@ def what_was_interrupted(study: optuna.Study, number: int | None) -> str:
     return f"trial {number} was left {state.name if state is not None else 'unknown'}"
 
 
-def resume_command(options: RunOptions, target_total: int, study: optuna.Study) -> str:
+def resume_command(options: RunOptions, target_total: int | None, study: optuna.Study) -> str:
     """The command that goes on with this study as stored: its budget and data too (without
     them a resume under another preset's defaults would be refused)."""
-    left = target_total - len(study.get_trials(deepcopy=False, states=FINISHED))
-    parts = [*budget.study_options(options), "--trials", str(max(left, 1))]
+    parts = budget.study_options(options)
+    if options.total_trials:  # the study-wide budget: the same command goes on
+        parts += ["--total-trials", str(options.total_trials)]
+    if target_total is not None:
+        left = target_total - len(study.get_trials(deepcopy=False, states=FINISHED))
+        parts += ["--trials", str(max(left, 1))]
     stored = study.user_attrs
     stored_budget, data = records.read_budget(stored), records.read_data(stored)
     if stored_budget is not None and data is not None:
@@ -156,11 +185,20 @@ def resume_command(options: RunOptions, target_total: int, study: optuna.Study) 
 def print_summary(
     study: optuna.Study, options: RunOptions, configurations: list[configs.Configuration]
 ) -> None:
-    """Trial counts by state, the Pareto front of configurations and the recommendation."""
-    counts = count_states(study.get_trials(deepcopy=False))
+    """Trial counts by state, the Pareto front of configurations and the recommendation.
+
+    Trials given back unrun (the budget was full, search/run/total.py) are counted apart."""
+    trials = study.get_trials(deepcopy=False)
+    given_back = {
+        t.number
+        for t in trials
+        if t.state == TrialState.FAIL and records.is_surplus(records.trial_attrs(t))
+    }
+    counts = count_states(t for t in trials if t.number not in given_back)
     print(
         f"\nstudy {options.study!r}: "
         + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c)
+        + (f" (and {len(given_back)} given back unrun)" if given_back else "")
     )
     print_front(configurations)
 

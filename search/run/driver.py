@@ -22,7 +22,7 @@ from search import space as search_space
 from search import storage as storage_module
 from search.convergence import as_record, sentence
 from search.paths import check_output_folder, stored_artifacts_dir
-from search.run import budget, console, provenance, setup
+from search.run import budget, console, eta, provenance, setup, total
 from search.run.confirmation import (
     completed_configurations,
     confirm_front,
@@ -78,7 +78,8 @@ def run(options: RunOptions) -> RunOutcome:
         for name, values in sweeps
         for cfg in search_space.sweep_configurations(name, values, options.repeats, space)
     ]
-    requested = options.trials or len(enqueued) or defaults.TRIALS
+    # With --total-trials and no --trials the study's count decides; this only sizes workers.
+    requested = options.trials or len(enqueued) or options.total_trials or defaults.TRIALS
     workers_line = setup.choose_cpu_workers(options, requested)
     deadline = time.monotonic() + options.timeout if options.timeout else None
 
@@ -124,35 +125,39 @@ def run(options: RunOptions) -> RunOutcome:
     epochs = setup.epochs(options)
     if options.is_parent:
         provenance.record_study(study, options, space, data.provenance, epochs, url, artifacts_dir)
+        if options.total_trials:  # every worker may name the sweep: it runs once
+            enqueued = total.sweep_points_to_enqueue(study, enqueued)
         for params, point in enqueued:
             study.enqueue_trial(
                 {**params}, user_attrs=records.sweep_tag(point), skip_if_exists=False
             )
 
     already = budget.finished_count(study)
-    target_total = options.target_total or already + requested
+    target_total = run_cap(options, already, requested)
     console.log_plan(
         options,
         url,
         already,
-        target_total,
+        planned_total(study, options, target_total),
         len(data.train),
         epochs,
         preset.batch_size,
         setup.pruner_config(options, epochs),
     )
+    if options.total_trials:
+        log.info("%s", total.plan_line(study, options.total_trials))
     if data.provenance["bundled_subset"]:
         log.info("data: the bundled 5,000-image MNIST subset (%s)", data.provenance["counts"])
     if workers_line:
         log.info("%s", workers_line)
 
-    def train_here(total: int, finished: int) -> int:
-        return train_trials(study, options, space, data, store, total, finished, deadline)
+    def train_here(cap: int | None, finished: int) -> int:
+        return train_trials(study, options, space, data, store, cap, finished, deadline)
 
     if setup.uses_workers(options):
 
-        def train(total: int, finished: int) -> int:
-            return _launch_workers(options, url, artifacts_dir, total, finished, train_here)
+        def train(cap: int | None, finished: int) -> int:
+            return _launch_workers(options, url, artifacts_dir, cap, finished, train_here)
 
     else:
         train = train_here
@@ -174,27 +179,49 @@ def run(options: RunOptions) -> RunOutcome:
     return RunOutcome(code, study)
 
 
+def run_cap(options: RunOptions, already: int, requested: int) -> int | None:
+    """The finished trials (of any kind) at which this run stops; None: --total-trials alone
+    decides (then designed trials and the study's sampled count stop it, search/run/total.py).
+
+    --trials N stops a run once the study holds N more finished trials than at its start, as
+    ever; with --total-trials too, whichever comes first.
+    """
+    if options.total_trials and options.trials is None and options.target_total is None:
+        return None
+    return options.target_total or already + requested
+
+
+def planned_total(study: optuna.Study, options: RunOptions, cap: int | None) -> int:
+    """The finished trials the study will hold when this run ends, as far as is known now."""
+    finished = budget.finished_count(study)
+    if not options.total_trials:
+        assert cap is not None
+        return cap
+    left = total.trials_left(study, options.total_trials)
+    return finished + left if cap is None else min(cap, finished + left)
+
+
 def _launch_workers(
     options: RunOptions,
     url: str,
     artifacts_dir: Path,
-    total: int,
+    cap: int | None,
     finished: int,
     train_here: Any,
 ) -> int:
-    """Worker processes train until the study holds `total` finished trials."""
+    """Worker processes train until the study holds `cap` finished trials (None: until the
+    --total-trials budget is used up; each worker reads it from its command line)."""
     from search.workers import run_workers
 
     worker_argv = [
         *without_storage(options.argv),
-        "--target-total",
-        str(total),
+        *(["--target-total", str(cap)] if cap is not None else []),
         "--artifacts",
         str(artifacts_dir),
     ]
     count = options.workers
-    if options.workers_auto and count:
-        count = min(count, total - finished)
+    if options.workers_auto and count and cap is not None:
+        count = min(count, cap - finished)
         if count < 2:
             # One run left (a confirmation round of one): train it here, as a single process
             # would, not in a worker that first spends seconds starting TensorFlow and loading
@@ -217,28 +244,40 @@ def train_trials(
     space: search_space.SearchSpace,
     data: Any,
     store: Any,
-    target_total: int,
+    target_total: int | None,
     already: int,
     deadline: float | None = None,
 ) -> int:
-    """This process trains trials until the study holds `target_total` finished ones.
+    """This process trains trials until the study holds `target_total` finished ones, and
+    with --total-trials until the study's sampled budget is used up (whichever comes first).
 
     Returns the exit code; the caller confirms the front and prints the summary.
     """
     from search.training import TrainingFailed, configure_device
 
-    log.info("device: %s", configure_device(options.mixed_precision, options.deterministic))
-    freeze_start_up_objects()
+    device = configure_device(options.mixed_precision, options.deterministic)
+    log.info("device: %s", device)
     objective = Objective(options, space, data, store, target_total)
+    planned = planned_total(study, options, target_total) - already
+    if options.preset == "full" and device.startswith("CPU") and options.worker_index in (None, 0):
+        # Said once, before the first trial, not asked: the run keeps the preset it was given.
+        line = eta.cpu_full_preset_warning(data, objective.epochs, max(planned, 1))
+        if line:
+            log.info("%s", line)
+    freeze_start_up_objects()
+
+    def left(study: optuna.Study) -> int:
+        return max(planned_total(study, options, target_total) - budget.finished_count(study), 0)
+
     progress = console.Progress(
-        target_total, target_total - already, max_failures=max(3, target_total - already)
+        target_total, planned, max_failures=max(3, planned), left=left, device=device
     )
     STOP.signum = None  # a signal handled by an earlier run in this process is not ours
     previous = {sig: signal.signal(sig, STOP) for sig in STOP_SIGNALS}
     try:
         # One trial per optimize() call, so the budget is checked before a trial is created:
         # a trial created once the budget is full could only end as a failure.
-        while progress.too_many_failures is None and budget.budget_left(study, target_total):
+        while progress.too_many_failures is None and _more_needed(study, options, target_total):
             if deadline is not None and time.monotonic() >= deadline:
                 break
             study.optimize(
@@ -267,3 +306,10 @@ def train_trials(
         log.error("error: %s", progress.too_many_failures)
         return EXIT_TRIALS_FAILED
     return 0
+
+
+def _more_needed(study: optuna.Study, options: RunOptions, cap: int | None) -> bool:
+    """Another trial to train: under this run's cap, and the study-wide --total-trials."""
+    if cap is not None and not budget.budget_left(study, cap):
+        return False
+    return not options.total_trials or total.sampling_left(study, options.total_trials)

@@ -15,6 +15,7 @@ from search import records
 from search import space as search_space
 from search.pareto import dominated_by_any
 from search.pruning import prune_reason
+from search.run import total
 from search.run.budget import claim_budget
 from search.run.options import RunOptions
 from search.run.process import STOP
@@ -41,7 +42,7 @@ class Objective:
         space: search_space.SearchSpace,
         data: Any,
         artifact_store: Any,
-        target_total: int,
+        target_total: int | None,
     ) -> None:
         self.options = options
         self.space = space
@@ -75,7 +76,10 @@ class Objective:
 
         study = trial.study
         STOP.check()
-        claim_budget(study, trial, self.target_total)
+        if self.target_total is not None:
+            claim_budget(study, trial, self.target_total)
+        if self.options.total_trials:
+            total.claim(study, trial, self.options.total_trials, 1 + self.options.confirm)
         params = search_space.suggest_params(trial, self.space)
         params["predictor"] = self.options.predictor
         designed = is_designed(trial)

@@ -55,6 +55,9 @@ class RunOptions:
     # Set by the `--workers` parent for its children: stop when the study holds this many
     # finished trials, so N workers share one trial budget.
     target_total: int | None = None
+    # `--total-trials`: every worker stops once the study holds this many finished sampled
+    # trials (search/run/total.py); designed trials are counted apart.
+    total_trials: int | None = None
     worker_index: int | None = None
     argv: list[str] = field(default_factory=list)
     # `--workers auto`; setup.plan_placement keeps it only without --gpus and without a GPU,
@@ -74,6 +77,8 @@ def validate(options: RunOptions) -> None:
         raise UsageError(f"--seed must be a whole number 0..2^32-1, got {options.seed}")
     if options.trials is not None and options.trials < 1:
         raise UsageError(f"--trials must be a positive integer, got {options.trials}")
+    if options.total_trials is not None and options.total_trials < 1:
+        raise UsageError(f"--total-trials must be a positive integer, got {options.total_trials}")
     if options.preset not in defaults.PRESETS:
         raise UsageError(f"unknown preset {options.preset!r}: use {', '.join(defaults.PRESETS)}")
     if options.sampler not in defaults.SAMPLERS:
