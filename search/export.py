@@ -21,11 +21,9 @@ with the retrained run's own metrics beside the stored ones.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ import optuna
 
 from search import defaults
 from search import records as stored
+from search.atomic import write_into_place
 from search.configurations import choose, pareto_front
 from search.errors import UsageError
 from search.records.artifacts import MODEL
@@ -290,14 +289,3 @@ def export_model(
     write_into_place(out_dir / CONFIG_FILE, lambda path: path.write_text(text))
     return config
 
-
-def write_into_place(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(temporary)` beside `path`, then rename it to `path`: a kill or a full disk in
-    the middle never leaves a file under the final name (seen: a 0-byte encoder.keras after a
-    kill -9). The temporary name keeps the extension, which Keras picks the format by."""
-    temporary = path.with_name(f".partial-{path.name}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.atomic import AtomicArtifactStore
 from search.errors import UsageError
 from search.heartbeat import (
     GRACE_PERIODS,
@@ -225,8 +225,9 @@ def _looks_like_url(value: str) -> bool:
     return "://" in value or bool(re.search(r"(?i)passw(or)?d=", value))
 
 
-def artifact_store(path: str | os.PathLike[str]) -> FileSystemArtifactStore:
-    """Optuna's filesystem artifact store at `path`, creating the folder."""
+def artifact_store(path: str | os.PathLike[str]) -> AtomicArtifactStore:
+    """Optuna's filesystem artifact store at `path`, creating the folder; each artifact is
+    written under a temporary name and renamed into place."""
     folder = Path(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -234,7 +235,7 @@ def artifact_store(path: str | os.PathLike[str]) -> FileSystemArtifactStore:
         raise UsageError(f"cannot create the artifact folder {folder}: {err.strerror}") from err
     if not os.access(folder, os.W_OK):
         raise UsageError(f"the artifact folder {folder} is not writable")
-    return FileSystemArtifactStore(folder)
+    return AtomicArtifactStore(folder)
 
 
 def open_storage(

@@ -29,6 +29,8 @@ from search.run.confirmation import (
     converged_now,
     study_convergence,
 )
+from search.faults import fault_reason
+from search.run.fault import stop_after_fault
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
 from search.run.process import STOP, STOP_SIGNALS, freeze_start_up_objects, without_storage
@@ -259,6 +261,14 @@ def train_trials(
             console.resume_command(options, target_total, study),
         )
         return 128 + (STOP.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP
+    except Exception as error:
+        fault = fault_reason(error)
+        if fault is None:
+            raise  # a bug: loud
+        progress.bar.close()
+        return stop_after_fault(
+            study, objective, fault, lambda: console.resume_command(options, target_total, study)
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,0 +1,53 @@
+"""A run stopped by a fault of the machine (a full disk, a storage that broke mid-run): its
+trial ends FAIL with the reason where the storage still takes a write, and one `error:` line
+says what happened to it and how to resume."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from search import records
+from search.faults import EXIT_FAULT
+from search.run.objective import Objective
+
+log = logging.getLogger("search.run")
+
+
+def stop_after_fault(
+    study: optuna.Study, objective: Objective, fault: str, resume: Callable[[], str]
+) -> int:
+    """Fail the trial the fault stopped, say so in one line, return EXIT_FAULT."""
+    objective.discard_artifacts()  # a full disk gets back what the trial stored
+    trial = objective.current_trial
+    what = "no trial was training" if trial is None else _fail(study, trial, fault)
+    try:
+        how = f"once that is fixed, resume with: {resume()}"
+    except Exception:  # the storage cannot even be read now
+        how = "the storage could not be read to say how to resume"
+    log.error("error: %s; %s; %s", fault, what, how)
+    return EXIT_FAULT
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, fault: str) -> str:
+    """Mark `trial` FAIL with the reason, if it is still RUNNING; what became of it."""
+    storage = study._storage
+    try:
+        state = storage.get_trial(trial._trial_id).state
+        if state == TrialState.RUNNING:
+            with contextlib.suppress(Exception):  # the state matters more than the reason
+                records.write_failure(trial, f"stopped by a fault: {fault}")
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            state = TrialState.FAIL
+    except Exception:
+        return (
+            f"trial {trial.number} could not be marked FAIL (the storage takes no write); "
+            "a later run fails it once its heartbeat is older than the grace period"
+        )
+    if state == TrialState.FAIL:
+        return f"trial {trial.number} was marked FAIL"
+    return f"trial {trial.number} is {state.name}"
