@@ -18,15 +18,15 @@ PARTIAL_PREFIX = ".partial-"
 
 def write_into_place(path: Path, write: Callable[[Path], object]) -> None:
     """`write(temporary)` beside `path`, then rename it to `path`. The temporary name keeps
-    the extension, which Keras picks the format by. An OSError names `path`, not the
-    temporary file."""
+    the extension, which Keras picks the format by. An OSError names `path` (a failed
+    write names no file at all, and the temporary one would confuse)."""
     path = Path(path)
     temporary = path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{path.name}")
     try:
         write(temporary)
         os.replace(temporary, path)
     except OSError as err:
-        if err.filename is not None and os.fspath(err.filename) == os.fspath(temporary):
+        if err.filename is None or os.fspath(err.filename) == os.fspath(temporary):
             raise OSError(err.errno, err.strerror, os.fspath(path)) from err
         raise
     finally:

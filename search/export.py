@@ -24,6 +24,7 @@ import json
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import optuna
 
 from search import defaults
 from search import records as stored
+from search.arguments import MAX_COUNT
 from search.atomic import write_into_place
 from search.configurations import choose, pareto_front
 from search.errors import UsageError
@@ -158,6 +160,7 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
 
     provenance = stored.read_data(records.attrs)
     budget = stored.read_budget(records.attrs)
+    # Read before any data is loaded: a stored batch size of 0 failed deep in tf.data.
     seed = stored.read_seed(plan.trial.attrs)
     if provenance is None or budget is None or seed is None:
         raise UsageError(
@@ -172,15 +175,15 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
     data = load_mnist(
         str(source),
         seed=int(provenance.get("seed", 0)),
-        subset=int(budget["subset"]),
+        subset=_stored_count(budget, "subset", None),
         extra_unlabeled=bool(extra_unlabeled),
     )
     preset = defaults.PRESETS.get(str(budget.get("preset")), defaults.PRESETS["full"])
     config = TrainConfig(
-        epochs=int(budget["epochs"]),
-        batch_size=int(budget["batch_size"]),
+        epochs=_stored_count(budget, "epochs", None),
+        batch_size=_stored_count(budget, "batch_size", None),
         seed=seed,
-        validation_subset=int(budget.get("validation_subset", preset.validation_subset)),
+        validation_subset=_stored_count(budget, "validation_subset", preset.validation_subset),
         train_eval_subset=preset.train_eval_subset,
         test_eval_subset=preset.test_eval_subset,
     )
@@ -198,6 +201,42 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
         "device": result.device,
     }
     return result.model, measured
+
+
+def _stored_count(budget: dict[str, Any], key: str, default: int | None) -> int:
+    """A count from the study's stored budget, checked: a whole number of at least 1."""
+    value = budget.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        raise UsageError(
+            f"the study's stored budget has {key} {value!r}, not a whole number from 1 to "
+            f"{MAX_COUNT}, so its trials cannot be trained again: export a trial that kept "
+            "its weights (--trial N)"
+        )
+    return value
+
+
+def load_weights_whole(vae: Any, weights: Path, stored_at: Path, number: int) -> None:
+    """Load the stored weights into `vae`, all of them, or raise UsageError: a truncated file
+    gave h5py's traceback, and Keras may load part of a file saved from another architecture,
+    leaving the rest at their fresh initial values with no more than a warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            vae.load_weights(weights)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            problem = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UsageError(_weights_refused(stored_at, number, problem)) from None
+    skipped = [str(w.message) for w in caught if "freshly-initialized" in str(w.message)]
+    if skipped:
+        raise UsageError(_weights_refused(stored_at, number, skipped[0].split(":")[0]))
+
+
+def _weights_refused(stored_at: Path, number: int, problem: str) -> str:
+    return (
+        f"trial {number}'s stored weights {stored_at} do not load into its model ({problem}): "
+        "the file is truncated or from another model; move it away and export trains the "
+        "trial again from its parameters and seed"
+    )
 
 
 def export_config(
@@ -268,7 +307,7 @@ def export_model(
         with tempfile.TemporaryDirectory(prefix="vae-search-export-") as tmp:
             weights = Path(tmp) / "model.weights.h5"
             shutil.copyfile(plan.weights_path, weights)
-            vae.load_weights(weights)
+            load_weights_whole(vae, weights, plan.weights_path, plan.trial.number)
     else:
         print(
             f"trial {plan.trial.number} kept no weights: training it again from its "

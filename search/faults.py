@@ -13,7 +13,8 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 
-EXIT_FAULT = 1
+# Neither 1 (a run stopped by too many failed trials) nor 2 (bad input, nothing changed).
+EXIT_FAULT = 3
 # A reader that went away (`... | head`): exit as a Unix tool killed by SIGPIPE would.
 EXIT_BROKEN_PIPE = 128 + 13
 
@@ -53,8 +54,8 @@ def fault_reason(err: BaseException) -> str | None:
     for anything else (a bug stays a traceback)."""
     for found in _chain(err):
         if isinstance(found, OSError) and found.errno in _DISK_ERRNOS:
-            where = f": {found.filename}" if found.filename else ""
-            return f"{found.strerror or os.strerror(found.errno or 0)}{where}"
+            where = f"{found.filename}: " if found.filename else ""
+            return f"{where}{found.strerror or os.strerror(found.errno or 0)}"
         if isinstance(found, sqlite3.Error):
             text = str(found).strip()
             if any(marker in text.lower() for marker in _SQLITE_FAULTS):

@@ -46,6 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.atomic import AtomicArtifactStore
 from search.errors import UsageError
+from search.integrity import check_rows
 from search.heartbeat import (
     GRACE_PERIODS,
     HEARTBEAT_INTERVAL_S,  # noqa: F401 (re-exported: run reads it from here)
@@ -415,13 +416,15 @@ def _open_rdb(
     # loser sees "already exists" and simply tries again.
     for attempt in range(5):
         try:
-            return _HeartbeatRDBStorage(
+            storage = _HeartbeatRDBStorage(
                 url,
                 engine_kwargs=copy.deepcopy(engine_kwargs),
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=callback,
             )
+            check_rows(storage.engine, shown)  # a row Optuna cannot read is named, not hit
+            return storage
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
             if attempt < 4 and _is_creation_race(err):
                 time.sleep(0.2 + random.random())

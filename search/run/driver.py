@@ -38,7 +38,8 @@ from search.run.process import STOP, STOP_SIGNALS, freeze_start_up_objects, with
 log = logging.getLogger("search.run")
 
 # Exit code of a run stopped because too many of its trials failed (0 success, 2 bad input,
-# 128 + signal number when interrupted: 130 Ctrl-C, 143 SIGTERM).
+# 3 a fault such as a full disk (search/faults.py), 128 + signal number when interrupted:
+# 130 Ctrl-C, 143 SIGTERM).
 EXIT_TRIALS_FAILED = 1
 REPORT_FILES = ("report.html", "report.pdf")
 

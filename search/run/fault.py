@@ -29,7 +29,7 @@ def stop_after_fault(
         how = f"once that is fixed, resume with: {resume()}"
     except Exception:  # the storage cannot even be read now
         how = "the storage could not be read to say how to resume"
-    log.error("error: %s; %s; %s", fault, what, how)
+    log.error("error: stopped by a fault: %s; %s; %s", fault, what, how)
     return EXIT_FAULT
 
 
