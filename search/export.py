@@ -160,7 +160,6 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
 
     provenance = stored.read_data(records.attrs)
     budget = stored.read_budget(records.attrs)
-    # Read before any data is loaded: a stored batch size of 0 failed deep in tf.data.
     seed = stored.read_seed(plan.trial.attrs)
     if provenance is None or budget is None or seed is None:
         raise UsageError(
@@ -172,12 +171,8 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
     counts = provenance.get("counts") or {}
     # The budget records the flag; studies older than that record only the unlabeled count.
     extra_unlabeled = budget.get("extra_unlabeled", int(counts.get("unlabeled", 0)) > 0)
-    data = load_mnist(
-        str(source),
-        seed=int(provenance.get("seed", 0)),
-        subset=_stored_count(budget, "subset", None),
-        extra_unlabeled=bool(extra_unlabeled),
-    )
+    # Checked before any data is loaded: a stored batch size of 0 failed deep in tf.data.
+    subset = _stored_count(budget, "subset", None)
     preset = defaults.PRESETS.get(str(budget.get("preset")), defaults.PRESETS["full"])
     config = TrainConfig(
         epochs=_stored_count(budget, "epochs", None),
@@ -186,6 +181,18 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
         validation_subset=_stored_count(budget, "validation_subset", preset.validation_subset),
         train_eval_subset=preset.train_eval_subset,
         test_eval_subset=preset.test_eval_subset,
+    )
+    print(
+        f"trial {plan.trial.number} kept no weights: training it again from its "
+        f"parameters and seed {seed}",
+        file=sys.stderr,
+        flush=True,
+    )
+    data = load_mnist(
+        str(source),
+        seed=int(provenance.get("seed", 0)),
+        subset=subset,
+        extra_unlabeled=bool(extra_unlabeled),
     )
     try:
         result = train_vae(plan.params, data, config)
@@ -309,12 +316,6 @@ def export_model(
             shutil.copyfile(plan.weights_path, weights)
             load_weights_whole(vae, weights, plan.weights_path, plan.trial.number)
     else:
-        print(
-            f"trial {plan.trial.number} kept no weights: training it again from its "
-            f"parameters and seed {stored.read_seed(plan.trial.attrs)}",
-            file=sys.stderr,
-            flush=True,
-        )
         vae, retrained = _retrain(records, plan)
 
     config = export_config(study, records, plan, storage_url, retrained)

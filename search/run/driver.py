@@ -268,7 +268,11 @@ def train_trials(
             raise  # a bug: loud
         progress.bar.close()
         return stop_after_fault(
-            study, objective, fault, lambda: console.resume_command(options, target_total, study)
+            study,
+            objective,
+            fault,
+            lambda: console.resume_command(options, target_total, study),
+            storage_module.storage_file(setup.storage_url(options)),
         )
     finally:
         for sig, handler in previous.items():

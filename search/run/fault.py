@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -19,10 +20,22 @@ log = logging.getLogger("search.run")
 
 
 def stop_after_fault(
-    study: optuna.Study, objective: Objective, fault: str, resume: Callable[[], str]
+    study: optuna.Study,
+    objective: Objective,
+    fault: str,
+    resume: Callable[[], str],
+    storage_file: Path | None = None,
 ) -> int:
     """Fail the trial the fault stopped, say so in one line, return EXIT_FAULT."""
     objective.discard_artifacts()  # a full disk gets back what the trial stored
+    if storage_file is not None and not storage_file.exists():
+        log.error(
+            "error: stopped by a fault: %s; the storage file %s was deleted while the run "
+            "used it, and the study with it: restore a copy to resume it",
+            fault,
+            storage_file,
+        )
+        return EXIT_FAULT
     trial = objective.current_trial
     what = "no trial was training" if trial is None else _fail(study, trial, fault)
     try:
