@@ -328,4 +328,3 @@ def export_model(
     text = json.dumps(config, indent=2, default=str) + "\n"
     write_into_place(out_dir / CONFIG_FILE, lambda path: path.write_text(text))
     return config
-

@@ -97,4 +97,3 @@ def exit_code(err: Exception, one_line: Callable[[str], str]) -> int:
         reason = f"cannot write the output: {reason}"
     print(f"error: {one_line(reason)}", file=sys.stderr)
     return EXIT_FAULT
-

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Iterator
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -20,6 +21,7 @@ from optuna.trial import FrozenTrial
 
 from search import defaults, records
 from search.errors import UsageError
+from search.faults import fault_reason
 
 # Defaults for `run`: a trial is declared dead 2 minutes after its last heartbeat, and a trial
 # whose worker keeps dying is tried at most 1 + MAX_RETRY times.
@@ -78,3 +80,15 @@ def check_heartbeat(interval: int | None, grace: int | None, max_retry: int) -> 
         )
     if not isinstance(max_retry, int) or max_retry < 0:
         raise UsageError(f"the retry bound must be 0 or more, not {max_retry!r}")
+
+
+@contextlib.contextmanager
+def skipped_on_fault() -> Iterator[None]:
+    """A heartbeat that meets a fault (a full disk, a storage file deleted) is skipped: from
+    Optuna's heartbeat thread it printed a traceback, and the trial's own next write meets
+    the same fault and stops the run with one line (search/run/fault.py)."""
+    try:
+        yield
+    except Exception as err:
+        if fault_reason(err) is None:
+            raise

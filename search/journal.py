@@ -41,7 +41,7 @@ from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
-from search.heartbeat import GRACE_PERIODS, HEARTBEAT_ATTR, record_dead_worker
+from search.heartbeat import GRACE_PERIODS, HEARTBEAT_ATTR, record_dead_worker, skipped_on_fault
 
 _JOURNAL_SUFFIXES = (".log", ".journal")
 
@@ -72,7 +72,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         if self.get_trial(trial_id).state.is_finished():
             return
         # It may finish between the check and the write: then there is nothing to keep alive.
-        with contextlib.suppress(UpdateFinishedTrialError):
+        with contextlib.suppress(UpdateFinishedTrialError), skipped_on_fault():
             self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:

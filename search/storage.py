@@ -46,7 +46,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.atomic import AtomicArtifactStore
 from search.errors import UsageError
-from search.integrity import check_rows
 from search.heartbeat import (
     GRACE_PERIODS,
     HEARTBEAT_INTERVAL_S,  # noqa: F401 (re-exported: run reads it from here)
@@ -54,7 +53,9 @@ from search.heartbeat import (
     RetryStaleTrial,
     check_heartbeat,
     record_dead_worker,
+    skipped_on_fault,
 )
+from search.integrity import check_rows
 from search.journal import HeartbeatJournalStorage, journal_path, open_journal  # noqa: F401 (re-exported)
 
 STUDY_NAME_MAX_LENGTH = 100
@@ -320,6 +321,10 @@ class _HeartbeatRDBStorage(RDBStorage):
         ):
             self.record_heartbeat(trial_id)
         return trial_id
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with skipped_on_fault():
+            super().record_heartbeat(trial_id)
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None

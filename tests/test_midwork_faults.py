@@ -33,6 +33,7 @@ from tests.hostile import existing_study, refused, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+NO_REPORT = ("--confirm", "0", "--no-report")
 
 
 def _errors(stderr: str) -> list[str]:
@@ -330,8 +331,7 @@ def test_a_sqlite_file_deleted_or_cut_short_mid_run_is_one_line(
     log = tmp_path / "run.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "search", "run", "--trials", "3", *TINY, "--confirm", "0"]
-            + ["--no-report"],
+            [sys.executable, "-m", "search", "run", "--trials", "3", *TINY, *NO_REPORT],
             cwd=tmp_path,
             env=ENV,
             stdout=out,

@@ -21,6 +21,7 @@ from search import defaults, records
 from search import space as search_space
 from search import storage as storage_module
 from search.convergence import as_record, sentence
+from search.faults import fault_reason
 from search.paths import check_output_folder, stored_artifacts_dir
 from search.run import budget, console, provenance, setup
 from search.run.confirmation import (
@@ -29,7 +30,6 @@ from search.run.confirmation import (
     converged_now,
     study_convergence,
 )
-from search.faults import fault_reason
 from search.run.fault import stop_after_fault
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
