@@ -13,6 +13,8 @@ from typing import BinaryIO
 
 from optuna.artifacts import FileSystemArtifactStore
 
+from search.errors import UsageError
+
 PARTIAL_PREFIX = ".partial-"
 
 
@@ -42,3 +44,16 @@ class AtomicArtifactStore(FileSystemArtifactStore):
                 shutil.copyfileobj(content_body, f)
 
         write_into_place(self._get_filepath(artifact_id), copy)
+
+
+def artifact_store(path: str | os.PathLike[str]) -> AtomicArtifactStore:
+    """Optuna's filesystem artifact store at `path`, creating the folder; each artifact is
+    written under a temporary name and renamed into place."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the artifact folder {folder}: {err.strerror}") from err
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"the artifact folder {folder} is not writable")
+    return AtomicArtifactStore(folder)
