@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from search import backend, defaults, proxy
+from search import backend, defaults, faults, proxy
 from search.arguments import (
     AUTO,
     MAX_BATCH,
@@ -416,10 +416,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_start_up(args.verbose)  # before anything imports TensorFlow
         if "backend" in args:  # before anything imports Keras
             args.backend = backend.select(args.backend)
-        return _dispatch(args, argv)
+        code = _dispatch(args, argv)
+        sys.stdout.flush()  # a closed or full stdout fails here, not in the exit's last flush
+        return code
     except UsageError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as err:
+        # a full disk or stdout, a storage broken mid-work: one line; anything else is a bug
+        return faults.exit_code(err, _one_line)
 
 
 def _one_line(message: str) -> str:

@@ -21,11 +21,10 @@ with the retrained run's own metrics beside the stored ones.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,8 @@ import optuna
 
 from search import defaults
 from search import records as stored
+from search.arguments import MAX_COUNT
+from search.atomic import write_into_place
 from search.configurations import choose, pareto_front
 from search.errors import UsageError
 from search.records.artifacts import MODEL
@@ -170,20 +171,28 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
     counts = provenance.get("counts") or {}
     # The budget records the flag; studies older than that record only the unlabeled count.
     extra_unlabeled = budget.get("extra_unlabeled", int(counts.get("unlabeled", 0)) > 0)
+    # Checked before any data is loaded: a stored batch size of 0 failed deep in tf.data.
+    subset = _stored_count(budget, "subset", None)
+    preset = defaults.PRESETS.get(str(budget.get("preset")), defaults.PRESETS["full"])
+    config = TrainConfig(
+        epochs=_stored_count(budget, "epochs", None),
+        batch_size=_stored_count(budget, "batch_size", None),
+        seed=seed,
+        validation_subset=_stored_count(budget, "validation_subset", preset.validation_subset),
+        train_eval_subset=preset.train_eval_subset,
+        test_eval_subset=preset.test_eval_subset,
+    )
+    print(
+        f"trial {plan.trial.number} kept no weights: training it again from its "
+        f"parameters and seed {seed}",
+        file=sys.stderr,
+        flush=True,
+    )
     data = load_mnist(
         str(source),
         seed=int(provenance.get("seed", 0)),
-        subset=int(budget["subset"]),
+        subset=subset,
         extra_unlabeled=bool(extra_unlabeled),
-    )
-    preset = defaults.PRESETS.get(str(budget.get("preset")), defaults.PRESETS["full"])
-    config = TrainConfig(
-        epochs=int(budget["epochs"]),
-        batch_size=int(budget["batch_size"]),
-        seed=seed,
-        validation_subset=int(budget.get("validation_subset", preset.validation_subset)),
-        train_eval_subset=preset.train_eval_subset,
-        test_eval_subset=preset.test_eval_subset,
     )
     try:
         result = train_vae(plan.params, data, config)
@@ -199,6 +208,42 @@ def _retrain(records: StudyRecords, plan: ExportPlan) -> tuple[Any, dict[str, An
         "device": result.device,
     }
     return result.model, measured
+
+
+def _stored_count(budget: dict[str, Any], key: str, default: int | None) -> int:
+    """A count from the study's stored budget, checked: a whole number of at least 1."""
+    value = budget.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        raise UsageError(
+            f"the study's stored budget has {key} {value!r}, not a whole number from 1 to "
+            f"{MAX_COUNT}, so its trials cannot be trained again: export a trial that kept "
+            "its weights (--trial N)"
+        )
+    return value
+
+
+def load_weights_whole(vae: Any, weights: Path, stored_at: Path, number: int) -> None:
+    """Load the stored weights into `vae`, all of them, or raise UsageError: a truncated file
+    gave h5py's traceback, and Keras may load part of a file saved from another architecture,
+    leaving the rest at their fresh initial values with no more than a warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            vae.load_weights(weights)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            problem = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UsageError(_weights_refused(stored_at, number, problem)) from None
+    skipped = [str(w.message) for w in caught if "freshly-initialized" in str(w.message)]
+    if skipped:
+        raise UsageError(_weights_refused(stored_at, number, skipped[0].split(":")[0]))
+
+
+def _weights_refused(stored_at: Path, number: int, problem: str) -> str:
+    return (
+        f"trial {number}'s stored weights {stored_at} do not load into its model ({problem}): "
+        "the file is truncated or from another model; move it away and export trains the "
+        "trial again from its parameters and seed"
+    )
 
 
 def export_config(
@@ -269,14 +314,8 @@ def export_model(
         with tempfile.TemporaryDirectory(prefix="vae-search-export-") as tmp:
             weights = Path(tmp) / "model.weights.h5"
             shutil.copyfile(plan.weights_path, weights)
-            vae.load_weights(weights)
+            load_weights_whole(vae, weights, plan.weights_path, plan.trial.number)
     else:
-        print(
-            f"trial {plan.trial.number} kept no weights: training it again from its "
-            f"parameters and seed {stored.read_seed(plan.trial.attrs)}",
-            file=sys.stderr,
-            flush=True,
-        )
         vae, retrained = _retrain(records, plan)
 
     config = export_config(study, records, plan, storage_url, retrained)
@@ -289,15 +328,3 @@ def export_model(
     text = json.dumps(config, indent=2, default=str) + "\n"
     write_into_place(out_dir / CONFIG_FILE, lambda path: path.write_text(text))
     return config
-
-
-def write_into_place(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(temporary)` beside `path`, then rename it to `path`: a kill or a full disk in
-    the middle never leaves a file under the final name (seen: a 0-byte encoder.keras after a
-    kill -9). The temporary name keeps the extension, which Keras picks the format by."""
-    temporary = path.with_name(f".partial-{path.name}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search import defaults, records
 from search.errors import UsageError
+from search.faults import fault_reason
 
 # Defaults for `run`: a trial is declared dead 2 minutes after its last heartbeat, and a trial
 # whose worker keeps dying is tried at most 1 + MAX_RETRY times.
@@ -74,11 +75,12 @@ class AttrHeartbeat(BaseHeartbeat):
 
     def record_heartbeat(self, trial_id: int) -> None:
         storage = self._as_storage()
-        if storage.get_trial(trial_id).state.is_finished():
-            return
-        # It may finish between the check and the write: then there is nothing to keep alive.
-        with contextlib.suppress(UpdateFinishedTrialError):
-            storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+        with skipped_on_fault():
+            if storage.get_trial(trial_id).state.is_finished():
+                return
+            # It may finish between the check and the write: then nothing is left to keep alive.
+            with contextlib.suppress(UpdateFinishedTrialError):
+                storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         storage = self._as_storage()
@@ -132,3 +134,15 @@ def check_heartbeat(interval: int | None, grace: int | None, max_retry: int) -> 
         )
     if not isinstance(max_retry, int) or max_retry < 0:
         raise UsageError(f"the retry bound must be 0 or more, not {max_retry!r}")
+
+
+@contextlib.contextmanager
+def skipped_on_fault() -> Iterator[None]:
+    """A heartbeat that meets a fault (a full disk, a storage file deleted) is skipped: from
+    Optuna's heartbeat thread it printed a traceback, and the trial's own next write meets
+    the same fault and stops the run with one line (search/run/fault.py)."""
+    try:
+        yield
+    except Exception as err:
+        if fault_reason(err) is None:
+            raise

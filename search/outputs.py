@@ -1,5 +1,7 @@
 """Files a trained model leaves behind: grid, latent means, prior samples, diagnostics, weights.
 
+Each is written under a temporary name and renamed into place (search/atomic.py).
+
 The report reads these files without TensorFlow, so everything it needs from a model is
 written here once, when the model is still in memory.
 """
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from search.atomic import write_into_place
 from search.data import MnistData, grid_digits
 from search.model import VAE
 from search.records.artifacts import (
@@ -50,7 +53,7 @@ def comparison_grid(originals: np.ndarray, reconstructions: np.ndarray) -> np.nd
 
 
 def write_png(pixels: np.ndarray, path: Path) -> Path:
-    Image.fromarray(pixels, mode="L").save(path)
+    write_into_place(path, lambda target: Image.fromarray(pixels, mode="L").save(target))
     return path
 
 
@@ -78,7 +81,7 @@ def write_trial_outputs(
         LATENT_Z_MEAN: encoded[0].astype(np.float32),
         LATENT_LABELS: data.test.labels[:LATENT_DIGITS],
     }
-    np.savez_compressed(paths[LATENT], **latent)
+    write_into_place(paths[LATENT], lambda target: np.savez_compressed(target, **latent))
 
     z = np.random.default_rng(seed).standard_normal((100, vae.params["latent_dim"]))
     samples = np.asarray(vae.decoder(z.astype(np.float32)))
@@ -87,9 +90,10 @@ def write_trial_outputs(
     # Active units, KL per dimension and the test ELBO split, on the same test digits.
     paths[DIAGNOSTICS] = files[DIAGNOSTICS]
     diagnostics = measure_latent_use(vae, images, seed=seed, encoded=encoded)
-    paths[DIAGNOSTICS].write_text(json.dumps(diagnostics))
+    text = json.dumps(diagnostics)
+    write_into_place(paths[DIAGNOSTICS], lambda target: target.write_text(text))
 
     if keep_model:
         paths[MODEL] = files[MODEL]
-        vae.save_weights(paths[MODEL])
+        write_into_place(paths[MODEL], vae.save_weights)
     return paths

@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.atomic import artifact_store  # noqa: F401 (re-exported: run opens it from here)
 from search.errors import UsageError
 from search.grpc_storage import is_grpc_url, open_grpc
 from search.heartbeat import (
@@ -58,7 +58,9 @@ from search.heartbeat import (
     RetryStaleTrial,
     check_heartbeat,
     record_dead_worker,
+    skipped_on_fault,
 )
+from search.integrity import check_rows
 from search.journal import HeartbeatJournalStorage, journal_path, open_journal  # noqa: F401 (re-exported)
 
 STUDY_NAME_MAX_LENGTH = 100
@@ -230,18 +232,6 @@ def _looks_like_url(value: str) -> bool:
     return "://" in value or bool(re.search(r"(?i)passw(or)?d=", value))
 
 
-def artifact_store(path: str | os.PathLike[str]) -> FileSystemArtifactStore:
-    """Optuna's filesystem artifact store at `path`, creating the folder."""
-    folder = Path(path)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create the artifact folder {folder}: {err.strerror}") from err
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"the artifact folder {folder} is not writable")
-    return FileSystemArtifactStore(folder)
-
-
 def open_storage(
     url: str,
     *,
@@ -323,6 +313,10 @@ class _HeartbeatRDBStorage(RDBStorage):
         ):
             self.record_heartbeat(trial_id)
         return trial_id
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with skipped_on_fault():
+            super().record_heartbeat(trial_id)
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
@@ -419,13 +413,15 @@ def _open_rdb(
     # loser sees "already exists" and simply tries again.
     for attempt in range(5):
         try:
-            return _HeartbeatRDBStorage(
+            storage = _HeartbeatRDBStorage(
                 url,
                 engine_kwargs=copy.deepcopy(engine_kwargs),
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=callback,
             )
+            check_rows(storage.engine, shown)  # a row Optuna cannot read is named, not hit
+            return storage
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
             if attempt < 4 and _is_creation_race(err):
                 time.sleep(0.2 + random.random())

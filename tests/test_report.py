@@ -148,7 +148,7 @@ def test_write_report_writes_both_files_into_out_dir(report):
     assert paths["html"].name == "report.html" and paths["pdf"].name == "report.pdf"
     assert paths["html"].stat().st_size > 1_000_000  # plotly.js alone is ~4.8 MB
     assert paths["pdf"].read_bytes()[:5] == b"%PDF-"
-    assert not list(paths["html"].parent.glob(".*.tmp"))  # no temporary leftovers
+    assert not list(paths["html"].parent.glob(".partial-*"))  # no temporary leftovers
 
 
 # ---------------------------------------------------------------- HTML

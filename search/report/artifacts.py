@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +43,24 @@ class ArtifactReader:
             return None
 
     def read_png(self, artifact_id: object) -> bytes | None:
+        """The PNG's bytes when the whole image decodes; a truncated file (a full disk, a
+        kill mid-copy) reads as missing, never as half a picture."""
         data = self.read(artifact_id)
-        return data if data is not None and data.startswith(PNG_SIGNATURE) else None
+        if data is None:
+            return None
+        try:
+            if not data.startswith(PNG_SIGNATURE):
+                raise ValueError("not a PNG")
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            self.damaged(artifact_id)
+            return None
+        return data
+
+    def damaged(self, artifact_id: object) -> None:
+        """An artifact that is there but cannot be read whole (truncated, of another kind)."""
+        self.missing.append(str(artifact_id))
 
     def read_latent(self, artifact_id: object) -> tuple[np.ndarray, np.ndarray] | None:
         """`(z_mean (n, k) float, labels (n,) int)` from a `latent` npz artifact, or None."""
@@ -53,7 +71,8 @@ class ArtifactReader:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 z_mean = np.asarray(npz[LATENT_Z_MEAN], dtype=np.float64)
                 labels = np.asarray(npz[LATENT_LABELS]).astype(np.int64)
-        except (KeyError, ValueError, OSError):
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
+            self.damaged(artifact_id)  # a truncated latent.npz: the section says it is missing
             return None
         if z_mean.ndim == 1:
             z_mean = z_mean[:, None]

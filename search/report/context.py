@@ -69,6 +69,7 @@ def build_context(
     if reader.missing:
         notes.append(
             f"{prose.fmt_count(len(set(reader.missing)), 'artifact')} could not be read "
+            "(missing, truncated or not of their kind) "
             f"from {reader.directory}."
         )
     diagnostics = diagnostics_info(records, budget)

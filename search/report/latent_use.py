@@ -62,7 +62,11 @@ class LatentUseInfo:
 
 def _read(records: StudyRecords, reader: ArtifactReader, number: int) -> dict[str, Any] | None:
     artifact_id = records.trial(number).dict_attr(ARTIFACTS).get(DIAGNOSTICS)
-    return read_diagnostics(reader.read(artifact_id))
+    data = reader.read(artifact_id)
+    found = read_diagnostics(data)
+    if data is not None and found is None:
+        reader.damaged(artifact_id)  # there, but truncated or not the diagnostics
+    return found
 
 
 def _row(configuration: Configuration, measured: dict[int, dict[str, Any]]) -> LatentUseRow | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import jinja2
 import markupsafe
 import plotly.offline
 
+from search.atomic import write_into_place
 from search.report import prose
 from search.report.figures import FigureSpec
 from search.report.sections import ReportContext
@@ -157,12 +157,7 @@ def render_html_text(
 def _write_atomically(path: Path, write: Any) -> None:
     """Write through a temporary sibling, so a failure never leaves a half-written report."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # created by `write`: umask applies
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_into_place(path, write)  # the temporary file is created by `write`: umask applies
 
 
 def write_html(context: ReportContext, figures: dict[str, list[FigureSpec]], path: Path) -> Path:

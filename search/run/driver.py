@@ -21,6 +21,7 @@ from search import defaults, records
 from search import space as search_space
 from search import storage as storage_module
 from search.convergence import as_record, sentence
+from search.faults import fault_reason
 from search.paths import check_output_folder, stored_artifacts_dir
 from search.run import budget, console, eta, provenance, setup, total
 from search.run.confirmation import (
@@ -29,6 +30,7 @@ from search.run.confirmation import (
     converged_now,
     study_convergence,
 )
+from search.run.fault import stop_after_fault
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
 from search.run.process import STOP, STOP_SIGNALS, freeze_start_up_objects, without_storage
@@ -36,7 +38,8 @@ from search.run.process import STOP, STOP_SIGNALS, freeze_start_up_objects, with
 log = logging.getLogger("search.run")
 
 # Exit code of a run stopped because too many of its trials failed (0 success, 2 bad input,
-# 128 + signal number when interrupted: 130 Ctrl-C, 143 SIGTERM).
+# 3 a fault such as a full disk (search/faults.py), 128 + signal number when interrupted:
+# 130 Ctrl-C, 143 SIGTERM).
 EXIT_TRIALS_FAILED = 1
 REPORT_FILES = ("report.html", "report.pdf")
 
@@ -298,6 +301,18 @@ def train_trials(
             console.resume_command(options, target_total, study),
         )
         return 128 + (STOP.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP
+    except Exception as error:
+        fault = fault_reason(error)
+        if fault is None:
+            raise  # a bug: loud
+        progress.bar.close()
+        return stop_after_fault(
+            study,
+            objective,
+            fault,
+            lambda: console.resume_command(options, target_total, study),
+            storage_module.storage_file(setup.storage_url(options)),
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -3,6 +3,7 @@ curve, metrics and artifacts, and return (SSIM, MSE)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from optuna.trial import TrialState
 
 from search import records
 from search import space as search_space
+from search.faults import fault_reason
 from search.pareto import dominated_by_any
 from search.pruning import prune_reason
 from search.run import total
@@ -52,16 +54,24 @@ class Objective:
         self.epochs = epochs(options)
         self.pruner = pruner_config(options, self.epochs) if options.pruning else None
         self.interrupted_trial: int | None = None  # the trial a signal stopped, for the message
+        self.current_trial: optuna.Trial | None = None  # the trial this process trains now
+        self.uploaded: list[str] = []  # the current trial's artifact ids, in the store
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        self.current_trial, self.uploaded = trial, []
         try:
             return self._train_and_store(trial)
         except KeyboardInterrupt:
             self.interrupted_trial = trial.number
             records.write_failure(trial, "interrupted (Ctrl-C or SIGTERM) during the trial")
             raise
-        except Exception:
+        except Exception as error:
             if STOP.signum is None:
+                fault = fault_reason(error)
+                if fault is not None:  # a full disk, a broken storage: the run stops (driver)
+                    self.discard_artifacts()  # frees the space the FAIL below may need
+                    with contextlib.suppress(Exception):  # the storage may be what failed
+                        records.write_failure(trial, f"stopped by a fault: {fault}")
                 raise
             # The signal landed inside TensorFlow or Keras (tracing, a callback), which turned
             # the KeyboardInterrupt into an error of its own: it is still the interruption.
@@ -142,11 +152,19 @@ class Objective:
             paths = write_trial_outputs(
                 result.model, self.data, Path(tmp), keep_model=keep_model, seed=seed
             )
-            ids = {
-                name: optuna.artifacts.upload_artifact(
+            ids = {}
+            for name, path in paths.items():
+                ids[name] = optuna.artifacts.upload_artifact(
                     artifact_store=self.artifact_store, file_path=str(path), study_or_trial=trial
                 )
-                for name, path in paths.items()
-            }
+                self.uploaded.append(ids[name])
         records.write_artifacts(trial, ids)
         return result.val_ssim, result.val_mse
+
+    def discard_artifacts(self) -> None:
+        """Remove the current trial's artifacts from the store: a trial that fails while
+        storing keeps none (they would fill a full disk further, and nothing reads them)."""
+        for artifact_id in self.uploaded:
+            with contextlib.suppress(Exception):
+                self.artifact_store.remove(artifact_id)
+        self.uploaded = []

@@ -1,0 +1,75 @@
+"""A run stopped by a fault of the machine (a full disk, a storage that broke mid-run): its
+trial ends FAIL with the reason where the storage still takes a write, and one `error:` line
+says what happened to it and how to resume."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from search import records
+from search.faults import EXIT_FAULT
+from search.run.objective import Objective
+
+log = logging.getLogger("search.run")
+
+
+def stop_after_fault(
+    study: optuna.Study,
+    objective: Objective,
+    fault: str,
+    resume: Callable[[], str],
+    storage_file: Path | None = None,
+) -> int:
+    """Fail the trial the fault stopped, say so in one line, return EXIT_FAULT."""
+    if storage_file is not None and not storage_file.exists():
+        objective.discard_artifacts()  # nothing refers to them any more
+        log.error(
+            "error: stopped by a fault: %s; the storage file %s was deleted while the run "
+            "used it, and the study with it: restore a copy to resume it",
+            fault,
+            storage_file,
+        )
+        return EXIT_FAULT
+    trial = objective.current_trial
+    what = "no trial was training" if trial is None else _fail(study, objective, trial, fault)
+    try:
+        how = f"once that is fixed, resume with: {resume()}"
+    except Exception:  # the storage cannot even be read now
+        how = "the storage could not be read to say how to resume"
+    log.error("error: stopped by a fault: %s; %s; %s", fault, what, how)
+    return EXIT_FAULT
+
+
+def _fail(study: optuna.Study, objective: Objective, trial: optuna.Trial, fault: str) -> str:
+    """Mark `trial` FAIL with the reason if it is still RUNNING, its artifacts removed first
+    (a full disk gets back what the trial took); what became of it. A trial that completed
+    before the fault keeps its artifacts."""
+    storage = study._storage
+    try:
+        state = storage.get_trial(trial._trial_id).state
+    except Exception:
+        state = None  # unknown: its artifacts are kept, in case it completed
+    if state in (TrialState.RUNNING, TrialState.FAIL):
+        objective.discard_artifacts()
+    try:
+        if state == TrialState.RUNNING:
+            with contextlib.suppress(Exception):  # the state matters more than the reason
+                records.write_failure(trial, f"stopped by a fault: {fault}")
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            state = TrialState.FAIL
+    except Exception:
+        state = None
+    if state is None:
+        return (
+            f"trial {trial.number} could not be marked FAIL (the storage takes no write); "
+            "a later run fails it once its heartbeat is older than the grace period"
+        )
+    if state == TrialState.FAIL:
+        return f"trial {trial.number} was marked FAIL"
+    return f"trial {trial.number} had ended {state.name} before"
