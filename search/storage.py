@@ -46,6 +46,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
+from search.shell_words import split_words
 from search.heartbeat import (
     GRACE_PERIODS,
     HEARTBEAT_INTERVAL_S,  # noqa: F401 (re-exported: run reads it from here)
@@ -215,7 +216,7 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
 def redact_command(command: str) -> str:
     """`redact_argv` for a command line already joined into one shell-quoted string."""
     try:
-        argv = shlex.split(command)
+        argv = split_words(command)  # linear: shlex.split is quadratic in a word's length
     except ValueError:  # unbalanced quotes: show nothing rather than risk a secret
         return "(command not shown: it could not be parsed)"
     return " ".join(shlex.quote(arg) for arg in redact_argv(argv))

@@ -243,3 +243,55 @@ def test_the_stop_message_says_what_happened_to_the_trial(tmp_path: Path) -> Non
     assert "none was marked FAIL" in what_was_interrupted(study, None)
     assert "was marked FAIL" in what_was_interrupted(study, failed.number)
     assert "left RUNNING" in what_was_interrupted(study, running.number)
+
+
+# -- 10. a multi-megabyte stored command -------------------------------------------------------
+
+
+def test_a_multi_megabyte_stored_command_is_redacted_bounded_and_reported(tmp_path: Path) -> None:
+    """shlex.split is quadratic in a word's length: a 10 MB command kept `report` busy for
+    over 11 minutes. Now it is split in linear time, redacted, then shown bounded."""
+    from search import records
+    from search.report import write_report
+    from search.shell_words import split_words
+    from search.storage import redact_command
+    from search.terminal import SHOWN_LIMIT
+    from tests.report_fixtures import build_study
+
+    fixture = build_study(tmp_path / "s", n_trials=6, sweeps=False)
+    secret = "Sup3rSecretPw"
+    huge = "x" * 4_000_000
+    command = (
+        f"python -m search run --storage postgresql://u:{secret}@db/s --study {huge} --trials 2"
+    )
+    assert split_words(command)[6:] == ["--study", huge, "--trials", "2"]
+    fixture.study.set_user_attr(records.RUN_PREFIX + "0" * 20 + "-huge", {"command": command})
+    paths = write_report(fixture.study, tmp_path / "out", formats=("html",))
+    page = paths["html"].read_text(encoding="utf-8")
+    assert secret not in page
+    assert "postgresql://u:***@db/s" in page
+    assert f"({len(redact_command(command)) - SHOWN_LIMIT:,}</span>" in page
+    assert "x" * (SHOWN_LIMIT + 1) not in page
+
+
+def test_the_linear_splitter_agrees_with_shlex_split() -> None:
+    import random
+    import shlex
+
+    from search.shell_words import split_words
+
+    pieces = ["a", "b", " ", "\t", "\n", "'", '"', "\\", '\\"', "$", "=", "é"]
+    rng = random.Random(20)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        try:
+            expected: list[str] | type[ValueError] = shlex.split(text)
+        except ValueError:
+            expected = ValueError
+        try:
+            got: list[str] | type[ValueError] = split_words(text)
+        except ValueError:
+            got = ValueError
+        assert got == expected, repr(text)
+    words = ["", "a b", "it's", 'say "hi"', "back\\slash", "x" * 10_000]
+    assert split_words(shlex.join(words)) == words
