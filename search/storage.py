@@ -46,7 +46,6 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
-from search.shell_words import split_words
 from search.heartbeat import (
     GRACE_PERIODS,
     HEARTBEAT_INTERVAL_S,  # noqa: F401 (re-exported: run reads it from here)
@@ -56,6 +55,7 @@ from search.heartbeat import (
     record_dead_worker,
 )
 from search.journal import HeartbeatJournalStorage, journal_path, open_journal  # noqa: F401 (re-exported)
+from search.shell_words import split_words
 
 STUDY_NAME_MAX_LENGTH = 100
 # Where commands look for the storage URL when `--storage` is absent: a password in an

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-
 SHOWN_LIMIT = 2000  # characters of one stored string that a page or a terminal shows
 
 

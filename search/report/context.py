@@ -9,6 +9,7 @@ data shapes are in `sections`.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from search.configurations import choose, pareto_front
@@ -70,6 +71,17 @@ def build_context(
         notes.append(
             f"{prose.fmt_count(len(set(reader.missing)), 'artifact')} could not be read "
             f"from {reader.directory}."
+        )
+    if reader.outside:
+        left_out = prose.fmt_count(len(set(reader.outside)), "stored artifact")
+        notes.append(
+            f"{left_out} left out: the stored id leads outside the artifact folder "
+            f"{reader.directory} (a path or a symbolic link out of it), so it was not read."
+        )
+        logging.getLogger(__name__).warning(
+            "warning: %s left out of the report: outside the artifact folder %s",
+            left_out,
+            reader.directory,
         )
     diagnostics = diagnostics_info(records, budget)
     return ReportContext(

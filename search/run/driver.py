@@ -21,7 +21,7 @@ from search import defaults, records
 from search import space as search_space
 from search import storage as storage_module
 from search.convergence import as_record, sentence
-from search.paths import check_output_folder, stored_artifacts_dir
+from search.paths import check_output_folder, own_artifacts_dir, stored_artifacts_dir
 from search.run import budget, console, provenance, setup
 from search.run.confirmation import (
     completed_configurations,
@@ -120,6 +120,8 @@ def run(options: RunOptions) -> RunOutcome:
         if options.artifacts or stored_dir is None
         else stored_artifacts_dir(stored_dir, url)
     )
+    if not own_artifacts_dir(artifacts_dir, url):  # a stored `/`: never written into
+        artifacts_dir = default_artifacts
     store = storage_module.artifact_store(artifacts_dir)
     epochs = setup.epochs(options)
     if options.is_parent:

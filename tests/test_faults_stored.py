@@ -1,0 +1,164 @@
+"""Faults from hostile stored studies (issue 20, round 2, causes 10-14): what a study stores is
+data, never trusted as a path, a size or a number. Each test fails without its fix; real
+storages, no mocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# -- 10. a multi-megabyte stored command -------------------------------------------------------
+
+
+def test_a_multi_megabyte_stored_command_is_redacted_bounded_and_reported(tmp_path: Path) -> None:
+    """shlex.split is quadratic in a word's length: a 10 MB command kept `report` busy for
+    over 11 minutes (on main 0da25cf this test runs past pytest's 900 s timeout). Now it is
+    split in linear time, redacted, then shown bounded."""
+    from search import records
+    from search.report import write_report
+    from search.storage import redact_command
+    from search.terminal import SHOWN_LIMIT
+    from tests.report_fixtures import build_study
+
+    fixture = build_study(tmp_path / "s", n_trials=6, sweeps=False)
+    secret = "Sup3rSecretPw"
+    huge = "x" * 10_000_000
+    command = (
+        f"python -m search run --storage postgresql://u:{secret}@db/s --study {huge} --trials 2"
+    )
+    fixture.study.set_user_attr(records.RUN_PREFIX + "0" * 20 + "-huge", {"command": command})
+    paths = write_report(fixture.study, tmp_path / "out", formats=("html",))
+    page = paths["html"].read_text(encoding="utf-8")
+    assert secret not in page
+    assert "postgresql://u:***@db/s" in page
+    assert f"({len(redact_command(command)) - SHOWN_LIMIT:,}</span>" in page
+    assert "x" * (SHOWN_LIMIT + 1) not in page
+
+
+def test_the_linear_splitter_agrees_with_shlex_split() -> None:
+    import random
+    import shlex
+
+    from search.shell_words import split_words
+
+    pieces = ["a", "b", " ", "\t", "\n", "'", '"', "\\", '\\"', "$", "=", "é"]
+    rng = random.Random(20)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        try:
+            expected: list[str] | type[ValueError] = shlex.split(text)
+        except ValueError:
+            expected = ValueError
+        try:
+            got: list[str] | type[ValueError] = split_words(text)
+        except ValueError:
+            got = ValueError
+        assert got == expected, repr(text)
+    words = ["", "a b", "it's", 'say "hi"', "back\\slash", "x" * 10_000]
+    assert split_words(shlex.join(words)) == words
+
+
+# -- 11. stored paths: symbolic links out of the artifact folder, a stored `/`, export ids -------
+
+SYSTEM_PNG = b"\x89PNG\r\n\x1a\n" + b"system image outside the artifact folder" * 10
+
+
+def _complete_study(tmp_path: Path):
+    from tests.report_fixtures import build_study
+
+    return build_study(tmp_path / "s", n_trials=6, sweeps=False, n_pruned=0, n_failed=0)
+
+
+def _set_trial_artifacts(db: Path, ids: dict[str, str]) -> None:
+    """Hand-edit every trial's stored artifact ids, as a hostile study file would hold them."""
+    import json
+    import sqlite3
+
+    from search import records
+
+    with sqlite3.connect(db) as con:
+        for table in ("trial_user_attributes", "trial_system_attributes"):
+            for key in (records.ARTIFACTS, records.MACHINE_PREFIX + records.ARTIFACTS):
+                con.execute(f"UPDATE {table} SET value_json=? WHERE key=?", (json.dumps(ids), key))
+
+
+def test_the_report_never_follows_a_symbolic_link_out_of_the_artifact_folder(
+    tmp_path: Path, caplog
+) -> None:
+    import base64
+
+    from search.report import write_report
+
+    fixture = _complete_study(tmp_path)
+    outside = tmp_path / "elsewhere" / "system.png"
+    outside.parent.mkdir()
+    outside.write_bytes(SYSTEM_PNG)
+    linked = 0
+    for path in Path(fixture.artifacts_dir).iterdir():
+        if path.read_bytes().startswith(SYSTEM_PNG[:8]):
+            path.unlink()
+            path.symlink_to(outside)
+            linked += 1
+    assert linked
+    with caplog.at_level("WARNING"):
+        paths = write_report(fixture.study, tmp_path / "out", formats=("html",))
+    page = paths["html"].read_text(encoding="utf-8")
+    assert base64.b64encode(SYSTEM_PNG).decode()[:40] not in page
+    assert "leads outside the artifact folder" in page
+    assert any("outside the artifact folder" in r.getMessage() for r in caplog.records)
+
+
+def test_a_stored_artifact_folder_of_root_is_not_used(tmp_path: Path, caplog) -> None:
+    import base64
+
+    import optuna
+
+    from search.paths import study_artifacts_dir
+    from search.report import write_report
+
+    fixture = _complete_study(tmp_path)
+    outside = tmp_path / "system.png"
+    outside.write_bytes(SYSTEM_PNG)
+    db = Path(fixture.storage_url.removeprefix("sqlite:///"))
+    _set_trial_artifacts(db, {"grid": str(outside).lstrip("/")})
+    study = optuna.load_study(study_name=fixture.study.study_name, storage=fixture.storage_url)
+    study.set_user_attr("artifacts_dir", "/")
+    with caplog.at_level("WARNING"):
+        assert study_artifacts_dir(study.user_attrs, fixture.storage_url) is None
+        paths = write_report(study, tmp_path / "out", formats=("html",))
+    assert base64.b64encode(SYSTEM_PNG).decode()[:40] not in paths["html"].read_text("utf-8")
+    assert any("filesystem root" in r.getMessage() for r in caplog.records)
+    # nor the folder that holds the study's own database
+    study.set_user_attr("artifacts_dir", str(db.parent.parent))
+    assert study_artifacts_dir(study.user_attrs, fixture.storage_url) is None
+    study.set_user_attr("artifacts_dir", str(fixture.artifacts_dir))
+    assert study_artifacts_dir(study.user_attrs, fixture.storage_url) == fixture.artifacts_dir
+
+
+@pytest.mark.parametrize("stored_id", ["ABSOLUTE", "../../../outside.weights.h5", "link"])
+def test_export_takes_no_weights_from_outside_the_artifact_folder(
+    tmp_path: Path, stored_id: str, caplog
+) -> None:
+    import optuna
+
+    from search.export import plan_export
+    from search.report.trials import read_study
+
+    fixture = _complete_study(tmp_path)
+    outside = tmp_path / "outside.weights.h5"
+    outside.write_bytes(b"not the study's weights")
+    (Path(fixture.artifacts_dir) / "link").symlink_to(outside)
+    (Path(fixture.artifacts_dir) / "kept").write_bytes(b"the study's own weights")
+    stored_id = str(outside) if stored_id == "ABSOLUTE" else stored_id
+    db = Path(fixture.storage_url.removeprefix("sqlite:///"))
+    _set_trial_artifacts(db, {"model": stored_id})
+    study = optuna.load_study(study_name=fixture.study.study_name, storage=fixture.storage_url)
+    with caplog.at_level("WARNING"):
+        plan = plan_export(read_study(study), Path(fixture.artifacts_dir))
+    assert plan.weights_path is None  # left out: the export retrains instead
+    assert any("outside the artifact folder" in r.getMessage() for r in caplog.records)
+    _set_trial_artifacts(db, {"model": "kept"})
+    study = optuna.load_study(study_name=fixture.study.study_name, storage=fixture.storage_url)
+    kept = plan_export(read_study(study), Path(fixture.artifacts_dir)).weights_path
+    assert kept == (Path(fixture.artifacts_dir) / "kept").resolve()
