@@ -162,3 +162,79 @@ def test_export_takes_no_weights_from_outside_the_artifact_folder(
     study = optuna.load_study(study_name=fixture.study.study_name, storage=fixture.storage_url)
     kept = plan_export(read_study(study), Path(fixture.artifacts_dir)).weights_path
     assert kept == (Path(fixture.artifacts_dir) / "kept").resolve()
+
+
+# -- 12. non-finite values: said, never dropped silently; the dashboard serves the study --------
+
+
+def _study_with_non_finite_values(folder: Path) -> str:
+    """A journal study (journal lines keep NaN, as SQLite does not) whose trials 2-4 were
+    stored COMPLETE with NaN or infinite values, as a foreign writer can; returns its URL."""
+    import optuna
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState
+
+    from search.storage import open_storage
+
+    url = f"journal:///{folder / 'studies' / 'nanj.log'}"
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="nanj", directions=DIRECTIONS)
+    study.set_metric_names(["SSIM", "MSE"])
+    nan, inf = float("nan"), float("inf")
+    for values in ([0.6, 0.03], [0.7, 0.02], [nan, 0.01], [0.9, inf], [0.8, nan]):
+        trial = study.ask({"latent_dim": IntDistribution(1, 32)})
+        storage.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, values)
+    return url
+
+
+DIRECTIONS = ["maximize", "minimize"]
+
+
+def test_the_report_and_studies_say_which_complete_trials_were_left_out(
+    tmp_path: Path, capsys
+) -> None:
+    import json
+
+    import optuna
+
+    from search import cli
+    from search.report import write_report
+    from search.storage import open_storage
+    from tests.test_report import ParsedReport
+
+    url = _study_with_non_finite_values(tmp_path)
+    study = optuna.load_study(study_name="nanj", storage=open_storage(url))
+    paths = write_report(study, tmp_path / "out", formats=("html",))
+    text = ParsedReport(paths["html"].read_text("utf-8")).visible_text()
+    assert "3 completed trials left out of every section" in text
+    assert "not finite (NaN or infinite)" in text and "(trials 2, 3, 4)" in text
+
+    capsys.readouterr()
+    assert cli.main(["studies", "--storage", url]) == 0
+    said = capsys.readouterr()
+    assert "3 of the complete trials of nanj" in said.err and "(trials 2, 3, 4)" in said.err
+    assert cli.main(["studies", "--json", "--storage", url]) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)[0]["non_finite_trials"] == [2, 3, 4]
+    assert "not finite" in said.err
+
+
+def test_the_dashboard_serves_a_study_with_nan_values(tmp_path: Path) -> None:
+    """optuna-dashboard asserts that no value is NaN: every study page was HTTP 500."""
+    import json
+    import urllib.request
+
+    from tests.conftest import dashboard_server
+
+    url = _study_with_non_finite_values(tmp_path)
+    urlopen = urllib.request.build_opener(urllib.request.ProxyHandler({})).open
+    with dashboard_server("nanj", url, tmp_path, tmp_path / "dashboard.log") as base:
+        with urlopen(f"{base}/api/studies", timeout=60) as response:
+            study_id = json.load(response)["study_summaries"][0]["study_id"]
+        with urlopen(f"{base}/api/studies/{study_id}?after=0", timeout=60) as response:
+            assert response.status == 200
+            trials = json.load(response)["trials"]
+    states = {t["number"]: t["state"] for t in trials}
+    assert states == {0: "Complete", 1: "Complete", 2: "Fail", 3: "Complete", 4: "Fail"}
+    attrs = {a["key"]: a["value"] for a in trials[2]["user_attrs"]}
+    assert "not finite" in attrs["left_out"]

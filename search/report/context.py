@@ -67,6 +67,14 @@ def build_context(
     reconstructions = reconstruction_info(records, front, configurations, reader)
     latent = latent_info(recommendation, records, reader)
     latent_use = latent_use_info(records, reader, front, configurations)
+    if records.left_out:
+        numbers = [t.number for t in records.left_out]
+        shown = ", ".join(str(n) for n in numbers[:10]) + (", …" if len(numbers) > 10 else "")
+        notes.append(
+            f"{prose.fmt_count(len(numbers), 'completed trial')} left out of every section: "
+            "stored values that are not finite (NaN or infinite) fit no front, mean or figure "
+            f"({'trial' if len(numbers) == 1 else 'trials'} {shown})."
+        )
     if reader.missing:
         notes.append(
             f"{prose.fmt_count(len(set(reader.missing)), 'artifact')} could not be read "
