@@ -238,3 +238,49 @@ def test_the_dashboard_serves_a_study_with_nan_values(tmp_path: Path) -> None:
     assert states == {0: "Complete", 1: "Complete", 2: "Fail", 3: "Complete", 4: "Fail"}
     attrs = {a["key"]: a["value"] for a in trials[2]["user_attrs"]}
     assert "not finite" in attrs["left_out"]
+
+
+# -- 13b. stored strings in the dashboard note's Markdown ----------------------------------------
+
+MARKDOWN_HOSTILE = (
+    "x|y\n# forged [link](http://evil.example) ![img](http://evil.example/i.png) "
+    "<b>html</b> `tick *em*"
+)
+
+
+def test_stored_strings_are_literal_text_in_the_dashboard_note(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    import search.report  # before the story: search.report imports it
+    from search.dashboard_story import story_markdown
+    from tests.report_fixtures import build_study
+
+    fixture = build_study(
+        tmp_path / "s",
+        name=f"study {MARKDOWN_HOSTILE}",
+        n_trials=12,
+        sweeps=False,
+        hostile=MARKDOWN_HOSTILE,
+    )
+    context = search.report.report_context(fixture.study, fixture.artifacts_dir)
+    body = story_markdown(context, {"html": tmp_path / "out" / "report.html"})
+    tokens = MarkdownIt("commonmark").enable("table").parse(body)
+    kinds = {t.type for t in tokens} | {c.type for t in tokens for c in t.children or []}
+    assert not kinds & {"link_open", "image", "html_inline", "html_block", "em_open"}
+    headings = [
+        "".join(c.content for c in tokens[i + 1].children or [] if c.type == "text")
+        for i, t in enumerate(tokens)
+        if t.type == "heading_open"
+    ]
+    assert headings[0] == f"vae-search: study {' '.join(MARKDOWN_HOSTILE.splitlines())}"
+    assert [h.split(" (")[0] for h in headings[1:]] == ["Pareto front", "Data and budget", "Report"]
+    # every row of both tables keeps its header's cells, whatever a parameter value holds
+    widths, width = [], 0
+    for token in tokens:
+        width = 0 if token.type == "tr_open" else width + (token.type in ("th_open", "td_open"))
+        if token.type == "tr_close":
+            widths.append(width)
+    assert widths == [3] * 3 + [5] * (1 + len(context.pareto.front))
+    html = MarkdownIt("commonmark").enable("table").render(body)
+    assert "<a " not in html and "<img" not in html and "<b>" not in html
+    assert "[link](http://evil.example)" in html  # shown as the text it is
