@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TINY as TINY_RUN
+
 # -- 10. a multi-megabyte stored command -------------------------------------------------------
 
 
@@ -284,3 +286,87 @@ def test_stored_strings_are_literal_text_in_the_dashboard_note(tmp_path: Path) -
     html = MarkdownIt("commonmark").enable("table").render(body)
     assert "<a " not in html and "<img" not in html and "<b>" not in html
     assert "[link](http://evil.example)" in html  # shown as the text it is
+
+
+# -- 14. a study whose trials searched other parameters: refused before any data ----------------
+
+RUN_TINY = ["run", "--trials", "1", *TINY_RUN, "--confirm", "0", "--no-report"]
+
+
+def _plain_study(root: Path, distributions: dict, ours: bool = False) -> None:
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    (root / "studies").mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(
+        storage=f"sqlite:///{root / 'studies' / 'mnist-vae.db'}",
+        study_name="mnist-vae",
+        directions=DIRECTIONS,
+    )
+    if ours:
+        study.set_user_attr("created_by", "vae-search")
+    for _ in range(2):
+        params = {
+            name: d.choices[0] if isinstance(d, CategoricalDistribution) else d.low
+            for name, d in distributions.items()
+        }
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=distributions, values=[0.5, 0.03]
+            )
+        )
+
+
+def _kinds() -> dict[str, tuple[dict, str]]:
+    from optuna.distributions import CategoricalDistribution as C
+    from optuna.distributions import FloatDistribution as F
+    from optuna.distributions import IntDistribution as I
+
+    return {
+        "another range": ({"latent_dim": I(1, 64)}, "latent_dim as integers 1 to 64"),
+        "other choices": ({"loss": C(["bce", "l1"])}, "loss as choices bce, l1"),
+        "another kind": ({"latent_dim": F(1.0, 64.0)}, "latent_dim as numbers 1 to 64"),
+        "an extra parameter": (
+            {"latent_dim": I(2, 2), "dropout": F(0.0, 0.5)},
+            "has the parameter dropout",
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_kinds()))
+def test_a_plain_optuna_study_with_other_parameters_is_refused_up_front(
+    kind: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Before: a traceback from Optuna after the data was loaded, or a run that mixed
+    trials of two spaces in one front."""
+    from tests.hostile import refused, snapshot
+
+    distributions, says = _kinds()[kind]
+    monkeypatch.chdir(tmp_path)
+    _plain_study(tmp_path, distributions)
+    before = snapshot(tmp_path)
+    line = refused(RUN_TINY, capsys)
+    assert says in line and "--study NEW" in line
+    assert snapshot(tmp_path) == before  # nothing trained, nothing written
+
+
+def test_other_choices_on_our_own_study_are_refused_and_a_narrower_range_is_not(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`--space filters=8` on a study that searched filters in 8, 64 failed mid-run."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from search.run.options import RunOptions
+    from search.run.setup import build_space
+    from search.run.space_check import check_same_space
+    from search.storage import open_storage
+    from tests.hostile import refused
+
+    monkeypatch.chdir(tmp_path)
+    stored = {"latent_dim": IntDistribution(1, 32), "filters": CategoricalDistribution([8, 64])}
+    _plain_study(tmp_path, stored, ours=True)
+    line = refused(RUN_TINY, capsys)  # TINY has --space filters=8: one choice, not two
+    assert "filters as choices 8, 64, this run as choices 8" in line
+    options = RunOptions(study="mnist-vae", space=["latent_dim=2:2", "filters=8,64"])
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies' / 'mnist-vae.db'}")
+    check_same_space(storage, options, build_space(options))  # our own study: a range may narrow

@@ -22,7 +22,7 @@ from search import space as search_space
 from search import storage as storage_module
 from search.convergence import as_record, sentence
 from search.paths import check_output_folder, own_artifacts_dir, stored_artifacts_dir
-from search.run import budget, console, provenance, setup
+from search.run import budget, console, provenance, setup, space_check
 from search.run.confirmation import (
     completed_configurations,
     confirm_front,
@@ -97,6 +97,7 @@ def run(options: RunOptions) -> RunOutcome:
     if file is None or file.exists():
         storage, url = setup.open_run_storage(options)
         budget.check_budget_before_data(storage, options)
+        space_check.check_same_space(storage, options, space)
     preset = defaults.PRESETS[options.preset]
     data = load_mnist(
         options.data,
