@@ -1,6 +1,6 @@
-"""Faults from hostile stored studies (issue 20, round 2, causes 10-14): what a study stores is
-data, never trusted as a path, a size or a number. Each test fails without its fix; real
-storages, no mocks."""
+"""Faults from stored studies (issue 20, round 2, causes 8 and 10-14): concurrent records of
+runs; what a study stores is data, never trusted as a path, a size, a number or Markdown.
+Each test fails without its fix; real storages, no mocks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,46 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY as TINY_RUN
+
+# -- 8. concurrent records of runs, on a journal too ---------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_eight_concurrent_starters_keep_every_record_of_runs(tmp_path: Path, kind: str) -> None:
+    """Before 5c49c08 the list under `runs` was read, changed and written back: 2-4 of 8
+    concurrent starters' records were lost on SQLite, up to 2 on a journal."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    import optuna
+
+    from search import records
+    from search.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:///{tmp_path}/s.log"
+    optuna.create_study(storage=open_storage(url), study_name="s", directions=DIRECTIONS)
+    script = textwrap.dedent(
+        f"""
+        import sys, optuna
+        from search import records
+        from search.storage import open_storage
+        study = optuna.load_study(study_name="s", storage=open_storage({url!r}))
+        records.append_run(study, study.user_attrs, {{"command": "run " + sys.argv[1]}})
+        """
+    )
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": repo}
+    workers = [
+        subprocess.Popen([sys.executable, "-c", script, str(k)], env=env, cwd=repo)
+        for k in range(8)
+    ]
+    assert all(w.wait(timeout=300) == 0 for w in workers)
+    stored = optuna.load_study(study_name="s", storage=open_storage(url)).user_attrs
+    commands = sorted(r["command"] for r in records.read_runs(stored))
+    assert commands == sorted(f"run {k}" for k in range(8))
+
 
 # -- 10. a multi-megabyte stored command -------------------------------------------------------
 
