@@ -121,8 +121,8 @@ def run(options: RunOptions) -> RunOutcome:
         if options.artifacts or stored_dir is None
         else stored_artifacts_dir(stored_dir, url)
     )
-    if not own_artifacts_dir(artifacts_dir, url):  # a stored `/`: never written into
-        artifacts_dir = default_artifacts
+    if artifacts_dir != default_artifacts and not own_artifacts_dir(artifacts_dir, url):
+        artifacts_dir = default_artifacts  # a stored `/` is never written into
     store = storage_module.artifact_store(artifacts_dir)
     epochs = setup.epochs(options)
     if options.is_parent:
