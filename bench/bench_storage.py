@@ -15,16 +15,26 @@ trials left RUNNING, trials missing user attrs, and worker errors; then a stress
 writers per storage does the same with a heartbeat every second, on the journal also with
 Optuna's default (symlink) writer lock, the one `open_storage` replaces with `flock`.
 
+The gRPC storage proxy section (`--only proxy` runs it alone): N worker processes on one
+PostgreSQL study, each connected directly or through `python -m search storage-proxy` (workers
+on `grpc://127.0.0.1:P`), random sampler, heartbeats on: the database connections open while
+they run (`pg_stat_activity`, sampled every 0.1 s), overhead and worker CPU per trial, and the
+proxy's own CPU per trial.
+
 Writes the whole of bench/results/storage.md (and storage.json): every sentence in it is
-generated from this run's numbers.
+generated from measured numbers. `--only proxy` measures the proxy section and rewrites the
+other sections from the numbers storage.json already holds.
 
 Usage: python bench/bench_storage.py [--trials 200] [--workers 1,2,4] [--stress-trials 400]
+       [--proxy-trials 200] [--proxy-workers 1,4,8] [--only proxy]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -33,18 +43,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
-from common import markdown_table, timestamp, write_result  # noqa: E402
+from common import RESULTS, markdown_table, timestamp, write_result  # noqa: E402
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock  # noqa: E402
 
 from search.heartbeat import MAX_RETRY, RetryStaleTrial  # noqa: E402
@@ -170,6 +183,7 @@ def run_once(
     n_workers: int,
     n_trials: int,
     heartbeat: int = 30,
+    during: Watch | None = None,
 ) -> Result:
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -187,9 +201,10 @@ def run_once(
         )
         for i in range(n_workers)
     ]
-    for p in procs:
-        p.start()
-    reports = [queue.get(timeout=1800) for _ in procs]
+    with during or contextlib.nullcontext():  # from the workers' start to their last report
+        for p in procs:
+            p.start()
+        reports = [queue.get(timeout=1800) for _ in procs]
     for p in procs:
         p.join()
     errors = [e for *_, e in reports if e]
@@ -225,6 +240,200 @@ def run_once(
     )
 
 
+class Watch:
+    """While the workers run: the most connections open to one PostgreSQL database
+    (`pg_stat_activity`, sampled every 0.1 s), and the CPU seconds a proxy process used."""
+
+    def __init__(self, count: Callable[[], int], proxy_pid: int | None = None) -> None:
+        self.count = count
+        self.proxy_pid = proxy_pid
+        self.before = 0
+        self.peak = 0
+        self.proxy_cpu_seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> Watch:
+        self.before = self.peak = self.count()
+        self._cpu_start = process_cpu_seconds(self.proxy_pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.proxy_cpu_seconds = process_cpu_seconds(self.proxy_pid) - self._cpu_start
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, self.count())
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of another process, from /proc (0 without a pid)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ProxyResult(Result):
+    connections_before: int = 0
+    peak_connections: int = 0
+    proxy_cpu_seconds: float = 0.0
+
+    @property
+    def proxy_cpu_ms(self) -> float:
+        return 1000 * self.proxy_cpu_seconds / max(self.complete, 1)
+
+
+def start_proxy(database_url: str) -> tuple[subprocess.Popen[str], str]:
+    """`python -m search storage-proxy` on a free loopback port, and the URL workers pass."""
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "search", "storage-proxy", "--storage", database_url, "--port", "0"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proxy.stdout is not None
+    line = proxy.stdout.readline()
+    if "--storage grpc://" not in line:
+        proxy.kill()
+        raise RuntimeError(f"the storage proxy did not start: {line!r}")
+    return proxy, line.split("--storage ", 1)[1].split()[0]
+
+
+def stop_proxy(proxy: subprocess.Popen[str]) -> None:
+    proxy.send_signal(signal.SIGTERM)
+    try:
+        proxy.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proxy.kill()
+        proxy.wait()
+
+
+def measure_proxy(server: Any, workers: list[int], n_trials: int) -> list[ProxyResult]:
+    """Each worker count, direct to PostgreSQL and through the proxy, interleaved."""
+    rows = []
+    for n in workers:
+        for mode in ("direct", "proxy"):
+            name = f"b_proxy_{mode}_{n}"
+            database_url = server.create_database(name)
+            proxy, url = start_proxy(database_url) if mode == "proxy" else (None, database_url)
+            try:
+                watch = Watch(
+                    lambda name=name: server.connections(name),
+                    proxy.pid if proxy else None,
+                )
+                r = run_once(url, mode, "random", False, n, n_trials, during=watch)
+            finally:
+                if proxy is not None:
+                    stop_proxy(proxy)
+            row = ProxyResult(
+                **dataclasses.asdict(r),
+                connections_before=watch.before,
+                peak_connections=watch.peak,
+                proxy_cpu_seconds=watch.proxy_cpu_seconds,
+            )
+            rows.append(row)
+            print(
+                f"proxy-{mode}-{n}: {row.trials_per_s:.1f} trials/s, {row.overhead_ms:.1f} "
+                f"ms/trial, cpu {row.cpu_ms:.1f} ms/trial, proxy cpu {row.proxy_cpu_ms:.1f} "
+                f"ms/trial, connections {row.connections_before} -> {row.peak_connections}, "
+                f"complete {row.complete}, errors {row.errors}",
+                flush=True,
+            )
+    return rows
+
+
+def proxy_table(rows: list[ProxyResult]) -> str:
+    return markdown_table(
+        [
+            "connection",
+            "workers",
+            "trials/s",
+            "overhead per trial (ms)",
+            "worker CPU per trial (ms)",
+            "proxy CPU per trial (ms)",
+            "DB connections before",
+            "DB connections, most while running",
+            "load avg",
+            "complete",
+            "lost",
+            "duplicated",
+            "stuck RUNNING",
+            "errors",
+        ],
+        [
+            [
+                "through the proxy" if r.storage == "proxy" else "direct",
+                r.workers,
+                f"{r.trials_per_s:.1f}",
+                f"{r.overhead_ms:.1f}",
+                f"{r.cpu_ms:.1f}",
+                f"{r.proxy_cpu_ms:.1f}" if r.storage == "proxy" else "-",
+                r.connections_before,
+                r.peak_connections,
+                f"{r.load:.1f}",
+                r.complete,
+                r.trials - r.complete,
+                r.duplicates,
+                r.running,
+                "; ".join(sorted(set(r.errors))) or "none",
+            ]
+            for r in rows
+        ],
+        ["l"] + ["r"] * 12 + ["l"],
+    )
+
+
+def proxy_findings(rows: list[ProxyResult]) -> list[str]:
+    lines = []
+    cores = os.cpu_count() or 1
+    loads = [r.load for r in rows]
+    if loads and max(loads) > cores:
+        lines += [
+            f"1-minute load average {min(loads):.1f}-{max(loads):.1f} on {cores} CPUs while "
+            "these rows ran: wall times (trials/s, overhead per trial) include waiting for a "
+            "CPU and are noisy; the CPU columns and the connection counts hardly depend on it.",
+            "",
+        ]
+    for n in dict.fromkeys(r.workers for r in rows):
+        pair = {r.storage: r for r in rows if r.workers == n}
+        if set(pair) != {"direct", "proxy"}:
+            continue
+        d, p = pair["direct"], pair["proxy"]
+        lines.append(
+            f"- {n} {'worker' if n == 1 else 'workers'}: at most {d.peak_connections} database "
+            "connections direct, "
+            f"{p.peak_connections} through the proxy; overhead per trial {d.overhead_ms:.1f} ms "
+            f"direct, {p.overhead_ms:.1f} ms through the proxy (worker CPU {d.cpu_ms:.1f} against "
+            f"{p.cpu_ms:.1f} ms, plus {p.proxy_cpu_ms:.1f} ms of the proxy's)."
+        )
+    problems = sum((r.trials - r.complete) + r.duplicates + r.running + len(r.errors) for r in rows)
+    lines.append(
+        "- Nothing lost, duplicated or left RUNNING, no worker error, in any row."
+        if problems == 0
+        else f"- {problems} lost, duplicated or stuck trials and worker errors in all (see the "
+        "table)."
+    )
+    most = max((r.workers for r in rows), default=0)
+    pair = {r.storage: r for r in rows if r.workers == most}
+    if set(pair) == {"direct", "proxy"}:
+        d, p = pair["direct"], pair["proxy"]
+        lines += [
+            "",
+            f"With {most} workers: **{p.peak_connections} database connections through the "
+            f"proxy against {d.peak_connections} direct**; CPU per trial {p.cpu_ms:.1f} + "
+            f"{p.proxy_cpu_ms:.1f} = {p.cpu_ms + p.proxy_cpu_ms:.1f} ms through the proxy "
+            f"(workers + proxy) against {d.cpu_ms:.1f} ms direct (workers; the database "
+            "server's CPU is counted in neither).",
+        ]
+    return lines
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -243,7 +452,7 @@ def machine() -> str:
         ).stdout.strip()
     except Exception:
         pg = "PostgreSQL (version unknown)"
-    import psycopg2
+    import psycopg
     import sqlalchemy
 
     load = os.getloadavg()[0]
@@ -251,7 +460,7 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} logical CPUs (load average "
         f"{load:.1f} at start), {platform.system()} {platform.release()}; Python "
         f"{platform.python_version()}, Optuna {optuna.__version__}, SQLAlchemy "
-        f"{sqlalchemy.__version__}, psycopg2 {psycopg2.__version__.split()[0]}, {pg} "
+        f"{sqlalchemy.__version__}, psycopg {psycopg.__version__}, {pg} "
         "(local, 127.0.0.1 TCP, fsync on); SQLite and journal files on the local disk"
     )
 
@@ -488,6 +697,13 @@ def main() -> None:
         help="storages of the stress run (journal-symlink: Optuna's default lock)",
     )
     parser.add_argument("--stress-trials", type=int, default=400)
+    parser.add_argument("--proxy-trials", type=int, default=200)
+    parser.add_argument("--proxy-workers", default="1,4,8")
+    parser.add_argument(
+        "--only",
+        choices=["proxy"],
+        help="measure only the gRPC proxy section; the others are rewritten from storage.json",
+    )
     args = parser.parse_args()
     from tests.pg_server import PostgresServer
 
@@ -495,12 +711,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     described = machine()
-    kinds = args.storages.split(",")
-    stress_kinds = args.stress_storages.split(",") if args.stress_writers else []
+    kinds = [] if args.only else args.storages.split(",")
+    stress_kinds = args.stress_storages.split(",") if args.stress_writers and not args.only else []
     results: list[Result] = []
     stress: list[Result] = []
-    needs_pg = "postgresql" in kinds + stress_kinds
-    server = PostgresServer(durable=True).start() if needs_pg else None
+    proxy_rows: list[ProxyResult] = []
+    server = PostgresServer(durable=True).start()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-storage-", dir=REPO / "bench") as tmp:
 
@@ -511,7 +727,6 @@ def main() -> None:
                     return f"journal:///{tmp}/{tag}.log"
                 if kind == "journal-symlink":
                     return f"{SYMLINK_JOURNAL}{tmp}/{tag}.log"
-                assert server is not None
                 return server.create_database("b_" + tag.replace("-", "_"))
 
             for kind in kinds:
@@ -542,41 +757,33 @@ def main() -> None:
                 )
                 stress.append(r)
                 print(f"{tag}: complete {r.complete}/{r.trials}, errors {r.errors}", flush=True)
+            main_seconds = time.perf_counter() - started
+            proxy_workers = [int(w) for w in args.proxy_workers.split(",")]
+            proxy_rows = measure_proxy(server, proxy_workers, args.proxy_trials)
     finally:
-        if server is not None:
-            server.stop()
+        server.stop()
+    proxy_seconds = time.perf_counter() - started - main_seconds
 
+    header = f"Run {timestamp()} in {main_seconds:.0f} s. Machine: {described}."
+    trials, stress_writers = args.trials, args.stress_writers
+    if args.only:  # the other sections as the last full run measured them
+        kept = json.loads((RESULTS / "storage.json").read_text())
+        results = [Result(**row) for row in kept["rows"]]
+        stress = [Result(**row) for row in kept["stress"]]
+        trials = kept["trials"]
+        stress_writers = kept.get("stress_writers") or (stress[0].workers if stress else 0)
+        header = kept.get("header") or next(
+            line
+            for line in (RESULTS / "storage.md").read_text().splitlines()
+            if line.startswith("Run ")
+        )
     cores = os.cpu_count() or 1
     report = "\n\n".join(
         [
             "# Storage and sampler overhead (bench/bench_storage.py)",
-            f"Run {timestamp()} in {time.perf_counter() - started:.0f} s. Machine: {described}.",
-            f"{args.trials} trials per row, shared by the workers. The objective returns at "
-            "once after suggesting the six parameters (`bare`), or after also writing the ten "
-            "user attrs a trial records (`+10 user attrs`); storages opened by "
-            "`search.storage.open_storage` with heartbeats on (30 s). "
-            "Overhead per trial = worker-seconds per finished trial; scaling efficiency = "
-            "throughput with N workers / (N x throughput with 1 worker). Worker CPU per trial = "
-            "CPU time of the worker processes per finished trial (the database server's own CPU "
-            "is not included): unlike wall time, it hardly depends on what else the machine "
-            f"runs. Load avg = the machine's 1-minute load average when the row finished "
-            f"({cores} CPUs).",
-            table(results) if results else "(no storage rows in this run)",
-            "\n".join(findings(results, cores)).strip(),
-            f"## Concurrency stress: {args.stress_writers} writers, heartbeat every 1 s (grace "
-            "4 s), random sampler, ten user attrs per trial",
-            "Correctness under far more write pressure than real trials make (each trial ends at "
-            'once). "Live trials failed as dead": a heartbeat waited longer than the grace '
-            "period for the storage's lock, so another worker failed a trial that was still "
-            "running; its worker then fails in `tell` (Optuna refuses to tell a FAIL trial) and "
-            'its remaining trials are "not run". The `journal, Optuna\'s symlink lock` row '
-            "opens the journal as `open_storage` does but with Optuna's default writer lock "
-            "(polling with a back-off of up to 1 s) instead of `flock`.",
-            stress_table(stress) if stress else "(skipped)",
-            "\n".join(stress_findings(stress)),
-            "## Decision: local `--workers N` use the journal file "
-            "(`journal:///studies/<study>.log`)",
-            decision(results, stress),
+            header,
+            *main_sections(results, stress, trials, stress_writers, cores),
+            *proxy_sections(proxy_rows, args.proxy_trials, proxy_seconds, described),
         ]
     )
     write_result(
@@ -584,11 +791,70 @@ def main() -> None:
         report,
         {
             "machine": described,
-            "trials": args.trials,
+            "header": header,
+            "trials": trials,
+            "stress_writers": stress_writers,
             "rows": [dataclasses.asdict(r) for r in results],
             "stress": [dataclasses.asdict(r) for r in stress],
+            "proxy": {
+                "run": f"Run {timestamp()} in {proxy_seconds:.0f} s",
+                "trials": args.proxy_trials,
+                "rows": [dataclasses.asdict(r) for r in proxy_rows],
+            },
         },
     )
+
+
+def main_sections(
+    results: list[Result], stress: list[Result], trials: int, stress_writers: int, cores: int
+) -> list[str]:
+    return [
+        f"{trials} trials per row, shared by the workers. The objective returns at "
+        "once after suggesting the six parameters (`bare`), or after also writing the ten "
+        "user attrs a trial records (`+10 user attrs`); storages opened by "
+        "`search.storage.open_storage` with heartbeats on (30 s). "
+        "Overhead per trial = worker-seconds per finished trial; scaling efficiency = "
+        "throughput with N workers / (N x throughput with 1 worker). Worker CPU per trial = "
+        "CPU time of the worker processes per finished trial (the database server's own CPU "
+        "is not included): unlike wall time, it hardly depends on what else the machine "
+        f"runs. Load avg = the machine's 1-minute load average when the row finished "
+        f"({cores} CPUs).",
+        table(results) if results else "(no storage rows in this run)",
+        "\n".join(findings(results, cores)).strip(),
+        f"## Concurrency stress: {stress_writers} writers, heartbeat every 1 s (grace "
+        "4 s), random sampler, ten user attrs per trial",
+        "Correctness under far more write pressure than real trials make (each trial ends at "
+        'once). "Live trials failed as dead": a heartbeat waited longer than the grace '
+        "period for the storage's lock, so another worker failed a trial that was still "
+        "running; its worker then fails in `tell` (Optuna refuses to tell a FAIL trial) and "
+        'its remaining trials are "not run". The `journal, Optuna\'s symlink lock` row '
+        "opens the journal as `open_storage` does but with Optuna's default writer lock "
+        "(polling with a back-off of up to 1 s) instead of `flock`.",
+        stress_table(stress) if stress else "(skipped)",
+        "\n".join(stress_findings(stress)),
+        "## Decision: local `--workers N` use the journal file (`journal:///studies/<study>.log`)",
+        decision(results, stress),
+    ]
+
+
+def proxy_sections(
+    rows: list[ProxyResult], trials: int, seconds: float, described: str
+) -> list[str]:
+    return [
+        "## gRPC storage proxy: database connections and overhead per trial",
+        f"Run {timestamp()} in {seconds:.0f} s, same machine. {trials} trials per row, shared "
+        "by the workers, random sampler, bare objective, heartbeats on (30 s), one PostgreSQL "
+        "database per row. `direct`: every worker opens `postgresql://` itself; `through the "
+        "proxy`: one `python -m search storage-proxy --storage postgresql://...` process holds "
+        "the connections and the workers pass `--storage grpc://127.0.0.1:P` (loopback). DB "
+        "connections = client connections to that database in `pg_stat_activity`, before the "
+        "workers start (those of the benchmark's own process that created the study, in a "
+        "direct row; the proxy's, in a proxied one) and the most seen while they run (sampled "
+        "every 0.1 s), so the workers' own are the difference in a direct row. Proxy CPU per "
+        "trial = the proxy process's CPU time per finished trial, on top of the workers'.",
+        proxy_table(rows) if rows else "(skipped)",
+        "\n".join(proxy_findings(rows)),
+    ]
 
 
 if __name__ == "__main__":

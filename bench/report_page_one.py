@@ -1,9 +1,10 @@
-"""Render the first page of a study's report.pdf to docs/images/report-page1.png (the README's
+"""Render page one of a study's report.pdf to docs/images/report-page1.png (the README's
 picture), with poppler's pdftoppm.
 
-The first page is the one where the report's first section (its summary) begins, found from the
-PDF's bookmarks: a table of contents before it says nothing about the study. A PDF without
-bookmarks gives its page 1; `--page N` picks another.
+Page one is the answer (search/report/answer.py): the recommendation, its mean ± SD, what the
+noise cannot tell from it, the caveats, the budget, the front and the representative run's
+reconstructions. The page is checked to be that page (it names the recommendation before any
+numbered section begins); `--page N` picks another.
 
     python bench/report_page_one.py                         # studies/mnist-vae/report.pdf
     python bench/report_page_one.py --pdf path/to/report.pdf
@@ -28,15 +29,19 @@ PICTURE = REPO / "docs" / "images" / "report-page1.png"
 WIDTH_PX = 900
 
 
-def first_section_page(pdf: Path) -> int:
-    """The 1-based page where the first bookmarked section begins (1 without bookmarks)."""
+def answer_page(pdf: Path) -> int:
+    """Page one, checked: the answer comes before the first bookmarked section (a PDF whose
+    first page is a table of contents, or a section, is not the report this picture shows)."""
     from pypdf import PdfReader
 
     reader = PdfReader(pdf)
+    text = reader.pages[0].extract_text() or ""
+    if "Recommended:" not in text and "No recommendation" not in text:
+        raise SystemExit(f"error: page 1 of {pdf} is not the answer page; pass --page N")
     outline = [entry for entry in reader.outline if not isinstance(entry, list)]
-    if not outline:
-        return 1
-    return reader.get_destination_page_number(outline[0]) + 1
+    if outline and reader.get_destination_page_number(outline[0]) == 0:
+        raise SystemExit(f"error: page 1 of {pdf} is a section, not the answer; pass --page N")
+    return 1
 
 
 def render_page(pdf: Path, page: int, out: Path = PICTURE, width: int = WIDTH_PX) -> Path:
@@ -61,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.pdf.is_file():
         raise SystemExit(f"error: no report at {args.pdf}: run `nox -s run` first, or pass --pdf")
-    page = args.page or first_section_page(args.pdf)
+    page = args.page or answer_page(args.pdf)
     written = render_page(args.pdf, page, args.out)
     print(f"page {page} of {args.pdf}")
     print(f"wrote {written.relative_to(REPO) if written.is_relative_to(REPO) else written}")

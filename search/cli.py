@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from search import backend, defaults
+from search import backend, defaults, proxy
 from search.arguments import (
     AUTO,
     MAX_BATCH,
@@ -386,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="DIR", required=True, help="output folder")
     export.add_argument("--artifacts", metavar="DIR", help="artifact folder, if not the stored one")
 
+    proxy.add_parser(commands)  # storage-proxy
+
     for command in commands.choices.values():
         command.add_argument(
             "--verbose",
@@ -448,6 +450,8 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         from search.commands import dashboard_command
 
         return dashboard_command(args)
+    if args.command == "storage-proxy":
+        return proxy.proxy_command(args)
     if args.command == "export":
         from search.commands import export_command
 

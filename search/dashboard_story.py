@@ -101,10 +101,11 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
         ]
         for o in objectives:
             test = rec.test_values.get(o.name)
+            test_sd = rec.test_sd.get(o.name)
             lines.append(
                 f"| {md_text(o.name)} ({'higher' if o.maximize else 'lower'} is better) "
                 f"| {_mean_sd(rec.values[o.name], rec.sd.get(o.name), _digits(o.name))} "
-                f"| {'—' if test is None else f'{test:.{_digits(o.name)}f}'} |"
+                f"| {'—' if test is None else _mean_sd(test, test_sd, _digits(o.name))} |"
             )
         lines += [
             "",
@@ -143,12 +144,15 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
         lines.append(f"- Images: {counts}")
     budget = summary.budget
     settings = budget.settings
-    if settings:
+    if summary.settings_items:  # validation_subset explained beside the split's size
+        lines.append("- Budget per trial: " + ", ".join(summary.settings_items))
+    elif settings:
         lines.append(
             "- Budget per trial: " + ", ".join(f"{k} {_fmt(v)}" for k, v in settings.items())
         )
     states = ", ".join(f"{k.lower()} {v}" for k, v in budget.states.items() if v)
     lines.append(f"- Trials: {budget.n_trials} ({states})")
+    lines += _importance_lines(context)
     lines += ["", "### Report", ""]
     if report_paths:
         for fmt, path in report_paths.items():
@@ -164,6 +168,28 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
         "Pareto-front plots; the full report is in the files above."
     )
     return "\n".join(lines) + "\n"
+
+
+def _importance_lines(context: ReportContext) -> list[str]:
+    """The report's importance per objective, and why the dashboard's own panel, a few
+    centimetres away, may rank the parameters differently."""
+    importance = context.importance
+    ranked = [
+        f"{item.objective.name}: "
+        + ", ".join(
+            f"{_cell(name)} {share:.2f}"
+            for name, share in sorted(item.importances.items(), key=lambda kv: -kv[1])[:3]
+        )
+        for item in importance.per_objective
+        if item.importances
+    ]
+    if not ranked:
+        return []
+    lines = ["", "### Parameter importance", ""]
+    lines.append("- The report's fANOVA, per objective (top 3): " + "; ".join(ranked) + ".")
+    if importance.dashboard_sentence:
+        lines.append(f"- {importance.dashboard_sentence}")
+    return lines
 
 
 def story_figures(figures: Mapping[str, list[FigureSpec]]) -> dict[str, go.Figure]:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
+from collections.abc import Callable
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import FrozenTrial, TrialState
 
 from search import defaults, records
 from search.errors import UsageError
@@ -52,6 +55,57 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
             if k != HEARTBEAT_ATTR and not k.startswith(records.MACHINE_PREFIX)
         }
         super().__call__(study, trial)
+
+
+class AttrHeartbeat(BaseHeartbeat):
+    """The RDB storage's heartbeat contract for a storage that has none of its own (the
+    journal file, the gRPC proxy's client), mixed into that storage's class.
+
+    `record_heartbeat` writes the wall-clock time as the trial system attribute
+    `vae_search:heartbeat`; a RUNNING trial is stale when that time (or, before its first
+    heartbeat, its start time) is older than the grace period. Optuna's optimize loop then
+    fails it and calls the retry callback, exactly as for RDB storages. The workers' clocks
+    must agree to well within the grace period (NTP does).
+    """
+
+    heartbeat_interval: int | None = None
+    grace_period: int | None = None
+    heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        storage = self._as_storage()
+        if storage.get_trial(trial_id).state.is_finished():
+            return
+        # It may finish between the check and the write: then there is nothing to keep alive.
+        with contextlib.suppress(UpdateFinishedTrialError):
+            storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        storage = self._as_storage()
+        grace = self.grace_period or GRACE_PERIODS * (self.heartbeat_interval or 0)
+        now = time.time()
+        stale = []
+        running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        for trial in running:
+            last = trial.system_attrs.get(HEARTBEAT_ATTR)
+            if last is None and trial.datetime_start is not None:
+                last = trial.datetime_start.timestamp()  # naive local time, as stored
+            if last is not None and now - float(last) > grace:
+                stale.append(trial._trial_id)
+        record_dead_worker(storage, stale, grace)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(
+        self,
+    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return self.heartbeat_stale_trial_callback
+
+    def _as_storage(self) -> BaseStorage:
+        assert isinstance(self, BaseStorage), "AttrHeartbeat is mixed into a storage class"
+        return self
 
 
 def record_dead_worker(storage: BaseStorage, trial_ids: list[int], grace: int) -> None:

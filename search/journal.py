@@ -22,38 +22,29 @@ lock releases it at once. SQLite stays the one-process default: one file that
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import BaseJournalFileLock
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from search.errors import UsageError
-from search.heartbeat import GRACE_PERIODS, HEARTBEAT_ATTR, record_dead_worker
+from search.heartbeat import AttrHeartbeat
 
 _JOURNAL_SUFFIXES = (".log", ".journal")
 
 
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
-    """Optuna's journal storage with the RDB storage's heartbeat contract.
-
-    `record_heartbeat` appends the wall-clock time as the trial system attribute
-    `vae_search:heartbeat`; a RUNNING trial is stale when that time (or, before its first
-    heartbeat, its start time) is older than the grace period. Optuna's optimize loop then
-    fails it and calls the retry callback, exactly as for RDB storages.
-    """
+class HeartbeatJournalStorage(JournalStorage, AttrHeartbeat):
+    """Optuna's journal storage with the RDB storage's heartbeat contract (`AttrHeartbeat`:
+    the heartbeat is the trial system attribute `vae_search:heartbeat`)."""
 
     def __init__(
         self,
@@ -67,37 +58,6 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        if self.get_trial(trial_id).state.is_finished():
-            return
-        # It may finish between the check and the write: then there is nothing to keep alive.
-        with contextlib.suppress(UpdateFinishedTrialError):
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        grace = self._grace()
-        now = time.time()
-        stale = []
-        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            last = trial.system_attrs.get(HEARTBEAT_ATTR)
-            if last is None and trial.datetime_start is not None:
-                last = trial.datetime_start.timestamp()  # naive local time, as stored
-            if last is not None and now - float(last) > grace:
-                stale.append(trial._trial_id)
-        record_dead_worker(self, stale, grace)
-        return stale
-
-    def get_heartbeat_interval(self) -> int | None:
-        return self.heartbeat_interval
-
-    def get_heartbeat_stale_trial_callback(
-        self,
-    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-        return self.heartbeat_stale_trial_callback
-
-    def _grace(self) -> int:
-        return self.grace_period or GRACE_PERIODS * (self.heartbeat_interval or 0)
 
 
 class WholeLineJournalBackend(JournalFileBackend):

@@ -5,8 +5,11 @@ Accepted storage spellings (anything else is a `UsageError` that lists them):
 - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` — SQLite through Optuna's RDB
   storage; the folder is created. The default is `sqlite:///studies/<study>.db` (relative to the
   current directory), which `optuna-dashboard` reads as is.
-- `postgresql://user:password@host:port/db` (also `postgresql+psycopg2://`, and `postgres://`,
-  which is rewritten to `postgresql://`) — the storage for many machines.
+- `postgresql://user:password@host:port/db` (also `postgres://`, rewritten to `postgresql://`)
+  — the storage for many machines, through psycopg 3, the driver SQLAlchemy 2.1 picks for the
+  bare URL in every tool; `postgresql+psycopg2://` uses psycopg2 if installed, else psycopg 3.
+- `grpc://host:port` — a `python -m search storage-proxy` that holds the database connections
+  for many workers (search.grpc_storage, search.proxy).
 - `mysql://...`, `mysql+pymysql://...` — MySQL through Optuna's RDB storage (driver not bundled).
 - `journal:///relative/path.log`, `journal:////absolute/path.log`, or a plain path ending in
   `.log` or `.journal` — Optuna's journal file storage (`JournalFileBackend`); the folder is
@@ -21,8 +24,9 @@ migrates or rewrites stored data: an Optuna schema that is too old or too new is
 the `optuna storage upgrade` command, not changed.
 
 Heartbeats (dead-worker detection and retry) are described in `search.heartbeat`; RDB
-storages (SQLite, PostgreSQL, MySQL) use Optuna's own heartbeat table, the journal file its own
-(`search.journal`, which also says why several local workers default to it).
+storages (SQLite, PostgreSQL, MySQL) use Optuna's own heartbeat table, the journal file
+(`search.journal`, which also says why several local workers default to it) and the gRPC proxy
+a trial attribute (`search.heartbeat.AttrHeartbeat`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
+from search.grpc_storage import is_grpc_url, open_grpc
 from search.heartbeat import (
     GRACE_PERIODS,
     HEARTBEAT_INTERVAL_S,  # noqa: F401 (re-exported: run reads it from here)
@@ -65,7 +70,7 @@ CONNECT_TIMEOUT_S = 5
 # Defaults for `run`: a trial is declared dead 2 minutes after its last heartbeat, and a trial
 ACCEPTED_FORMS = (
     "sqlite:///path.db, postgresql://user:password@host:port/db, mysql://..., "
-    "journal:///path.log (or a path ending in .log/.journal), memory:"
+    "journal:///path.log (or a path ending in .log/.journal), grpc://host:port (a proxy), memory:"
 )
 
 _STUDY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -267,15 +272,15 @@ def open_storage(
     journal_file = journal_path(url)
     if journal_file is not None:
         return open_journal(journal_file, heartbeat_interval, grace_period, callback, must_exist)
+    if is_grpc_url(url):
+        return open_grpc(url, heartbeat_interval, grace_period, callback)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "postgres":
         url = "postgresql" + url[len("postgres") :]
         scheme = "postgresql"
     dialect = scheme.split("+", 1)[0]
     url = _encode_password(url)
-    if scheme == "postgresql" and _psycopg2_installed():
-        # SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 is the driver this package ships with.
-        url = "postgresql+psycopg2" + url[len("postgresql") :]
+    url = _postgres_driver(url, scheme)
     if dialect == "sqlite":
         engine_kwargs = _prepare_sqlite(url, must_exist)
     elif dialect == "postgresql":
@@ -448,7 +453,7 @@ def _open_rdb(
             hint = (
                 "`pip install pymysql` and use mysql+pymysql://..."
                 if driver.startswith(("mysql", "mariadb"))
-                else "`pip install psycopg2-binary` and use postgresql+psycopg2://..."
+                else "`pip install 'psycopg[binary]'` and use postgresql://..."
             )
             raise UsageError(f"no database driver for {driver!r} is installed: {hint}") from err
         except RuntimeError as err:
@@ -464,10 +469,22 @@ def _open_rdb(
     raise AssertionError("unreachable")
 
 
-def _psycopg2_installed() -> bool:
+def _postgres_driver(url: str, scheme: str) -> str:
+    """A bare `postgresql://` stays as it is: SQLAlchemy gives it psycopg 3, as it does in the
+    user's own tools (optuna-dashboard, `optuna.load_study`). `postgresql+psycopg2://` becomes
+    `postgresql+psycopg://` when psycopg2 is not installed, so URLs written for it still work."""
+    rest = url.split("://", 1)[-1]
+    if scheme == "postgresql+psycopg2" and not _installed("psycopg2") and _installed("psycopg"):
+        return "postgresql+psycopg://" + rest
+    if scheme == "postgresql" and not _installed("psycopg") and _installed("psycopg2"):
+        return "postgresql+psycopg2://" + rest  # an older install that has psycopg2 only
+    return url
+
+
+def _installed(module: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("psycopg2") is not None
+    return importlib.util.find_spec(module) is not None
 
 
 def _is_creation_race(err: Exception) -> bool:

@@ -8,7 +8,8 @@ user (which the `postgresql` package creates) and the directory is handed to tha
 Fixtures (registered in `tests/conftest.py`):
 
 - `postgres_server` (session): the running server.
-- `postgres_url` (session): `postgresql+psycopg2://vae:...@127.0.0.1:PORT/vae_search`.
+- `postgres_url` (session): `postgresql://vae:...@127.0.0.1:PORT/vae_search` (the bare URL:
+  SQLAlchemy 2.1 gives it psycopg 3, the driver the package depends on).
 - `fresh_postgres_url` (function): a new, empty database for one test, dropped after it.
 
 Missing binaries fail the test with the install command; they are never skipped, because CI
@@ -30,8 +31,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
+from psycopg import sql
 
 ROLE = "vae"
 PASSWORD = "vae-test-secret"
@@ -159,7 +161,7 @@ class PostgresServer:
     # -- URLs and databases ----------------------------------------------------------------
 
     def url(self, database: str = DATABASE) -> str:
-        return f"postgresql+psycopg2://{ROLE}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str | None = None) -> str:
         """Create an empty database owned by the test role and return its URL."""
@@ -171,6 +173,18 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         with self._admin() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def connections(self, database: str) -> int:
+        """Client connections open to `database` now (pg_stat_activity), this query's own
+        connection (to another database) not counted."""
+        with self._admin() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = %s AND backend_type = 'client backend'",
+                (database,),
+            )
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
 
     # -- internals -------------------------------------------------------------------------
 
@@ -222,7 +236,7 @@ class PostgresServer:
                     "postgres exited at start: " + self.log_path.read_text()[-2000:]
                 )
             try:
-                psycopg2.connect(
+                psycopg.connect(
                     host=str(self.socket_dir),
                     port=self.port,
                     user="postgres",
@@ -230,7 +244,7 @@ class PostgresServer:
                     connect_timeout=2,
                 ).close()
                 return
-            except psycopg2.OperationalError:
+            except psycopg.OperationalError:
                 time.sleep(0.1)
         self.stop()
         raise PostgresUnavailable(
@@ -239,15 +253,15 @@ class PostgresServer:
         )
 
     @contextlib.contextmanager
-    def _admin(self) -> Iterator[psycopg2.extensions.cursor]:
-        conn = psycopg2.connect(
+    def _admin(self) -> Iterator[psycopg.Cursor[tuple[object, ...]]]:
+        conn = psycopg.connect(
             host=str(self.socket_dir),
             port=self.port,
             user="postgres",
             dbname="postgres",
             connect_timeout=5,
+            autocommit=True,
         )
-        conn.autocommit = True
         try:
             with conn.cursor() as cur:
                 yield cur
@@ -256,7 +270,12 @@ class PostgresServer:
 
     def _create_role_and_database(self) -> None:
         with self._admin() as cur:
-            cur.execute(f"CREATE ROLE {ROLE} LOGIN PASSWORD %s", (PASSWORD,))
+            # A utility statement takes no server-side parameters: the password is quoted here.
+            cur.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(ROLE), sql.Literal(PASSWORD)
+                )
+            )
             cur.execute(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
 
 

@@ -458,6 +458,7 @@ class FixtureRun:
     designed: bool = False
     test: tuple[float, float] | None = None
     seed: int | None = None
+    n_params: int | None = None
 
 
 def build_runs_study(
@@ -498,6 +499,8 @@ def build_runs_study(
         }
         if run.state == "PRUNED":
             attrs["pruned_at_epoch"] = RUNGS[0]
+        if run.n_params is not None:
+            attrs["n_params"] = run.n_params
         if run.sweep is not None:
             attrs["sweep"] = run.sweep
         if run.confirms is not None:

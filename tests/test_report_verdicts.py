@@ -54,7 +54,7 @@ def test_a_lucky_single_draw_is_not_the_recommendation(tmp_path):
     assert context.pareto.n == [3, 3, 1] and context.pareto.numbers == [0, 1, 2]
 
 
-def test_the_summary_shows_the_selected_run_beside_the_confirmed_mean(tmp_path):
+def test_the_summary_shows_the_representative_run_beside_the_confirmed_mean(tmp_path):
     study = build_runs_study(
         tmp_path / "s",
         _lucky_draw_runs(),
@@ -63,7 +63,9 @@ def test_the_summary_shows_the_selected_run_beside_the_confirmed_mean(tmp_path):
     )
     page = write_report(study, tmp_path / "out", formats=("html",))["html"]
     text = ParsedReport(page.read_text(encoding="utf-8")).visible_text()
-    assert "trial 1 alone (the selected run) 0.8700 0.04500" in text
+    # trial 1 is also the run nearest the mean here (tests/test_report_reading.py: one that
+    # is not)
+    assert "trial 1 alone (the run nearest the mean) 0.8700 0.04500" in text
     assert "mean over 3 seeds (SD) 0.8700 (0.0020) 0.04500 (0.00020)" in text
     assert "Its numbers are means over 3 runs under different seeds" in text
     assert "(test metrics from 1 of its 3 runs)" in text  # only trial 1 recorded test metrics

@@ -81,7 +81,7 @@ def test_the_password_is_in_no_output_record_or_report(
     stored = _everything_stored(study)
     assert PASSWORD not in stored
     commands = [run["command"] for run in records.read_runs(study.user_attrs)]
-    assert "--storage 'postgresql+psycopg2://vae:***@127.0.0.1:" in commands[0]
+    assert "--storage 'postgresql://vae:***@127.0.0.1:" in commands[0]
 
     html = (tmp_path / "studies" / "secret" / "report.html").read_text(encoding="utf-8")
     assert PASSWORD not in html

@@ -73,6 +73,56 @@ def test_same_seed_same_metrics(mnist):
     assert other.val_mse != pytest.approx(first.val_mse, abs=1e-7)
 
 
+def test_the_train_step_is_traced_once_per_training(mnist, monkeypatch):
+    # compute_loss runs in Python only while the train step is being traced. Adam creating its
+    # slots inside the first step made tf.function trace the step twice (about a second of
+    # every trial); train_vae builds the optimizer first.
+    from search import model
+
+    traced = []
+    original = model.VAE.compute_loss
+
+    def counting(self, *args, **kwargs):
+        traced.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(model.VAE, "compute_loss", counting)
+    result = train_vae(TINY, mnist, CONFIG)
+    assert len(result.curve) == CONFIG.epochs
+    assert len(traced) == 1
+
+
+def test_a_repeat_reuses_the_traced_step_and_gives_the_same_numbers(mnist, monkeypatch):
+    from search import model
+
+    traced = []
+    original = model.VAE.compute_loss
+
+    def counting(self, *args, **kwargs):
+        traced.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(model.VAE, "compute_loss", counting)
+    fresh = train_vae(TINY, mnist, CONFIG, reuse_traced_step=True)
+    fresh_curve, fresh_values = fresh.curve, (fresh.val_ssim, fresh.val_mse, fresh.test_mse)
+    assert len(traced) == 1
+    again = train_vae(TINY, mnist, CONFIG, reuse_traced_step=True)
+    assert len(traced) == 1  # no new trace
+    assert again.model is fresh.model
+    # Weights, the sampling seed state, the optimizer and the trackers all start afresh.
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in fresh_curve]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in again.curve] == strip
+    assert (again.val_ssim, again.val_mse, again.test_mse) == fresh_values
+    # Another seed or configuration builds (and traces) a model of its own.
+    other = train_vae(
+        TINY, mnist, TrainConfig(**{**CONFIG.__dict__, "seed": 7}), reuse_traced_step=True
+    )
+    assert len(traced) == 1 and other.model is fresh.model  # the seed is set afresh, not traced
+    assert other.val_mse != pytest.approx(fresh.val_mse, abs=1e-7)
+    train_vae({**TINY, "latent_dim": 3}, mnist, CONFIG, reuse_traced_step=True)
+    assert len(traced) == 2
+
+
 def test_predictor_trains_jointly(mnist):
     result = train_vae(
         {**TINY, "predictor": True},
@@ -92,6 +142,9 @@ def test_on_epoch_hook_stops_training(mnist):
         on_epoch=lambda record: "stop here" if record["epoch"] == 1 else None,
     )
     assert result.epochs_run == 1 and result.stopped_reason == "stop here"
+    # A stopped (pruned) training is not scored at the end: its final scores are not stored.
+    assert result.val_ssim is None and result.test_mse is None
+    assert "val_ssim" not in result.summary() and result.summary()["epochs_run"] == 1
 
 
 def test_nan_loss_fails_with_the_reason(mnist):

@@ -142,7 +142,7 @@ def test_k_sweep_table_and_sentences_say_which_dimensions_are_unused(tmp_path):
     assert [r.active_units for r in info.k_sweep] == [(2, 2), (4, 4), (5, 6), (6, 6)]
     assert info.k_sweep[2].kl == pytest.approx(11.0)  # mean of 10 and 12
     assert info.sentences == [
-        "k = 2 uses all 2 of its dimensions in its 2 runs.",
+        "k = 2 uses both its dimensions in its 2 runs.",
         "k = 4 uses all 4 of its dimensions in its 2 runs.",
         "k = 8 uses 5 or 6 active units in its 2 runs: at least 2 of its 8 dimensions are "
         "unused (z_mean barely moves with the input there).",

@@ -38,6 +38,8 @@ class AnswerInfo:
     caveats: list[str] = field(default_factory=list)
     originals_png: bytes | None = None
     panel: ReconstructionPanel | None = None
+    # the representative run's validation error still fell in its last epoch (undertrained)
+    still_improving: bool = False
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:
@@ -101,6 +103,39 @@ def _results(rec: Recommendation, records: StudyRecords) -> list[str]:
     return lines
 
 
+def validation_scored(budget: Budget, data: DataProvenance | None) -> str | None:
+    """How many validation images were scored, and how that relates to `validation_subset`
+    (a cap, which the split's own size may be under): "400 validation images (all of the
+    split: validation_subset 500 is only a cap)"; None when either is unrecorded."""
+    cap = budget.settings.get("validation_subset")
+    available = (data.counts if data is not None else {}).get("validation")
+    if not isinstance(cap, int | float) or available is None:
+        return None
+    scored = min(int(cap), int(available))
+    text = f"{scored:,} validation images"
+    if int(cap) > int(available):
+        text += f" (all of the split: validation_subset {int(cap):,} is only a cap)"
+    elif int(cap) < int(available):
+        text += f" (the first {scored:,} of {int(available):,}: validation_subset)"
+    return text
+
+
+def settings_items(budget: Budget, data: DataProvenance | None) -> list[str]:
+    """The budget per trial as "name value" items, validation_subset with what it meant here,
+    so that "validation_subset 500" never stands unexplained beside "validation 400"."""
+    available = (data.counts if data is not None else {}).get("validation")
+    items = []
+    for name, value in budget.settings.items():
+        item = f"{name} {prose.fmt_number(value)}"
+        if name == "validation_subset" and isinstance(value, int | float) and available:
+            if int(value) > int(available):
+                item += f" (a cap: the split has {int(available):,}, all scored)"
+            elif int(value) < int(available):
+                item += f" (the first {int(value):,} of the split's {int(available):,} scored)"
+        items.append(item)
+    return items
+
+
 def budget_line(budget: Budget, data: DataProvenance | None) -> str:
     """The budget in one line, saying how validation_subset relates to the images scored."""
     states = budget.states
@@ -115,15 +150,9 @@ def budget_line(budget: Budget, data: DataProvenance | None) -> str:
     counts = data.counts if data is not None else {}
     if counts.get("train") is not None:
         line += f" on {counts['train']:,} training images"
-    cap = settings.get("validation_subset")
-    available = counts.get("validation")
-    if cap is not None and available is not None:
-        scored = min(int(cap), int(available))
-        line += f", scored after each epoch on {scored:,} validation images"
-        if int(cap) > int(available):
-            line += f" (all of the split: validation_subset {int(cap):,} is only a cap)"
-        elif int(cap) < int(available):
-            line += f" (the first {scored:,} of {int(available):,}: validation_subset)"
+    scored = validation_scored(budget, data)
+    if scored is not None:
+        line += f", scored after each epoch on {scored}"
     if budget.elapsed_seconds is not None:
         line += f"; {prose.fmt_duration(budget.elapsed_seconds)} in all"
     return line + "."
@@ -248,4 +277,5 @@ def answer_info(
         caveats=caveats,
         originals_png=originals,
         panel=panel,
+        still_improving=improving is not None,
     )

@@ -109,6 +109,7 @@ class _Point:
     n: int
     number: int
     in_sweep: bool
+    sd: tuple[float, ...] | None = None  # over its runs: validation MSE, gap
 
 
 def _points(records: StudyRecords, name: str) -> list[_Point]:
@@ -127,12 +128,23 @@ def _points(records: StudyRecords, name: str) -> list[_Point]:
             records.trial(n).dict_attr(SWEEP).get("name") == name for n in configuration.numbers
         )
         points.append(
-            _Point(x, val - gap, val, gap, configuration.n, configuration.first, in_sweep)
+            _Point(
+                x,
+                val - gap,
+                val,
+                gap,
+                configuration.n,
+                configuration.first,
+                in_sweep,
+                configuration.sd,
+            )
         )
     return sorted(points, key=lambda p: (p.x, p.number))
 
 
 def _group(label: str, x: float, members: list[_Point], statistic: str) -> CapacityGroup:
+    # a sweep value's error bar: its one configuration's SD over seeds
+    sd = members[0].sd if statistic == "mean" and len(members) == 1 else None
     if statistic == "mean":
         # a sweep value: the mean over all runs of its configuration(s), weighted by runs
         weights = np.array([p.n for p in members], dtype=np.float64)
@@ -152,6 +164,8 @@ def _group(label: str, x: float, members: list[_Point], statistic: str) -> Capac
         val_mse=centre([p.val_mse for p in members]),
         gap=centre([p.gap for p in members]),
         n_configs=len(members),
+        val_sd=sd[0] if sd else None,
+        gap_sd=sd[1] if sd else None,
     )
 
 
@@ -162,9 +176,17 @@ def _capacity_axis(
     if not points:
         return None
     swept = [p for p in points if p.in_sweep]
+    through = _one_factor(records) if name == "n_params" else None
     if len({p.x for p in swept}) >= 2:
         used, statistic = swept, "mean"
         source = "sweep configurations, other parameters fixed; mean over each one's seeds"
+    elif through is not None and len({p.x for p in points}) >= 2:
+        # every configuration is one sweep's: the parameter count follows that one parameter
+        used, statistic = points, "mean"
+        source = (
+            f"the {through} sweep's configurations, other parameters fixed, so the count "
+            f"follows {through}; mean over each one's seeds"
+        )
     else:
         used, statistic = points, "median"
         source = "median over configurations, other parameters vary"
@@ -202,6 +224,23 @@ def _capacity_axis(
     if statistic == "mean":
         sentences += _missing_sweep_values(records, name, {p.x for p in used})
     return replace(axis, sentences=sentences)
+
+
+def _one_factor(records: StudyRecords) -> str | None:
+    """The swept parameter when every configuration with a train error belongs to a sweep of
+    it and no other parameter varies between them (a study that is one sweep); else None."""
+    configurations = _error_runs(records)
+    names = {
+        records.trial(n).dict_attr(SWEEP).get("name")
+        for configuration in configurations
+        for n in configuration.numbers
+    }
+    if len(configurations) < 2 or len(names) != 1 or None in names:
+        return None
+    name = str(names.pop())
+    keys = {key for c in configurations for key in c.params}
+    varying = {k for k in keys if len({repr(c.params.get(k)) for c in configurations}) > 1}
+    return name if varying == {name} else None
 
 
 def _missing_sweep_values(records: StudyRecords, name: str, measured: set[float]) -> list[str]:

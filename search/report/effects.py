@@ -164,17 +164,32 @@ def _intro(effects: list[ParamEffect]) -> str:
     swept = [e.name for e in effects if e.sweep]
     text = (
         "Each chart is one parameter against each objective: every configuration (parameter "
-        "set) is a point at its mean over its runs under different seeds (hover for n), and a "
-        "dash marks the median of those means per value, so one lucky seed is not drawn as a "
-        "configuration's result. Other parameters vary between the points, so no line joins "
-        "them: a line would suggest a trend that other parameters may have made."
+        "set) is a point at its mean over its runs under different seeds (hover for n), so one "
+        "lucky seed is not drawn as a configuration's result"
+        + (
+            ", and where two or more configurations share a value a dash marks the median of "
+            "their means."
+            if any(g.n >= 2 for e in effects for g in e.groups)
+            else "."
+        )
     )
+    if len(effects) > 1:
+        text += (
+            " Other parameters vary between the points, so no line joins them: a line would "
+            "suggest a trend that other parameters may have made."
+        )
+    elif effects:
+        text += (
+            f" Only {effects[0].name} varies between the configurations, so its chart shows its "
+            "effect alone."
+        )
     if swept:
         names = " and ".join(swept)
         text += (
             f" The designed one-factor {'sweep' if len(swept) == 1 else 'sweeps'} of {names} "
             "(one base configuration, one parameter changed) "
             f"{'is' if len(swept) == 1 else 'are'} joined by a line: the mean over seeds with "
-            "the seed-to-seed standard deviation as error bars and n beside each point."
+            "the seed-to-seed standard deviation as error bars, and n (in the legend where every "
+            "value has the same n, else beside each point)."
         )
     return text

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,10 @@ class FigureSpec:
     caption: str
     figure: go.Figure
     height: int
+    # the static image's width in CSS px, where the figure is shown narrower than the page
+    # (page one's front, beside the grid): drawn at FIGURE_WIDTH_PX and shrunk to half the
+    # page, its labels would print at 6 px
+    width: int | None = None
 
 
 _AXIS = {
@@ -148,14 +152,37 @@ def metric_title(objective: Objective) -> str:
     return f"{text(objective.name)} ({arrow})"
 
 
-# A tick label needs about this share of its axis to stay clear of its neighbours.
+# A tick label needs about this share of its axis to stay clear of its neighbours (the rule
+# when the axis's length is not known).
 MIN_TICK_GAP = 0.16
+# Page one's front figure, shown in about half the page's width beside the grid.
+ANSWER_FIGURE_WIDTH_PX = 440
+# The static figures' width (static_images.IMAGE_WIDTH) less the template's left and right
+# margins: the length, in CSS px, of a plot spanning the whole figure.
+FIGURE_WIDTH_PX = 760
+PLOT_WIDTH_PX = FIGURE_WIDTH_PX - 80
+# A digit of the 12-px tick font is about 7.6 px wide (DejaVu Sans); labels keep this apart.
+TICK_CHAR_PX = 8.0
+TICK_PAD_PX = 8.0
 
 
-def thin_ticks(values: Sequence[float], log: bool, limit: int = 6) -> list[float]:
+def panel_px(n: int, spacing: float = 0.12) -> float:
+    """The x axis length in px of one of `n` side-by-side `panels`."""
+    return PLOT_WIDTH_PX * (1.0 - spacing * (n - 1)) / n
+
+
+def thin_ticks(
+    values: Sequence[float],
+    log: bool,
+    limit: int = 6,
+    axis_px: float | None = None,
+    label: Callable[[float], str] | None = None,
+) -> list[float]:
     """Of the sorted distinct `values`, those that can carry a tick label without touching the
-    previous one: neighbours at least MIN_TICK_GAP of the axis apart (in log space on a log
-    axis), the first and last kept, at most `limit`."""
+    previous one, the first and last kept, at most `limit`. With the axis's length `axis_px`,
+    two neighbours need the room their two half labels take (so 1, 2, 4, 6, 8, 10 all keep
+    their ticks, and 16, 17, 18, 19 do not); without it, MIN_TICK_GAP of the axis (in log space
+    on a log axis)."""
     distinct = sorted({float(v) for v in values if not log or v > 0})
     if len(distinct) <= 2:
         return distinct
@@ -166,12 +193,21 @@ def thin_ticks(values: Sequence[float], log: bool, limit: int = 6) -> list[float
     span = where(distinct[-1]) - where(distinct[0])
     if span <= 0:
         return distinct[:1]
-    gap = max(MIN_TICK_GAP, 1 / limit) * span
+    text = label or tick_label
+
+    def apart(a: float, b: float) -> bool:
+        if axis_px is None:
+            return where(b) - where(a) >= max(MIN_TICK_GAP, 1 / limit) * span
+        room = (where(b) - where(a)) / span * axis_px
+        return room >= TICK_CHAR_PX * (len(text(a)) + len(text(b))) / 2 + TICK_PAD_PX
+
     kept = [distinct[0]]
     for value in distinct[1:-1]:
-        if where(value) - where(kept[-1]) >= gap and where(distinct[-1]) - where(value) >= gap:
+        if apart(kept[-1], value) and apart(value, distinct[-1]):
             kept.append(value)
     kept.append(distinct[-1])
+    if len(kept) > limit and axis_px is not None:
+        return thin_ticks(values, log, limit)
     return kept
 
 

@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from search.report import figure_style as style
 from search.report import prose
 from search.report.figure_style import FigureSpec
-from search.report.latent_use import rate_distortion_figure
-from search.report.parameter_figures import capacity_figure, effect_figure
+from search.report.latent_use import rate_distortion_caption, rate_distortion_figure
+from search.report.parameter_figures import capacity_figure, effect_figure, pooled_groups
 from search.report.sections import (
     DiagnosticsInfo,
     EffectsInfo,
@@ -49,7 +49,7 @@ def _error_bars(sds: list[tuple[float, ...] | None], index: int) -> dict[str, An
     }
 
 
-def pareto_figure(info: ParetoInfo) -> go.Figure:
+def pareto_figure(info: ParetoInfo, height: int = 420) -> go.Figure:
     """Objective 0 against objective 1, one point per configuration at its mean over seeds
     (± SD where repeated): dominated ones faint, front joined, recommended one starred."""
     y_obj, x_obj = info.objectives[0], info.objectives[1]
@@ -103,7 +103,7 @@ def pareto_figure(info: ParetoInfo) -> go.Figure:
         )
     return style.figure(
         traces,
-        420,
+        height,
         xaxis={"title": style.title(style.metric_title(x_obj))},
         yaxis={"title": style.title(style.metric_title(y_obj))},
     )
@@ -303,8 +303,11 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
         )
     }
 
-    def add(section: str, key: str, caption: str, figure: go.Figure) -> None:
-        figures[section].append(FigureSpec(key, caption, figure, int(figure.layout.height or 400)))
+    def add(
+        section: str, key: str, caption: str, figure: go.Figure, width: int | None = None
+    ) -> None:
+        height = int(figure.layout.height or 400)
+        figures[section].append(FigureSpec(key, caption, figure, height, width))
 
     pareto = context.pareto
     if len(pareto.objectives) == 2 and pareto.numbers:
@@ -315,7 +318,8 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
             f"{len(pareto.numbers)} configurations ({pareto.n_trials} complete trials), each at "
             "its mean over seeds with ± SD bars where repeated; the Pareto front is joined, the "
             "recommended configuration starred.",
-            pareto_figure(pareto),
+            pareto_figure(pareto, height=360),
+            width=style.ANSWER_FIGURE_WIDTH_PX,
         )
     _add_effects(add, context.effects)
     for axis in context.bias_variance.axes:
@@ -338,9 +342,7 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
         add(
             "bias_variance",
             "rate-distortion",
-            "Rate against distortion on test images: each trial's KL term (nats per image) "
-            "against its ELBO reconstruction term, coloured by beta; one panel per loss, whose "
-            "reconstruction terms have different units.",
+            rate_distortion_caption(context.latent_use),
             rate_distortion_figure(context.latent_use, style.TEMPLATE),
         )
     if context.importance.per_objective:
@@ -363,6 +365,7 @@ def build_figures(context: ReportContext) -> dict[str, list[FigureSpec]]:
 
 
 def _add_effects(add: Any, effects: EffectsInfo) -> None:
+    varied = len(effects.effects) > 1  # else the one parameter with a chart is all that varies
     for index, effect in enumerate(effects.effects):
         shown = "bin" if effect.binned else "value"
         low, high = min(effect.n, default=1), max(effect.n, default=1)
@@ -371,8 +374,14 @@ def _add_effects(add: Any, effects: EffectsInfo) -> None:
             "effects",
             f"effect-{index}",  # not the name: keys become file names and HTML ids
             f"Objectives against {effect.name}: every configuration as a point at its mean over "
-            f"its seeds ({runs} runs each) and the median of those means per {shown} as a dash; "
-            "points with other parameters differing are not joined"
+            f"its seeds ({runs} runs each)"
+            + (
+                f" and, where two or more configurations share a {shown}, the median of their "
+                "means as a dash"
+                if pooled_groups(effect)
+                else ""
+            )
+            + ("; points with other parameters differing are not joined" if varied else "")
             + (
                 "; the designed sweep's means with seed-to-seed SD as error bars and n, joined."
                 if effect.sweep

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from search.configurations import Configuration
-from search.records import ARTIFACTS, SWEEP
+from search.records import ARTIFACTS, SWEEP, as_int
 from search.records.artifacts import DIAGNOSTICS, read_diagnostics
 from search.report.artifacts import ArtifactReader
 from search.report.representative import nearest_the_mean
@@ -47,6 +47,7 @@ class RatePoint:
     reconstruction: float
     beta: float
     loss: str
+    latent_dim: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,10 @@ def use_sentence(row: LatentUseRow) -> str:
     runs = f" in its {len(row.active_units)} runs" if len(row.active_units) > 1 else ""
     most = max(row.active_units)
     if min(row.active_units) == k:
-        return f"k = {k} uses all {k} of its dimensions{runs}."
+        every = {1: "its one dimension", 2: "both its dimensions"}.get(
+            k, f"all {k} of its dimensions"
+        )
+        return f"k = {k} uses {every}{runs}."
     if most < k:
         unused = k - most
         return (
@@ -164,7 +168,14 @@ def latent_use_info(
         (r for c in swept if (r := _row(c, measured)) is not None), key=lambda r: r.latent_dim
     )
     points = [
-        RatePoint(n, float(d["kl"]), float(d["reconstruction"]), float(d["beta"]), str(d["loss"]))
+        RatePoint(
+            n,
+            float(d["kl"]),
+            float(d["reconstruction"]),
+            float(d["beta"]),
+            str(d["loss"]),
+            as_int(records.trial(n).params.get("latent_dim")),
+        )
         for n, d in sorted(measured.items())
     ]
     sentences = (
@@ -180,11 +191,47 @@ def latent_use_info(
     )
 
 
+def colour_by(info: LatentUseInfo) -> str | None:
+    """What the rate-distortion points are coloured by: beta where it varies, else the latent
+    dimension where it varies (a k sweep), else nothing (a scale of one value says nothing)."""
+    if len({p.beta for p in info.points}) > 1:
+        return "beta"
+    if len({p.latent_dim for p in info.points if p.latent_dim is not None}) > 1:
+        return "latent_dim"
+    return None
+
+
+def rate_distortion_caption(info: LatentUseInfo) -> str:
+    """The figure's caption, naming only what the figure has: the colour, and the panels."""
+    colour = colour_by(info)
+    losses = sorted({p.loss for p in info.points})
+    betas = sorted({p.beta for p in info.points})
+    text = (
+        "Rate against distortion on test images: each trial's KL term (nats per image) against "
+        "its ELBO reconstruction term"
+    )
+    if colour == "beta":
+        text += ", coloured by beta"
+    elif colour == "latent_dim":
+        text += f", coloured by latent dimension k (all at beta {betas[0]:.3g})"
+    elif betas:
+        text += f" (all at beta {betas[0]:.3g})"
+    if len(losses) > 1:
+        text += "; one panel per loss, whose reconstruction terms have different units"
+    return text + "."
+
+
 def rate_distortion_figure(info: LatentUseInfo, template: Any) -> go.Figure:
-    """KL (rate) against the reconstruction term (distortion), one panel per loss, by beta."""
+    """KL (rate) against the reconstruction term (distortion), one panel per loss, coloured
+    by `colour_by`."""
     losses = sorted({p.loss for p in info.points})
     traces = []
-    betas = [p.beta for p in info.points]
+    colour = colour_by(info)
+
+    def value(p: RatePoint) -> float:
+        return p.beta if colour == "beta" else float(p.latent_dim or 0)
+
+    values = [value(p) for p in info.points]
     for i, loss in enumerate(losses):
         shown = [p for p in info.points if p.loss == loss]
         axis = "" if i == 0 else str(i + 1)
@@ -200,15 +247,19 @@ def rate_distortion_figure(info: LatentUseInfo, template: Any) -> go.Figure:
                 "<extra></extra>",
                 "xaxis": f"x{axis}",
                 "yaxis": f"y{axis}",
-                "marker": {
-                    "color": [p.beta for p in shown],
-                    "cmin": min(betas),
-                    "cmax": max(betas) if max(betas) > min(betas) else min(betas) + 1,
-                    "colorscale": "Viridis",
-                    "showscale": i == 0,
-                    "colorbar": {"title": {"text": "beta"}},
-                    "size": 8,
-                },
+                "marker": (
+                    {
+                        "color": [value(p) for p in shown],
+                        "cmin": min(values),
+                        "cmax": max(values),
+                        "colorscale": "Viridis",
+                        "showscale": i == 0,
+                        "colorbar": {"title": {"text": "beta" if colour == "beta" else "k"}},
+                        "size": 8,
+                    }
+                    if colour is not None
+                    else {"color": "#2563eb", "size": 8}
+                ),
             }
         )
     n = max(len(losses), 1)

@@ -87,7 +87,11 @@ def pareto_info(
         + (f", ordered by {objectives[-1].name}" if n_front > 1 else "")
         + "; each row is a configuration named by its first trial, with the mean over its n "
         "runs (SD in brackets where n > 1)"
-        + ("; the recommended one is highlighted." if n_front > 1 else ", the recommended one.")
+        + (
+            "; the recommended one is highlighted and starred (★)."
+            if n_front > 1
+            else "; it is the recommended one (★)."
+        )
     )
     return ParetoInfo(
         intro=intro,

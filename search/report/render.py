@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,6 +92,23 @@ def with_commands(sentence: str) -> markupsafe.Markup:
     return markupsafe.Markup("".join(html))
 
 
+# A path segment longer than this may still break anywhere (it could not fit a table cell).
+LONGEST_UNBROKEN_SEGMENT = 24
+
+
+def path_breaks(value: object) -> markupsafe.Markup:
+    """A path or storage URL as HTML that wraps after its slashes, not at its hyphens
+    ("mnist-" / "vae.db" was seen in the reproducibility table)."""
+    html = []
+    for piece in re.split(r"(?<=/)(?=[^/])", str(value)):  # after each run of slashes
+        text = markupsafe.escape(piece)
+        if len(piece) <= LONGEST_UNBROKEN_SEGMENT:
+            html.append(f'<span class="word">{text}</span>')
+        else:
+            html.append(str(text))
+    return markupsafe.Markup("<wbr>".join(html))
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -106,6 +124,7 @@ def environment() -> jinja2.Environment:
         duration=prose.fmt_duration,
         data_uri=data_uri,
         prose=with_commands,
+        path=path_breaks,
     )
     return env
 

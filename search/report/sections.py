@@ -100,6 +100,8 @@ class Summary:
     budget: Budget
     recommendation: Recommendation | None
     sentences: list[str]
+    # the budget per trial as "name value" items, each explained where it needs it
+    settings_items: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,10 @@ class CapacityGroup:
     val_mse: float
     gap: float
     n_configs: int = 1
+    # a sweep value's seed-to-seed SD of validation MSE and of the gap (None: one run, or a
+    # value pooling several configurations)
+    val_sd: float | None = None
+    gap_sd: float | None = None
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,12 @@ from choreographer.browsers.chromium import Chromium
 
 from search.errors import UsageError
 from search.report.artifacts import PNG_SIGNATURE
+from search.report.figure_style import FIGURE_WIDTH_PX
 from search.report.figures import FigureSpec
 
 log = logging.getLogger(__name__)
 
-IMAGE_WIDTH = 760  # CSS px; the A4 text width is ~660 px, so fonts shrink only slightly
+IMAGE_WIDTH = FIGURE_WIDTH_PX  # CSS px; the A4 text width is ~660 px: fonts shrink slightly
 IMAGE_SCALE = 2
 RENDER_TIMEOUT_S = 90
 OPEN_TIMEOUT_S = 60  # Chromium starts in seconds, even on a loaded machine; a minute means never
@@ -169,7 +170,7 @@ class KaleidoSession:
                 "path": paths[spec.key],
                 "opts": {
                     "format": "png",
-                    "width": IMAGE_WIDTH,
+                    "width": spec.width or IMAGE_WIDTH,
                     "height": spec.height,
                     "scale": IMAGE_SCALE,
                 },

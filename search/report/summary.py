@@ -18,6 +18,7 @@ from search.configurations import (
     t_quantile,
 )
 from search.report import prose
+from search.report.answer import settings_items
 from search.report.representative import representative
 from search.report.sections import Budget, DataProvenance, Recommendation, Summary, Tie
 from search.report.trials import StudyRecords, as_float
@@ -331,4 +332,5 @@ def summary_info(
         budget=budget,
         recommendation=recommendation,
         sentences=_summary_sentences(records, data, budget),
+        settings_items=settings_items(budget, data),
     )

@@ -131,7 +131,9 @@ def _objectives_agreement(
     if rho is None:
         return None, None
     a, b = (o.name for o in records.objectives)
-    if round(rho, 2) >= 0.8:
+    if round(rho, 2) >= 0.95:
+        meaning = f"they agree almost perfectly (a configuration better in {a} is better in {b})"
+    elif round(rho, 2) >= 0.8:
         meaning = f"they mostly agree (a configuration better in {a} is usually better in {b})"
     elif round(rho, 2) >= 0.3:
         meaning = "they agree only in part"
@@ -213,10 +215,21 @@ def _front_settled(
     )
 
 
+def _noise_words(source: str) -> str:
+    """The noise a convergence result used, as a phrase: "this study's own seed noise (3
+    degrees of freedom)" or "the seed noise recorded by the pruning benchmark"."""
+    own = "this study's, "
+    if source.startswith(own):
+        return f"this study's own seed noise ({source[len(own) :]})"
+    return f"the seed noise {source}" if source else "the seed noise"
+
+
 def _convergence(records: StudyRecords) -> str | None:
     """Where the front stopped moving: the stored record of `run`, or the same rule again
-    (search/convergence.py) for a study that lacks it."""
+    (search/convergence.py) for a study that lacks it. A record written when sampling ended
+    says so, and that the trials after it (confirmation runs) are not in it."""
     result = convergence.from_record(read_convergence(records.attrs))
+    stored = result is not None
     if result is None and len(records.objectives) == 2 and records.complete:
         runs = [Run(t.number, t.params, t.values) for t in records.complete if t.values]
         finished = [t.number for t in records.trials if t.state in ("COMPLETE", "PRUNED")]
@@ -230,16 +243,26 @@ def _convergence(records: StudyRecords) -> str | None:
     if result is None or result.stopped_at is None:
         return None
     verdict = (
-        "by the rule of `run --until-converged` the search had converged"
+        "the window has passed, so by that rule the search had converged"
         if result.converged
         else "short of the window, so by that rule the search had not yet converged"
     )
-    return (
-        f"The seed-mean front stopped moving beyond the seed noise (noise {result.noise_source}) "
-        f"at trial {result.stopped_at}: "
-        f"{prose.fmt_count(result.trials_since, 'finished trial')} since, against a window of "
-        f"{result.window}; {verdict}."
+    text = (
+        f"By the stopping rule of `run --until-converged`, the seed-mean front stopped moving "
+        f"beyond {_noise_words(result.noise_source)} at trial {result.stopped_at}, with "
+        f"{prose.fmt_count(result.trials_since, 'finished trial')} after it against a window "
+        f"of {result.window}: {verdict}."
     )
+    finished_now = sum(1 for t in records.trials if t.state in ("COMPLETE", "PRUNED"))
+    later = finished_now - result.finished
+    if stored and later > 0:
+        text += (
+            f" `run` judged this when sampling ended, after {result.finished} finished "
+            f"trials; the {prose.fmt_count(later, 'trial')} finished since (confirmation runs "
+            f"or a later run of the study) {'is' if later == 1 else 'are'} not part of it, so it "
+            "counts differently from the hypervolume above."
+        )
+    return text
 
 
 def trust_info(

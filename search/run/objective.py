@@ -99,7 +99,14 @@ class Objective:
             )
 
         try:
-            result = train_vae(params, self.data, training_config(self.options, seed), on_epoch)
+            # A repeat of the previous trial's configuration reuses its traced step.
+            result = train_vae(
+                params,
+                self.data,
+                training_config(self.options, seed),
+                on_epoch,
+                reuse_traced_step=True,
+            )
         except TrainingFailed as failure:
             records.write_failure(trial, failure.reason, failure.curve)
             raise
@@ -108,6 +115,7 @@ class Objective:
         if result.stopped_reason:
             records.write_pruned(trial, result.stopped_reason, result.epochs_run)
             raise optuna.TrialPruned(result.stopped_reason)
+        assert result.val_ssim is not None and result.val_mse is not None  # not stopped: scored
         if not (math.isfinite(result.val_ssim) and math.isfinite(result.val_mse)):
             reason = "validation metrics are not finite"
             records.write_failure(trial, reason)

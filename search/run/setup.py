@@ -159,7 +159,8 @@ def sampler_seed(options: RunOptions, url: str) -> int:
     wrap = defaults.SEED_MAX + 1
     if options.worker_index is not None:
         return (options.seed + options.worker_index) % wrap
-    if url.split(":", 1)[0].split("+", 1)[0] in {"postgresql", "postgres", "mysql", "mariadb"}:
+    servers = {"postgresql", "postgres", "mysql", "mariadb", "grpc"}  # grpc: a storage proxy
+    if url.split(":", 1)[0].split("+", 1)[0] in servers:
         return (options.seed + zlib.crc32(worker_name().encode()) % 100_000) % wrap
     return options.seed
 
