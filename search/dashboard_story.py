@@ -175,9 +175,9 @@ def _importance_lines(context: ReportContext) -> list[str]:
     centimetres away, may rank the parameters differently."""
     importance = context.importance
     ranked = [
-        f"{item.objective.name}: "
+        f"{md_text(item.objective.name)}: "
         + ", ".join(
-            f"{_cell(name)} {share:.2f}"
+            f"{md_text(name)} {share:.2f}"
             for name, share in sorted(item.importances.items(), key=lambda kv: -kv[1])[:3]
         )
         for item in importance.per_objective
@@ -188,7 +188,7 @@ def _importance_lines(context: ReportContext) -> list[str]:
     lines = ["", "### Parameter importance", ""]
     lines.append("- The report's fANOVA, per objective (top 3): " + "; ".join(ranked) + ".")
     if importance.dashboard_sentence:
-        lines.append(f"- {importance.dashboard_sentence}")
+        lines.append(f"- {md_text(importance.dashboard_sentence)}")
     return lines
 
 
