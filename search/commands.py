@@ -19,6 +19,7 @@ from search import defaults
 from search import storage as storage_module
 from search.errors import UsageError
 from search.paths import check_output_folder, study_artifacts_dir
+from search.summaries import left_out_line, non_finite
 from search.terminal import shown
 
 if TYPE_CHECKING:
@@ -187,8 +188,11 @@ def dashboard_command(args: argparse.Namespace) -> int:
     if not args.host.strip():
         raise UsageError("--host is empty: give an address such as 127.0.0.1")
     study, url = _load_study(args.study, args.storage)
+    from search.dashboard_view import FiniteView
+
     app = optuna_dashboard.wsgi(
-        study._storage, artifact_store=FileSystemArtifactStore(_artifacts_dir(args, study, url))
+        FiniteView(study._storage),  # a NaN trial value would make every study page a 500
+        artifact_store=FileSystemArtifactStore(_artifacts_dir(args, study, url)),
     )
     try:
         server = make_server(
@@ -242,6 +246,10 @@ def studies_command(args: argparse.Namespace) -> int:
                 print(f"skipped: {shown(err, sys.stderr)}", file=sys.stderr)
         if urls and not summaries:
             print(f"no study in {_storages(urls)}", file=sys.stderr)
+        for entry in summaries:
+            if entry["non_finite_trials"]:
+                name = shown(entry["name"], sys.stderr)
+                print(left_out_line(name, entry["non_finite_trials"]), file=sys.stderr)
         print(json.dumps(summaries, indent=2))
         return 0
     if not urls:
@@ -261,12 +269,16 @@ def studies_command(args: argparse.Namespace) -> int:
             listed += 1
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             counts = {s: 0 for s in states}
-            for trial in study.get_trials(deepcopy=False):
+            trials = study.get_trials(deepcopy=False)
+            for trial in trials:
                 counts[trial.state] += 1
             print(
                 f"{shown(summary.study_name):<30} {shown(storage_module.redact_url(url)):<40} "
                 + " ".join(f"{counts[s]:>8}" for s in states)
             )
+            if left_out := non_finite(trials):
+                name = shown(summary.study_name, sys.stderr)
+                print(left_out_line(name, left_out), file=sys.stderr)
     if not listed:
         print(f"no study in {_storages(urls)}", file=sys.stderr)
     return 0

@@ -12,6 +12,8 @@ the HTML/PDF report, means over seeds) and the report's own Plotly figures.
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import plotly.graph_objects as go
 from search.records import DASHBOARD_FIGURE_PREFIX
 from search.report.figures import FigureSpec
 from search.report.sections import ReportContext
+from search.terminal import bounded
 
 FIGURE_ID_PREFIX = DASHBOARD_FIGURE_PREFIX
 # The report figures the dashboard shows: the front with confirmed means, the hypervolume
@@ -30,18 +33,45 @@ STORY_FIGURES = ("pareto-front", "hypervolume")
 
 
 def _fmt(value: Any) -> str:
-    """A value as the report prints it: yes/no for flags, never Python's True/False."""
+    """A value as the report prints it: yes/no for flags, never Python's True/False; a
+    stored string as literal Markdown text."""
     from search.report.prose import fmt_number
 
-    return fmt_number(value)
+    return md_text(value) if isinstance(value, str) else fmt_number(value)
 
 
-def _cell(value: Any) -> str:
-    return _fmt(value).replace("|", "\\|")
+def _one_line(value: Any) -> str:
+    """A stored string bounded, each line break or other control character a space."""
+    return "".join(ch if ch.isprintable() else " " for ch in bounded(str(value)))
+
+
+def md_text(value: Any) -> str:
+    """A stored string as literal Markdown text: one line, every ASCII punctuation character
+    backslash-escaped (CommonMark allows it for each), so no study name, parameter value or
+    data note can start a heading, break a table, or make a link, an image or HTML."""
+    return "".join("\\" + ch if ch in string.punctuation else ch for ch in _one_line(value))
+
+
+def md_code(value: Any, in_table: bool = False) -> str:
+    """A stored string as one inline code span: fenced by more backticks than any run inside
+    (a backtick in it cannot close the span); in a table cell, '|' escaped as GFM needs."""
+    text = _one_line(value)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    if in_table:
+        text = text.replace("|", "\\|")
+    return f"{fence} {text} {fence}"
 
 
 def _params(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+    return ", ".join(f"{md_text(k)}={_fmt(v)}" for k, v in params.items())
+
+
+def _plain_params(params: Mapping[str, Any]) -> str:
+    """Parameters for a code span, where backslash escapes would show."""
+    from search.report.prose import fmt_number
+
+    return ", ".join(f"{k}={v if isinstance(v, str) else fmt_number(v)}" for k, v in params.items())
 
 
 def _mean_sd(mean: float, sd: float | None, digits: int) -> str:
@@ -56,14 +86,15 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
     """The study note: recommendation, front table, data and budget, where the report is."""
     summary = context.summary
     objectives = summary.objectives
-    lines = [f"## vae-search: {context.study_name}", ""]
+    lines = [f"## vae-search: {md_text(context.study_name)}", ""]
     rec = summary.recommendation
     if rec is None:
         lines += ["No completed trial yet: nothing to recommend.", ""]
     else:
         runs = "1 run" if len(rec.numbers) == 1 else f"mean of {len(rec.numbers)} runs"
         lines += [
-            f"**Recommended configuration** (trial {rec.number}; {runs}): `{_params(rec.params)}`",
+            f"**Recommended configuration** (trial {rec.number}; {runs}): "
+            + md_code(_plain_params(rec.params)),
             "",
             "| metric | validation | test |",
             "|---|---|---|",
@@ -72,14 +103,14 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
             test = rec.test_values.get(o.name)
             test_sd = rec.test_sd.get(o.name)
             lines.append(
-                f"| {o.name} ({'higher' if o.maximize else 'lower'} is better) "
+                f"| {md_text(o.name)} ({'higher' if o.maximize else 'lower'} is better) "
                 f"| {_mean_sd(rec.values[o.name], rec.sd.get(o.name), _digits(o.name))} "
                 f"| {'—' if test is None else _mean_sd(test, test_sd, _digits(o.name))} |"
             )
         lines += [
             "",
-            f"Chosen as {rec.method}. {rec.evidence}"
-            + (f" {rec.ties_text}" if rec.n > 1 and rec.ties_text else ""),
+            f"Chosen as {md_text(rec.method)}. {md_text(rec.evidence)}"
+            + (f" {md_text(rec.ties_text)}" if rec.n > 1 and rec.ties_text else ""),
             "",
         ]
     front = context.pareto.front
@@ -89,7 +120,7 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
             f"### Pareto front ({len(front)} configuration{'' if len(front) == 1 else 's'}, "
             "means over seeds)",
             "",
-            "| trial | runs | " + " | ".join(names) + " | parameters |",
+            "| trial | runs | " + " | ".join(md_text(n) for n in names) + " | parameters |",
             "|---|---|" + "---|" * len(names) + "---|",
         ]
         for row in front:
@@ -101,14 +132,15 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
             lines.append(
                 f"| {row.number}{star} | {len(row.numbers)} | "
                 + " | ".join(cells)
-                + f" | {_cell(_params(row.params))} |"
+                + f" | {_params(row.params)} |"  # escaped, '|' too
             )
         lines.append("")
     lines += ["### Data and budget", ""]
     data = summary.data
     if data is not None:
         counts = ", ".join(f"{k} {v:,}" for k, v in data.counts.items() if v)
-        lines.append(f"- Data: {data.source}" + (f" ({data.note})" if data.note else ""))
+        note = f" ({md_text(data.note)})" if data.note else ""
+        lines.append(f"- Data: {md_text(data.source)}{note}")
         lines.append(f"- Images: {counts}")
     budget = summary.budget
     settings = budget.settings
@@ -124,10 +156,11 @@ def story_markdown(context: ReportContext, report_paths: Mapping[str, Path]) -> 
     lines += ["", "### Report", ""]
     if report_paths:
         for fmt, path in report_paths.items():
-            lines.append(f"- {fmt.upper()}: `{Path(path).resolve()}`")
+            lines.append(f"- {fmt.upper()}: {md_code(Path(path).resolve())}")
     else:
         lines.append(
-            f"- Not written in this run: `python -m search report --study {context.study_name}`"
+            "- Not written in this run: "
+            + md_code(f"python -m search report --study {context.study_name}")
         )
     lines.append(
         "- Figures of this study (the report's Pareto front, hypervolume and sweeps) are on "
@@ -142,9 +175,9 @@ def _importance_lines(context: ReportContext) -> list[str]:
     centimetres away, may rank the parameters differently."""
     importance = context.importance
     ranked = [
-        f"{item.objective.name}: "
+        f"{md_text(item.objective.name)}: "
         + ", ".join(
-            f"{_cell(name)} {share:.2f}"
+            f"{md_text(name)} {share:.2f}"
             for name, share in sorted(item.importances.items(), key=lambda kv: -kv[1])[:3]
         )
         for item in importance.per_objective
@@ -155,7 +188,7 @@ def _importance_lines(context: ReportContext) -> list[str]:
     lines = ["", "### Parameter importance", ""]
     lines.append("- The report's fANOVA, per objective (top 3): " + "; ".join(ranked) + ".")
     if importance.dashboard_sentence:
-        lines.append(f"- {importance.dashboard_sentence}")
+        lines.append(f"- {md_text(importance.dashboard_sentence)}")
     return lines
 
 

@@ -21,6 +21,7 @@ with the retrained run's own metrics beside the stored ones.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from search.arguments import MAX_COUNT
 from search.atomic import write_into_place
 from search.configurations import choose, pareto_front
 from search.errors import UsageError
+from search.paths import OutsideFolder, artifact_file
 from search.records.artifacts import MODEL
 from search.report.representative import nearest_the_mean
 from search.report.trials import StudyRecords, TrialRecord, read_study
@@ -64,8 +66,16 @@ def _weights_path(trial: TrialRecord, artifacts_dir: Path) -> Path | None:
     model_id = stored.read_artifact_ids(trial.attrs).get(MODEL)
     if not isinstance(model_id, str) or not model_id:
         return None
-    path = artifacts_dir / model_id
-    return path if path.is_file() else None
+    try:
+        return artifact_file(artifacts_dir, model_id)
+    except OutsideFolder:
+        logging.getLogger(__name__).warning(
+            "warning: trial %d's stored weights %r lie outside the artifact folder %s: not used",
+            trial.number,
+            model_id,
+            artifacts_dir,
+        )
+        return None
 
 
 def _model_params(records: StudyRecords, trial: TrialRecord) -> dict[str, Any]:

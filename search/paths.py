@@ -8,6 +8,7 @@ to the nearest existing ancestor instead of creating the folder.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -62,15 +63,70 @@ def study_artifacts_dir(
 ) -> Path | None:
     """The artifact folder of the study whose user attrs are `attrs`; nothing is created.
 
-    The recorded folder, else `default` (None when neither is there). With `storage_url`, a
+    The recorded folder (unless `own_artifacts_dir` refuses it), else `default` (None when
+    neither is there). With `storage_url`, a
     relative path is resolved as `stored_artifacts_dir` does; without it, it is taken as it is.
     Every command that reads a study's artifacts finds them here.
     """
     recorded = records.read_artifacts_dir(attrs)
-    path = recorded if recorded is not None else default
-    if path is None:
-        return None
-    return stored_artifacts_dir(str(path), storage_url) if storage_url is not None else Path(path)
+    if recorded is not None and own_artifacts_dir(
+        found := _located(recorded, storage_url), storage_url
+    ):
+        return found
+    return None if default is None else _located(os.fspath(default), storage_url)
+
+
+def _located(path: str, storage_url: str | None) -> Path:
+    return stored_artifacts_dir(path, storage_url) if storage_url is not None else Path(path)
+
+
+def own_artifacts_dir(folder: Path, storage_url: str | None = None) -> bool:
+    """Whether the stored `folder` can be a study's own artifact folder; warns when not.
+
+    Not a filesystem root, nor a folder that holds the study's storage file: with a stored
+    `artifacts_dir` of `/`, a stored artifact id could name any file on the machine (a report
+    embedded a system image). Such a folder is not used: the caller's default is taken.
+    """
+    resolved = Path(os.path.realpath(folder))
+    storage_file = _local_storage_file(storage_url) if storage_url else None
+    holds_storage = storage_file is not None and Path(
+        os.path.realpath(storage_file)
+    ).is_relative_to(resolved)
+    if resolved.parent != resolved and not holds_storage:
+        return True
+    why = (
+        "a filesystem root" if resolved.parent == resolved else "the folder of the study's storage"
+    )
+    logging.getLogger(__name__).warning(
+        "warning: the stored artifact folder %s is not used: it is %s, not a study's artifact "
+        "folder (give --artifacts DIR to name the right one)",
+        folder,
+        why,
+    )
+    return False
+
+
+class OutsideFolder(ValueError):
+    """A stored artifact id that leads out of its artifact folder."""
+
+
+def artifact_file(folder: Path, artifact_id: str) -> Path | None:
+    """The regular file that `artifact_id` names in the artifact folder `folder`, with symbolic
+    links followed; None when there is none. Raises `OutsideFolder` for an id that is not a
+    plain file name (a path, `..`) or whose file lies outside the folder once links are
+    followed: stored ids are data, and a report once embedded a system image through one."""
+    if (
+        not artifact_id
+        or artifact_id in (".", "..")
+        or any(ch in artifact_id for ch in "/\\\0")
+        or os.path.isabs(artifact_id)
+    ):
+        raise OutsideFolder(artifact_id)
+    base = Path(os.path.realpath(folder))
+    target = Path(os.path.realpath(base / artifact_id))
+    if target == base or not target.is_relative_to(base):
+        raise OutsideFolder(artifact_id)
+    return target if target.is_file() else None  # never a FIFO, which would block a read
 
 
 def stored_artifacts_dir(stored: str, storage_url: str) -> Path:

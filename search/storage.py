@@ -62,6 +62,7 @@ from search.heartbeat import (
 )
 from search.integrity import check_rows
 from search.journal import HeartbeatJournalStorage, journal_path, open_journal  # noqa: F401 (re-exported)
+from search.shell_words import split_words
 
 STUDY_NAME_MAX_LENGTH = 100
 # Where commands look for the storage URL when `--storage` is absent: a password in an
@@ -222,7 +223,7 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
 def redact_command(command: str) -> str:
     """`redact_argv` for a command line already joined into one shell-quoted string."""
     try:
-        argv = shlex.split(command)
+        argv = split_words(command)  # linear: shlex.split is quadratic in a word's length
     except ValueError:  # unbalanced quotes: show nothing rather than risk a secret
         return "(command not shown: it could not be parsed)"
     return " ".join(shlex.quote(arg) for arg in redact_argv(argv))

@@ -7,6 +7,7 @@ under `study` in an exported model's config.json.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,27 @@ def count_states(trials: Iterable[FrozenTrial]) -> dict[str, int]:
     return counts
 
 
+def non_finite(trials: Iterable[FrozenTrial]) -> list[int]:
+    """Numbers of the COMPLETE trials whose stored values are missing or not finite (NaN,
+    infinite): Optuna counts them complete, but no front, report or export can use them."""
+    return [
+        t.number
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and (not t.values or not all(math.isfinite(v) for v in t.values))
+    ]
+
+
+def left_out_line(name: str, numbers: list[int]) -> str:
+    """What `studies` says of a study with such trials (on stderr, beside its table row)."""
+    listed = ", ".join(str(n) for n in numbers[:10]) + (", …" if len(numbers) > 10 else "")
+    return (
+        f"note: {len(numbers)} of the complete trials of {name} hold values that are not "
+        f"finite (NaN or infinite) and are left out of its front, report and export "
+        f"({'trial' if len(numbers) == 1 else 'trials'} {listed})"
+    )
+
+
 def state_counts(study: optuna.Study) -> dict[str, int]:
     """Trials per state, every state named (lower case), zeros included."""
     return {name.lower(): n for name, n in count_states(study.get_trials(deepcopy=False)).items()}
@@ -37,6 +59,8 @@ def study_summary(study: optuna.Study, storage_url: str) -> dict[str, Any]:
         "directions": [d.name.lower() for d in study.directions],
         "metric_names": study.metric_names,
         "trials": state_counts(study),
+        # counted complete above, yet left out of the front, report and export
+        "non_finite_trials": non_finite(study.get_trials(deepcopy=False)),
         "storage": storage_module.redact_url(storage_module.absolute_url(storage_url)),
     }
 

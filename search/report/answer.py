@@ -18,6 +18,9 @@ from search.report.artifacts import ArtifactReader
 from search.report.reconstructions import read_panel, representative_with
 from search.report.sections import Budget, DataProvenance, Recommendation, ReconstructionPanel
 from search.report.trials import StudyRecords, TrialRecord
+from search.shell_words import split_words
+from search.storage import redact_argv
+from search.terminal import SHOWN_LIMIT
 
 # Fewer seeds than this behind a claim get a caveat: two runs give an SD, barely.
 MIN_SEEDS = 3
@@ -160,10 +163,10 @@ def longer_command(records: StudyRecords, epochs: int) -> str:
     runs = read_runs(records.attrs)
     first = runs[0].get("command") if isinstance(runs, list) and runs else None
     name = f"{records.name}-{2 * epochs}-epochs"
-    if not isinstance(first, str):
+    if not isinstance(first, str) or len(first) > SHOWN_LIMIT:  # an absurd one is not repeated
         return prose.run_command(name, f"--epochs {2 * epochs}")
     try:
-        words = shlex.split(first)
+        words = redact_argv(split_words(first))  # older studies stored commands unredacted
     except ValueError:
         return prose.run_command(name, f"--epochs {2 * epochs}")
     out: list[str] = []

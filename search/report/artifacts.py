@@ -8,39 +8,44 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from optuna.artifacts import FileSystemArtifactStore
-from optuna.artifacts.exceptions import ArtifactNotFound
 from PIL import Image
 
+from search.paths import OutsideFolder, artifact_file
 from search.records.artifacts import GRID_LAYOUT, LATENT_LABELS, LATENT_Z_MEAN
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ArtifactReader:
-    """Reads artifacts by id from a filesystem artifact store; a missing one reads as None.
+    """Reads artifacts by id from a filesystem artifact folder; a missing one reads as None.
 
     Reading never raises for a missing store or artifact: the report says what it could not
     find (`missing`) instead of failing, because a study may have been moved without them.
+    An id that leads outside the folder (a path, or a symbolic link out of it) is never read:
+    it is listed in `outside` and the report says so.
     """
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self.available = directory is not None and directory.is_dir()
-        self._store = (
-            FileSystemArtifactStore(directory) if directory is not None and self.available else None
-        )
         self.missing: list[str] = []
+        self.outside: list[str] = []
 
     def read(self, artifact_id: object) -> bytes | None:
-        if self._store is None or not isinstance(artifact_id, str) or not artifact_id:
+        if not self.available or not isinstance(artifact_id, str) or not artifact_id:
             return None
+        assert self.directory is not None
         try:
-            with self._store.open_reader(artifact_id) as reader:
-                return reader.read()
-        except (ArtifactNotFound, ValueError, OSError):
-            self.missing.append(artifact_id)
+            path = artifact_file(self.directory, artifact_id)
+            if path is not None:
+                return path.read_bytes()
+        except OutsideFolder:
+            self.outside.append(artifact_id)
             return None
+        except (ValueError, OSError):
+            pass
+        self.missing.append(artifact_id)
+        return None
 
     def read_png(self, artifact_id: object) -> bytes | None:
         """The PNG's bytes when the whole image decodes; a truncated file (a full disk, a

@@ -9,6 +9,7 @@ data shapes are in `sections`.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from search.configurations import choose, pareto_front
@@ -66,11 +67,30 @@ def build_context(
     reconstructions = reconstruction_info(records, front, configurations, reader)
     latent = latent_info(recommendation, records, reader)
     latent_use = latent_use_info(records, reader, front, configurations)
+    if records.left_out:
+        numbers = [t.number for t in records.left_out]
+        shown = ", ".join(str(n) for n in numbers[:10]) + (", …" if len(numbers) > 10 else "")
+        notes.append(
+            f"{prose.fmt_count(len(numbers), 'completed trial')} left out of every section: "
+            "stored values that are not finite (NaN or infinite) fit no front, mean or figure "
+            f"({'trial' if len(numbers) == 1 else 'trials'} {shown})."
+        )
     if reader.missing:
         notes.append(
             f"{prose.fmt_count(len(set(reader.missing)), 'artifact')} could not be read "
             "(missing, truncated or not of their kind) "
             f"from {reader.directory}."
+        )
+    if reader.outside:
+        left_out = prose.fmt_count(len(set(reader.outside)), "stored artifact")
+        notes.append(
+            f"{left_out} left out: the stored id leads outside the artifact folder "
+            f"{reader.directory} (a path or a symbolic link out of it), so it was not read."
+        )
+        logging.getLogger(__name__).warning(
+            "warning: %s left out of the report: outside the artifact folder %s",
+            left_out,
+            reader.directory,
         )
     diagnostics = diagnostics_info(records, budget)
     return ReportContext(

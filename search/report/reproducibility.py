@@ -13,6 +13,7 @@ from search.records import read_runs
 from search.report.sections import ReproInfo, RunRow
 from search.report.trials import StudyRecords, redact_url
 from search.storage import redact_command
+from search.terminal import bounded
 
 REPORT_PACKAGES = ("vae-search", "optuna", "plotly", "kaleido", "weasyprint", "jinja2", "numpy")
 
@@ -52,11 +53,14 @@ def reproducibility_info(records: StudyRecords) -> ReproInfo:
         runs.append(
             RunRow(
                 # studies recorded before commands were redacted may still hold a password
-                command=redact_command(str(run.get("command", "-"))),
-                started=str(run.get("started", "-")),
-                host=str(run.get("host", "-")),
-                device=str(run.get("device", "-")),
-                storage=(redact_url(str(run["storage"])) or "-") if run.get("storage") else "-",
+                # redacted first, then bounded: a cut must never split a password
+                command=bounded(redact_command(str(run.get("command", "-")))),
+                started=bounded(str(run.get("started", "-"))),
+                host=bounded(str(run.get("host", "-"))),
+                device=bounded(str(run.get("device", "-"))),
+                storage=bounded(redact_url(str(run["storage"])) or "-")
+                if run.get("storage")
+                else "-",
             )
         )
         if isinstance(run.get("versions"), dict):
@@ -73,7 +77,7 @@ def reproducibility_info(records: StudyRecords) -> ReproInfo:
     settings = {"storage": records.storage_url or "not an RDB storage (URL unknown)"}
     for key in ("sampler", "artifacts_dir"):
         if records.attrs.get(key) is not None:
-            settings[key] = str(records.attrs[key])
+            settings[key] = bounded(str(records.attrs[key]))
     budget = keys.read_budget(records.attrs)
     if budget is not None:  # studies from before backends were recorded trained under TensorFlow
         settings["Keras backend"] = str(budget.get("backend", "tensorflow (not recorded)"))

@@ -122,6 +122,12 @@ class StudyRecords:
     def complete(self) -> list[TrialRecord]:
         return [t for t in self.trials if t.state == "COMPLETE" and t.values is not None]
 
+    @property
+    def left_out(self) -> list[TrialRecord]:
+        """COMPLETE trials whose stored values are missing or not finite (NaN, infinite): no
+        front, mean or figure can use them, so the report says how many it left out."""
+        return [t for t in self.trials if t.state == "COMPLETE" and t.values is None]
+
     def configurations(self) -> list[Configuration]:
         """Complete trials grouped by parameters: one configuration, its runs under each seed."""
         return group_runs(

@@ -22,8 +22,8 @@ from search import space as search_space
 from search import storage as storage_module
 from search.convergence import as_record, sentence
 from search.faults import fault_reason
-from search.paths import check_output_folder, stored_artifacts_dir
-from search.run import budget, console, eta, provenance, setup, total
+from search.paths import check_output_folder, own_artifacts_dir, stored_artifacts_dir
+from search.run import budget, console, eta, provenance, setup, space_check, total
 from search.run.confirmation import (
     completed_configurations,
     confirm_front,
@@ -101,6 +101,7 @@ def run(options: RunOptions) -> RunOutcome:
     if file is None or file.exists():
         storage, url = setup.open_run_storage(options)
         budget.check_budget_before_data(storage, options)
+        space_check.check_same_space(storage, options, space)
     preset = defaults.PRESETS[options.preset]
     data = load_mnist(
         options.data,
@@ -124,6 +125,8 @@ def run(options: RunOptions) -> RunOutcome:
         if options.artifacts or stored_dir is None
         else stored_artifacts_dir(stored_dir, url)
     )
+    if artifacts_dir != default_artifacts and not own_artifacts_dir(artifacts_dir, url):
+        artifacts_dir = default_artifacts  # a stored `/` is never written into
     store = storage_module.artifact_store(artifacts_dir)
     epochs = setup.epochs(options)
     if options.is_parent:
