@@ -146,7 +146,7 @@ def resume_command(options: RunOptions, target_total: int, study: optuna.Study) 
     them a resume under another preset's defaults would be refused)."""
     left = target_total - len(study.get_trials(deepcopy=False, states=FINISHED))
     parts = [*budget.study_options(options), "--trials", str(max(left, 1))]
-    stored = study.user_attrs
+    stored = records.study_attrs(study)
     stored_budget, data = records.read_budget(stored), records.read_data(stored)
     if stored_budget is not None and data is not None:
         parts += budget.budget_options(stored_budget, data)
