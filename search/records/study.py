@@ -60,6 +60,7 @@ STUDY_KEYS = (
 STUDY_MACHINE_RECORDS = (
     SEARCH_SPACE,
     SEARCH_SPACE_DISTRIBUTIONS,
+    FIXED_PARAMS,
     DATA,
     BUDGET,
     PRUNING,
@@ -78,6 +79,10 @@ def _summary(key: str, value: Any) -> str | None:
     record = as_dict(value)
     if key == SEARCH_SPACE:
         return f"{len(record)} parameters: {', '.join(sorted(map(str, record)))}"
+    if key == FIXED_PARAMS:
+        words = {True: "yes", False: "no", None: "none"}
+        shown = (words.get(v, v) if isinstance(v, bool | None) else v for v in record.values())
+        return "; ".join(f"{k}: {v}" for k, v in zip(record, shown, strict=True)) or "none"
     if key == DATA:
         counts = as_dict(record.get("counts"))
         splits = ("train", "validation", "test")
@@ -107,7 +112,9 @@ def _summary(key: str, value: Any) -> str | None:
 
 
 def _run_summary(entry: Mapping[str, Any]) -> str:
-    return f"{entry.get('started')} on {entry.get('host')}: {entry.get('command')}"
+    """When, where and how a `run` started: its start to the minute, host and command."""
+    started = str(entry.get("started"))[:16].replace("T", " ")
+    return f"{started} on {entry.get('host')}: {entry.get('command')}"
 
 
 def _write_machine(study: Any, key: str, value: Any, summary: str | None) -> None:
@@ -171,7 +178,7 @@ def write_study_record(
     study.set_user_attr(FORMAT_VERSION_KEY, FORMAT_VERSION)
     _write_machine(study, SEARCH_SPACE, search_space, _summary(SEARCH_SPACE, search_space))
     _write_machine(study, SEARCH_SPACE_DISTRIBUTIONS, distributions, None)
-    study.set_user_attr(FIXED_PARAMS, fixed_params)
+    _write_machine(study, FIXED_PARAMS, fixed_params, _summary(FIXED_PARAMS, fixed_params))
     _write_machine(study, DATA, data, _summary(DATA, data))
     study.set_user_attr(SAMPLER, sampler)
     study.set_user_attr(STUDY_SEED, seed)
