@@ -42,7 +42,7 @@ def test_the_study_page_shows_short_attributes_in_words(smoke_study, tmp_path):
     assert not machine, machine  # no JSON object or list: a person's words
     assert shown[records.SEARCH_SPACE].startswith(f"{len(default_space())} parameters: ")
     assert shown[records.BUDGET].startswith("preset smoke: ")
-    assert shown[records.PRUNING].startswith("on: rungs at epochs 1")
+    assert shown[records.PRUNING] == "on: trials compared at epochs 1"
     assert shown[records.FIXED_PARAMS] == "predictor: no"
     assert records.SEARCH_SPACE_DISTRIBUTIONS not in shown
     (run,) = (v for k, v in shown.items() if k.startswith(records.RUN_PREFIX))

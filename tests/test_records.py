@@ -73,7 +73,7 @@ def test_study_records_round_trip(tmp_path: Path) -> None:
     shown = _reloaded(url).user_attrs
     assert all(len(json.dumps(v)) <= records.SUMMARY_CHARS for v in shown.values()), shown
     assert shown[records.SEARCH_SPACE] == "1 parameters: latent_dim"
-    assert shown[records.PRUNING] == "on: rungs at epochs 1"
+    assert shown[records.PRUNING] == "on: trials compared at epochs 1"
     assert records.SEARCH_SPACE_DISTRIBUTIONS not in shown
     assert records.read_runs(shown) == []  # the summaries of runs are no run entries
 

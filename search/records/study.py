@@ -98,22 +98,25 @@ def _summary(key: str, value: Any) -> str | None:
         if not record.get("enabled"):
             return "off: every trial trains all its epochs"
         rungs = ", ".join(str(r) for r in record.get("rungs") or [])
-        grace = as_int(record.get("grace_epochs"))
-        return f"on: rungs at epochs {rungs or 'none'}" + (
-            "" if grace is None else f", never before epoch {grace}"
+        return (
+            f"on: trials compared at epochs {rungs}" if rungs else "on, with no rung to compare at"
         )
     if key == CONVERGENCE:
         verdict = "converged" if record.get("converged") else "not converged"
+        if record.get("stopped_at") is None:
+            return f"{verdict}: no trial has completed"
         return (
-            f"{verdict}: the front last moved at trial {record.get('stopped_at')},"
-            f" {record.get('trials_since')} of {record.get('finished')} finished trials since"
+            f"{verdict}: the front last moved at trial {record.get('stopped_at')};"
+            f" {record.get('trials_since')} finished trials since, {record.get('window')} needed"
         )
     return None  # the distributions: the search space's summary says it
 
 
 def _run_summary(entry: Mapping[str, Any]) -> str:
     """When, where and how a `run` started: its start to the minute, host and command."""
-    started = str(entry.get("started"))[:16].replace("T", " ")
+    started = str(entry.get("started"))
+    zone = " UTC" if started.endswith("+00:00") else ""
+    started = started[:16].replace("T", " ") + zone
     return f"{started} on {entry.get('host')}: {entry.get('command')}"
 
 
