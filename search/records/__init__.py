@@ -1,10 +1,10 @@
 """What a study, a trial and an artifact folder hold: every stored name, its writer, its reader.
 
-No other module spells a stored key: they import the names and call the functions here, and
-`search.records.artifacts` for what an artifact folder holds (docs/study-records.md describes
-each record for a user). Writers take anything with
-`set_user_attr` (an `optuna.Study`, an `optuna.Trial`); readers take the stored mapping
-(`study.user_attrs`, `trial.user_attrs`) and never raise: a study written by plain Optuna, by
+No other module spells a stored key: they import the names and call the functions here (the
+study's come from `search.records.study`), and `search.records.artifacts` for what an artifact
+folder holds (docs/study-records.md describes each record for a user). Writers take anything
+with `set_user_attr` (an `optuna.Study`, an `optuna.Trial`); readers take the stored mapping
+(`study_attrs(study)`, `trial_attrs(trial)`) and never raise: a study written by plain Optuna, by
 an older vae-search, or by hand may lack a key or hold a value of another type, and such a
 value reads as absent.
 
