@@ -19,6 +19,7 @@ from search import defaults
 from search import storage as storage_module
 from search.errors import UsageError
 from search.paths import check_output_folder, study_artifacts_dir
+from search.records import study_attrs
 from search.summaries import left_out_line, non_finite
 from search.terminal import shown
 
@@ -40,7 +41,7 @@ def run_command(options: RunOptions) -> int:
     study = outcome.study
     assert study is not None
     out_dir = report_dir(options)
-    artifacts = study_artifacts_dir(study.user_attrs, default=out_dir / "artifacts")
+    artifacts = study_artifacts_dir(study_attrs(study), default=out_dir / "artifacts")
     if options.report:
         from search.report import write_report
 
@@ -139,7 +140,7 @@ def _artifacts_dir(args: argparse.Namespace, study: optuna.Study, url: str) -> P
     """The study's artifact folder, for reading: resolved, never created."""
     if args.artifacts:
         return Path(args.artifacts).absolute()
-    found = study_artifacts_dir(study.user_attrs, url, f"studies/{study.study_name}/artifacts")
+    found = study_artifacts_dir(study_attrs(study), url, f"studies/{study.study_name}/artifacts")
     assert found is not None  # a default is given
     return found
 

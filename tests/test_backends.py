@@ -104,9 +104,9 @@ def test_a_study_keeps_its_backend(name: str, tmp_path: Path) -> None:
     assert len(complete) == 2
     from search import records
 
-    assert records.read_budget(study.user_attrs)["backend"] == name
+    assert records.read_budget(records.study_attrs(study))["backend"] == name
     # Each run stores its provenance under a key of its own (format 3): read_runs finds them.
-    run = records.read_runs(study.user_attrs)[-1]
+    run = records.read_runs(records.study_attrs(study))[-1]
     assert run["backend"] == name and run["device"].endswith(f"{name} backend")
 
     refused = run_without_tensorflow(
@@ -121,8 +121,8 @@ def test_a_study_keeps_its_backend(name: str, tmp_path: Path) -> None:
     assert "IMPORTED_TENSORFLOW False" in refused.stdout
     again = optuna.load_study(study_name="b", storage=storage)
     assert len(again.trials) == 2
-    assert json.dumps(again.user_attrs, sort_keys=True) == json.dumps(
-        study.user_attrs, sort_keys=True
+    assert json.dumps(records.study_attrs(again), sort_keys=True) == json.dumps(
+        records.study_attrs(study), sort_keys=True
     )
 
 

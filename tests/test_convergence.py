@@ -63,6 +63,6 @@ def test_run_until_converged_stops_before_the_budget_and_confirms(tmp_path):
     confirmed = [t for t in trials if records.CONFIRMS in t.user_attrs]
     # one configuration: trials 0..2 leave the front where trial 0 put it (window 2)
     assert len(searched) == 3 and len(confirmed) == 2
-    assert study.user_attrs[records.CONVERGENCE]["stopped_at"] == 0
-    assert study.user_attrs[records.CONVERGENCE]["converged"] is True
+    assert records.study_attrs(study)[records.CONVERGENCE]["stopped_at"] == 0
+    assert records.study_attrs(study)[records.CONVERGENCE]["converged"] is True
     assert "stopped moving beyond the seed noise at trial 0" in result.stderr

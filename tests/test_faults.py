@@ -193,7 +193,7 @@ def test_eight_concurrent_runs_records_are_all_kept(tmp_path: Path) -> None:
     assert all(w.wait(timeout=120) == 0 for w in workers)
     from search import records
 
-    stored = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").user_attrs
+    stored = records.study_attrs(optuna.load_study(study_name="s", storage=f"sqlite:///{db}"))
     commands = sorted(r["command"] for r in records.read_runs(stored))
     assert commands == sorted(f"run {k}" for k in range(8))
 
@@ -204,7 +204,7 @@ def test_the_old_single_key_runs_record_is_still_read(tmp_path: Path) -> None:
     study = optuna.create_study(directions=DIRECTIONS)
     study.set_user_attr("runs", [{"command": "old"}])
     records.append_run(study, study.user_attrs, {"command": "new " + uuid.uuid4().hex})
-    commands = [r["command"] for r in records.read_runs(study.user_attrs)]
+    commands = [r["command"] for r in records.read_runs(records.study_attrs(study))]
     assert commands[0] == "old" and commands[1].startswith("new ")
 
 

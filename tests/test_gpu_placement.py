@@ -202,7 +202,7 @@ def test_run_on_gpus_0_and_2_trains_both_trials_with_two_told_workers(
     assert all("GPU " in t.user_attrs["device"] for t in complete)
     devices = {t.user_attrs["device"] for t in complete}
     assert any("GPU 0 (" in d for d in devices) and any("GPU 2 (" in d for d in devices)
-    run_record = records.read_runs(study.user_attrs)[-1]
+    run_record = records.read_runs(records.study_attrs(study))[-1]
     assert run_record["device"].startswith("w0: GPU 0 (NVIDIA H100"), json.dumps(run_record)
     assert "w1: GPU 2 (" in run_record["device"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import math
 from pathlib import Path
 
@@ -54,8 +55,8 @@ def test_study_records_round_trip(tmp_path: Path) -> None:
     records.append_run(study, study.user_attrs, {"command": "python -m search run"})
     records.append_run(_reloaded(url), _reloaded(url).user_attrs, {"command": "second"})
 
-    attrs = _reloaded(url).user_attrs
-    assert records.format_version(attrs) == records.FORMAT_VERSION == 3
+    attrs = records.study_attrs(_reloaded(url))
+    assert records.format_version(attrs) == records.FORMAT_VERSION == 4
     assert records.is_ours(attrs)
     assert records.read_search_space(attrs) == {"latent_dim": {"type": "int", "low": 2, "high": 32}}
     assert records.read_distributions(attrs) == {"latent_dim": "{}"}
@@ -68,6 +69,37 @@ def test_study_records_round_trip(tmp_path: Path) -> None:
     assert [r["command"] for r in records.read_runs(attrs)] == ["python -m search run", "second"]
     assert {k for k in attrs if not k.startswith(records.RUN_PREFIX)} <= set(records.STUDY_KEYS)
     assert study_artifacts_dir(attrs) == tmp_path / "artifacts"
+    # what the dashboard shows: short summaries; the records themselves are system attrs
+    shown = _reloaded(url).user_attrs
+    assert all(len(json.dumps(v)) <= records.SUMMARY_CHARS for v in shown.values()), shown
+    assert shown[records.SEARCH_SPACE] == "1 parameters: latent_dim"
+    assert shown[records.PRUNING] == "on: trials compared at epochs 1"
+    assert records.SEARCH_SPACE_DISTRIBUTIONS not in shown
+    assert records.read_runs(shown) == []  # the summaries of runs are no run entries
+
+
+def test_a_version_3_study_reads_as_before(tmp_path: Path) -> None:
+    """Before version 4 every study record was a user attr: `study_attrs` reads them there."""
+    url = _storage(tmp_path)
+    study = optuna.create_study(study_name="records", storage=url)
+    stored = {
+        records.FORMAT_VERSION_KEY: 3,
+        records.CREATED_BY: records.CREATOR,
+        records.SEARCH_SPACE: {"latent_dim": {"type": "int", "low": 2, "high": 32}},
+        records.SEARCH_SPACE_DISTRIBUTIONS: {"latent_dim": "{}"},
+        records.DATA: {"source": "bundled", "counts": {"train": 4}},
+        records.BUDGET: {"preset": "quick", "epochs": 3},
+        records.PRUNING: {"enabled": False},
+        records.CONVERGENCE: {"stopped_at": 3, "converged": True},
+        records.RUNS: [{"command": "first"}],
+        records.RUN_PREFIX + "1": {"command": "second"},
+    }
+    for key, value in stored.items():
+        study.set_user_attr(key, value)
+    attrs = records.study_attrs(_reloaded(url))
+    assert attrs == stored and records.format_version(attrs) == 3
+    assert [r["command"] for r in records.read_runs(attrs)] == ["first", "second"]
+    assert records.read_convergence(attrs) == {"stopped_at": 3, "converged": True}
 
 
 def test_trial_records_round_trip(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from search import records
 from search.report import write_report
 from tests.report_fixtures import build_study
 
@@ -35,8 +36,8 @@ def test_flags_in_tables_read_yes_or_no():
 
 def test_pruning_guards_in_words(tmp_path):
     fixture = build_study(tmp_path / "s", n_trials=12, sweeps=False)
-    pruning = {**fixture.study.user_attrs["pruning"], "noise_margin_sd": 2.0}
-    fixture.study.set_user_attr("pruning", {**pruning, "envelope_min_complete": 0})
+    pruning = {**records.study_attrs(fixture.study)["pruning"], "noise_margin_sd": 2.0}
+    records.write_pruning_settings(fixture.study, {**pruning, "envelope_min_complete": 0})
     page = write_report(fixture.study, tmp_path / "out", formats=("html",))["html"].read_text()
     diagnostics = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _section(page, "diagnostics")))
     assert "noise margin 2 seed SD; no envelope guard." in diagnostics

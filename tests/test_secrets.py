@@ -80,7 +80,7 @@ def test_the_password_is_in_no_output_record_or_report(
     assert len([t for t in complete if "confirms" not in t.user_attrs]) == 2
     stored = _everything_stored(study)
     assert PASSWORD not in stored
-    commands = [run["command"] for run in records.read_runs(study.user_attrs)]
+    commands = [run["command"] for run in records.read_runs(records.study_attrs(study))]
     assert "--storage 'postgresql://vae:***@127.0.0.1:" in commands[0]
 
     html = (tmp_path / "studies" / "secret" / "report.html").read_text(encoding="utf-8")

@@ -23,7 +23,7 @@ def test_studies_json_lists_name_directions_counts_and_storage(smoke_study):
     db = (smoke_study.workdir / "studies" / f"{smoke_study.name}.db").resolve()
     assert entry["storage"] == f"sqlite:///{db.as_posix()}"
     study = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.storage)
-    assert records.read_runs(study.user_attrs)[0]["storage"] == entry["storage"]
+    assert records.read_runs(records.study_attrs(study))[0]["storage"] == entry["storage"]
     expected = {state.name.lower(): 0 for state in optuna.trial.TrialState}
     for trial in study.trials:
         expected[trial.state.name.lower()] += 1

@@ -62,7 +62,7 @@ def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
         assert trial.values == [trial.user_attrs["val_ssim"], trial.user_attrs["val_mse"]]
         assert len(records.trial_attrs(trial)["curve"]) == trial.user_attrs["epochs_run"] == 2
         _assert_artifacts_open(smoke_study.artifacts, trial)
-    attrs = study.user_attrs
+    attrs = records.study_attrs(study)
     assert attrs["created_by"] == "vae-search"
     assert set(attrs["search_space"]) == set(default_space())
     assert attrs["data"]["bundled_subset"] is True
@@ -165,7 +165,7 @@ def test_resume_adds_trials_and_sweep_trials_are_tagged(tmp_path):
         assert f"studies/resume/{name}" in second.stdout
     study = _load(f"sqlite:///{tmp_path}/studies/resume.db", "resume")
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
-    assert len(records.read_runs(study.user_attrs)) == 2
+    assert len(records.read_runs(records.study_attrs(study))) == 2
     assert "2 finished trials, running 1 more" in second.stderr
 
 

@@ -1,10 +1,10 @@
 """What a study, a trial and an artifact folder hold: every stored name, its writer, its reader.
 
-No other module spells a stored key: they import the names and call the functions here, and
-`search.records.artifacts` for what an artifact folder holds (docs/study-records.md describes
-each record for a user). Writers take anything with
-`set_user_attr` (an `optuna.Study`, an `optuna.Trial`); readers take the stored mapping
-(`study.user_attrs`, `trial.user_attrs`) and never raise: a study written by plain Optuna, by
+No other module spells a stored key: they import the names and call the functions here (the
+study's come from `search.records.study`), and `search.records.artifacts` for what an artifact
+folder holds (docs/study-records.md describes each record for a user). Writers take anything
+with `set_user_attr` (an `optuna.Study`, an `optuna.Trial`); readers take the stored mapping
+(`study_attrs(study)`, `trial_attrs(trial)`) and never raise: a study written by plain Optuna, by
 an older vae-search, or by hand may lack a key or hold a value of another type, and such a
 value reads as absent.
 
@@ -17,55 +17,22 @@ its system attrs under `MACHINE_PREFIX`: optuna-dashboard lists every user attr 
 page, and these records made that page thousands of pixels wide. `trial_attrs` reads both.
 Version 3 also stores each `run`'s provenance under a key of its own (`RUN_PREFIX`), written
 once, so that runs started together cannot lose each other's record; `read_runs` reads both.
+Version 4 does for the study what 3 did for trials (search/records/study.py): its long records
+become study system attrs and its user attrs one-line summaries; `study_attrs` reads both.
 """
 
 from __future__ import annotations
 
 import math
-import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-FORMAT_VERSION = 3
-CREATOR = "vae-search"  # the `created_by` value that marks a study as ours
-
-# -- study user attrs ----------------------------------------------------------------------
-FORMAT_VERSION_KEY = "format_version"
-CREATED_BY = "created_by"
-SEARCH_SPACE = "search_space"  # {param: description} for people and the report
-SEARCH_SPACE_DISTRIBUTIONS = "search_space_distributions"  # what a resume searches again
-FIXED_PARAMS = "fixed_params"  # parameters every trial shares, e.g. {"predictor": False}
-DATA = "data"  # data provenance: source, path, sha256, counts, seed, note
-SAMPLER = "sampler"
-STUDY_SEED = "seed"
-ARTIFACTS_DIR = "artifacts_dir"
-BUDGET = "budget"  # preset, epochs, subset, extra_unlabeled, batch_size, validation_subset,
-# backend (absent in studies from before backends: they trained under TensorFlow)
-PRUNING = "pruning"  # enabled, grace_epochs, eta, rungs, noise_margin_sd, envelope_min_complete
-CONVERGENCE = "convergence"  # stopped_at, finished, trials_since, window, converged, noise
-RUNS = "runs"  # one entry per `run`: command, started, host, device, backend, versions, storage
-# Each `run` stores its entry under a key of its own, RUN_PREFIX + time + random id, so runs
-# that start together never overwrite each other's entry (the older single-key list is read
-# too).
-RUN_PREFIX = "run:"
-
-STUDY_KEYS = (
-    FORMAT_VERSION_KEY,
-    CREATED_BY,
-    SEARCH_SPACE,
-    SEARCH_SPACE_DISTRIBUTIONS,
-    FIXED_PARAMS,
-    DATA,
-    SAMPLER,
-    STUDY_SEED,
-    ARTIFACTS_DIR,
-    BUDGET,
-    PRUNING,
-    CONVERGENCE,
-    RUNS,
-)
+# the study's records (search/records/study.py) and the value readers, as `search.records.*`
+from search.records.study import *  # noqa: F403
+from search.records.study import MACHINE_PREFIX
+from search.records.values import *  # noqa: F403
+from search.records.values import AttrWriter, as_dict, as_float, as_int, as_text
 
 # -- trial user attrs ------------------------------------------------------------------------
 SWEEP = "sweep"  # {"name": parameter, "value": its value, "repeat": i}: a one-factor sweep
@@ -124,12 +91,7 @@ HEARTBEAT = "vae_search:heartbeat"  # trial system attr: the worker's last sign 
 DASHBOARD_FIGURE_PREFIX = "vae-search-"  # our optuna-dashboard figure ids (the story)
 
 
-class AttrWriter(Protocol):
-    def set_user_attr(self, key: str, value: Any) -> None: ...
-
-
 # -- machine records: long trial records kept out of the dashboard's trial page -----------------
-MACHINE_PREFIX = "vae_search:"
 MACHINE_RECORDS = (CURVE, RUNG_VALUES, ARTIFACTS)
 
 
@@ -158,134 +120,6 @@ def trial_attrs(trial: Any) -> dict[str, Any]:
         if MACHINE_PREFIX + key in system:
             attrs[key] = system[MACHINE_PREFIX + key]
     return attrs
-
-
-# -- reading helpers ---------------------------------------------------------------------------
-def as_float(value: Any) -> float | None:
-    """`value` as a finite float; None for None, bools, strings, NaN and infinities."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def as_int(value: Any) -> int | None:
-    number = as_float(value)
-    return None if number is None else int(number)
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-# -- the study's record ------------------------------------------------------------------------
-def format_version(attrs: Mapping[str, Any]) -> int:
-    """The format a study was written in: its `format_version`, 1 when absent (before 2)."""
-    version = as_int(attrs.get(FORMAT_VERSION_KEY))
-    return 1 if version is None or version < 1 else version
-
-
-def is_ours(attrs: Mapping[str, Any]) -> bool:
-    """Was the study written by vae-search's `run`?"""
-    return attrs.get(CREATED_BY) == CREATOR
-
-
-def write_study_record(
-    study: AttrWriter,
-    *,
-    search_space: dict[str, Any],
-    distributions: dict[str, Any],
-    fixed_params: dict[str, Any],
-    data: dict[str, Any],
-    sampler: str,
-    seed: int,
-    artifacts_dir: str,
-) -> None:
-    """What a study is, written once when `run` creates it."""
-    study.set_user_attr(CREATED_BY, CREATOR)
-    study.set_user_attr(FORMAT_VERSION_KEY, FORMAT_VERSION)
-    study.set_user_attr(SEARCH_SPACE, search_space)
-    study.set_user_attr(SEARCH_SPACE_DISTRIBUTIONS, distributions)
-    study.set_user_attr(FIXED_PARAMS, fixed_params)
-    study.set_user_attr(DATA, data)
-    study.set_user_attr(SAMPLER, sampler)
-    study.set_user_attr(STUDY_SEED, seed)
-    study.set_user_attr(ARTIFACTS_DIR, artifacts_dir)
-
-
-def read_search_space(attrs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The `search_space` description, its well-formed entries only."""
-    return {str(k): v for k, v in as_dict(attrs.get(SEARCH_SPACE)).items() if isinstance(v, dict)}
-
-
-def read_distributions(attrs: Mapping[str, Any]) -> Any | None:
-    """The stored distributions (search.space.space_from_json reads them), None if absent."""
-    return attrs.get(SEARCH_SPACE_DISTRIBUTIONS)
-
-
-def read_fixed_params(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(as_dict(attrs.get(FIXED_PARAMS)))
-
-
-def read_data(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The data provenance (source, path, sha256, counts, seed, note), None if not a dict."""
-    data = attrs.get(DATA)
-    return data if isinstance(data, dict) else None
-
-
-def read_artifacts_dir(attrs: Mapping[str, Any]) -> str | None:
-    """The artifact folder as stored (absolute since it was first recorded so; older studies
-    may hold a path relative to where `run` started: search.paths.stored_artifacts_dir)."""
-    stored = attrs.get(ARTIFACTS_DIR)
-    return stored if isinstance(stored, str) and stored else None
-
-
-def write_budget(study: AttrWriter, budget: dict[str, Any]) -> None:
-    study.set_user_attr(BUDGET, budget)
-
-
-def read_budget(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
-    budget = attrs.get(BUDGET)
-    return budget if isinstance(budget, dict) else None
-
-
-def write_pruning_settings(study: AttrWriter, settings: dict[str, Any]) -> None:
-    study.set_user_attr(PRUNING, settings)
-
-
-def read_pruning_settings(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    return as_dict(attrs.get(PRUNING))
-
-
-def write_convergence(study: AttrWriter, record: dict[str, Any]) -> None:
-    """Where the seed-mean front stopped moving (search/convergence.py, as_record)."""
-    study.set_user_attr(CONVERGENCE, record)
-
-
-def read_convergence(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
-    record = attrs.get(CONVERGENCE)
-    return record if isinstance(record, dict) else None
-
-
-def read_runs(attrs: Mapping[str, Any]) -> list[Any]:
-    """The run log, oldest first: the older single-key list (a non-list reads as empty), then
-    each run's own entry in the order of its key."""
-    runs = attrs.get(RUNS)
-    old = list(runs) if isinstance(runs, list) else []
-    own = sorted(k for k in attrs if isinstance(k, str) and k.startswith(RUN_PREFIX))
-    return old + [attrs[k] for k in own]
-
-
-def append_run(study: AttrWriter, attrs: Mapping[str, Any], entry: dict[str, Any]) -> None:
-    """Store one `run`'s entry under a key of its own: one write, no read-modify-write, so
-    concurrent runs lose nothing. (`attrs` is kept for the callers' sake.)"""
-    del attrs
-    key = f"{RUN_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
-    study.set_user_attr(key, entry)
 
 
 # -- enqueued trials: sweep and confirmation tags ----------------------------------------------

@@ -16,6 +16,7 @@ import optuna
 from search.dashboard_story import write_dashboard_story
 from search.errors import UsageError
 from search.paths import study_artifacts_dir
+from search.records import study_attrs
 from search.report.artifacts import ArtifactReader
 from search.report.context import build_context
 from search.report.diagnostics import importance_info
@@ -59,7 +60,7 @@ def _formats(formats: Sequence[str] | str) -> list[str]:
 def _artifact_dir(study: optuna.Study, artifact_store_dir: Path | None) -> Path | None:
     if artifact_store_dir is not None:
         return Path(artifact_store_dir)
-    return study_artifacts_dir(study.user_attrs)
+    return study_artifacts_dir(study_attrs(study))
 
 
 def report_context(study: optuna.Study, artifact_store_dir: Path | None = None) -> ReportContext:

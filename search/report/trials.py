@@ -199,7 +199,7 @@ def _storage_url(study: optuna.Study) -> str | None:
 
 def _objectives(study: optuna.Study) -> tuple[Objective, ...]:
     names = study.metric_names
-    if names is None and records.is_ours(study.user_attrs):
+    if names is None and records.is_ours(records.study_attrs(study)):
         names = [name for name, _ in VAE_SEARCH_OBJECTIVES]  # the contract's objectives
     names = names or [f"Objective {i}" for i in range(len(study.directions))]
     return tuple(
@@ -236,6 +236,6 @@ def read_study(study: optuna.Study) -> StudyRecords:
             for t in study.get_trials(deepcopy=False)
             if not (t.state == TrialState.FAIL and records.is_surplus(records.trial_attrs(t)))
         ),
-        attrs=dict(study.user_attrs),
+        attrs=records.study_attrs(study),
         storage_url=_storage_url(study),
     )

@@ -138,7 +138,7 @@ def _stored(
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return None
-    stored = storage.get_study_user_attrs(study_id)
+    stored = records.stored_study_attrs(storage, study_id)
     budget, data = records.read_budget(stored), records.read_data(stored)
     if budget is None or data is None:
         return None

@@ -175,7 +175,7 @@ def resume_command(options: RunOptions, target_total: int | None, study: optuna.
     if target_total is not None:
         left = target_total - len(study.get_trials(deepcopy=False, states=FINISHED))
         parts += ["--trials", str(max(left, 1))]
-    stored = study.user_attrs
+    stored = records.study_attrs(study)
     stored_budget, data = records.read_budget(stored), records.read_data(stored)
     if stored_budget is not None and data is not None:
         parts += budget.budget_options(stored_budget, data)

@@ -113,7 +113,7 @@ def run(options: RunOptions) -> RunOutcome:
         storage, url = setup.open_run_storage(options)
     budget.check_same_budget(storage, options, data.provenance)
     study = setup.create_or_load_study(storage, url, options)
-    stored = study.user_attrs
+    stored = records.study_attrs(study)
     distributions = records.read_distributions(stored)
     if distributions is not None and not options.space:
         # resume what was searched, whatever today's defaults are

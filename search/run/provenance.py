@@ -53,7 +53,7 @@ def record_study(
     artifacts_dir: Path,
 ) -> None:
     """Store what the study is (once) and append this run to its record of runs."""
-    stored = study.user_attrs
+    stored = records.study_attrs(study)
     study.set_metric_names(METRIC_NAMES)
     if records.CREATED_BY not in stored:
         records.write_study_record(

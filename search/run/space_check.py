@@ -54,7 +54,7 @@ def check_same_space(
         study_id = storage.get_study_id_from_name(options.study)
     except KeyError:
         return  # a new study
-    attrs = storage.get_study_user_attrs(study_id)
+    attrs = records.stored_study_attrs(storage, study_id)  # records of any format version
     ours = records.is_ours(attrs)
     searched = searched_space(attrs, options, space)
     seen: set[tuple[str, str]] = set()
