@@ -10,6 +10,9 @@ Families:
   curve so far in both objectives, stop it only if the optimistic end of its predicted final
   values (seed-to-seed SD measured on the tuning seeds as the observation model) is dominated
   by a completed trial's final values;
+- the same with measured intervals (`pruning_rules.CalibratedExtrapolationRule`): the best
+  fit's forecast plus a quantile of the forecast errors the fit made on the tuning seeds'
+  curves at that epoch;
 - freeze-thaw (`pruning_rules.PauseRule`): a stopped trial is paused and resumed, its own
   curve continued and its remaining epochs charged then, once its rung turns out weaker than
   it looked (the rule would keep it with every result the rung has now);
@@ -35,6 +38,7 @@ import bench_pruning as bp
 import numpy as np
 from common import REPO, machine, markdown_table, timestamp, write_result
 from pruning_rules import (
+    CalibratedExtrapolationRule,
     EnvelopeRule,
     ExtrapolationRule,
     NoiseRule,
@@ -43,6 +47,7 @@ from pruning_rules import (
     Point,
     PruningRule,
     RungRule,
+    forecast_margins,
 )
 
 
@@ -100,6 +105,15 @@ def candidates(rec: bp.Recording) -> dict[str, list[PruningRule]]:
         for first, every in steps
         for z in (0.5, 1.0, 2.0)
     ]
+    tuning = list(range(len(rec.seeds) // 2))
+    curves_s = rec.ssim[:, tuning, :].reshape(-1, m)  # the tuning seeds' curves only
+    curves_m = rec.mse[:, tuning, :].reshape(-1, m)
+    for first, every in steps:
+        for q in (0.9, 0.95):
+            margins = forecast_margins(curves_s, curves_m, range(first, m, every), sd_s, sd_m, q)
+            extrapolation.append(
+                CalibratedExtrapolationRule(m, first, every, q, 3, sd_s, sd_m, *margins)
+            )
     inner: list[RungRule] = [
         RungRule(m, 1, 2),
         RungRule(m, 2, 2 if m >= 24 else 3),

@@ -387,3 +387,74 @@ class PauseRule(PruningRule):
     def resumable(self, paused: dict[int, int]) -> list[int]:
         """The paused trials (`{trial: epoch paused at}`) the rule would keep now."""
         return [t for t, epoch in sorted(paused.items()) if self.inner.keeps_now(t, epoch)]
+
+
+def forecast_margins(
+    ssim: np.ndarray,
+    mse: np.ndarray,
+    epochs: Sequence[int],
+    sd_ssim: Sequence[float],
+    sd_mse: Sequence[float],
+    q: float,
+) -> tuple[list[float], list[float]]:
+    """Per judging epoch, the `q` quantile of how much the best `saturating_fit` (z = 0)
+    under-forecast the final SSIM and over-forecast the final MSE, over the given curves
+    (`[curve, epoch]`: the tuning seeds'): a prediction interval measured, not assumed."""
+    m = ssim.shape[1]
+    out_s, out_m = [], []
+    for epoch in epochs:
+        err_s = [c[-1] - saturating_fit(c[:epoch], sd_ssim, m, True, 0.0) for c in ssim]
+        err_m = [saturating_fit(c[:epoch], sd_mse, m, False, 0.0) - c[-1] for c in mse]
+        out_s.append(float(np.nanquantile(err_s, q)))
+        out_m.append(float(np.nanquantile(err_m, q)))
+    return out_s, out_m
+
+
+class CalibratedExtrapolationRule(ExtrapolationRule):
+    """`ExtrapolationRule` with measured intervals: the optimistic end is the best fit's
+    forecast plus the `q` quantile of the forecast errors made on the tuning seeds' curves at
+    that epoch (`forecast_margins`). q = inf never stops anything."""
+
+    def __init__(
+        self,
+        max_epochs: int,
+        first: int,
+        every: int,
+        q: float,
+        min_complete: int,
+        sd_ssim: Sequence[float],
+        sd_mse: Sequence[float],
+        margin_ssim: Sequence[float],
+        margin_mse: Sequence[float],
+    ) -> None:
+        super().__init__(max_epochs, first, every, 0.0, min_complete, sd_ssim, sd_mse)
+        self.q = q
+        self.margin_ssim, self.margin_mse = list(margin_ssim), list(margin_mse)
+        self.name = f"extrapolate, measured q{q:g}, from {first} every {every} min{min_complete}"
+
+    def settings(self) -> dict[str, Any]:
+        s = super().settings()
+        s.pop("z")
+        return {**s, "q": self.q, "margin_ssim": self.margin_ssim, "margin_mse": self.margin_mse}
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.pop("z")
+        return {**d, "rule": self.name, "q": self.q}
+
+    def judging(self) -> list[int]:
+        return list(range(self.first, self.max_epochs, self.every))
+
+    def optimistic_end(self, curve: Sequence[Point]) -> Point:
+        i = self.judging().index(len(curve))
+        m = self.max_epochs
+        ssim = saturating_fit([p[0] for p in curve], self.sd_ssim, m, True, 0.0)
+        mse = saturating_fit([p[1] for p in curve], self.sd_mse, m, False, 0.0)
+        hi_s, lo_m = ssim + self.margin_ssim[i], mse - self.margin_mse[i]
+        return max(hi_s, max(p[0] for p in curve)), min(lo_m, min(p[1] for p in curve))
+
+    def stop(self, trial: int, epoch: int, point: Point) -> bool:
+        if math.isinf(self.q):
+            self.curves.setdefault(trial, []).append(point)
+            return False
+        return super().stop(trial, epoch, point)

@@ -19,6 +19,7 @@ sys.path.insert(0, str(BENCH))
 
 import bench_pruning as bp  # noqa: E402
 from pruning_rules import (  # noqa: E402
+    CalibratedExtrapolationRule,
     EnvelopeRule,
     ExtrapolationRule,
     HyperbandRule,
@@ -26,6 +27,7 @@ from pruning_rules import (  # noqa: E402
     NoPruning,
     PauseRule,
     RungRule,
+    forecast_margins,
     saturating_fit,
 )
 
@@ -274,6 +276,8 @@ def test_new_rules_with_no_op_settings_reproduce_no_pruning_exactly() -> None:
     sd_s, sd_m = rec.pooled_sd([0, 1])
     m = rec.max_epochs
     _same_replay(rec, ExtrapolationRule(m, 4, 2, math.inf, 3, sd_s, sd_m))
+    zeros = [0.0] * m
+    _same_replay(rec, CalibratedExtrapolationRule(m, 4, 2, math.inf, 3, sd_s, sd_m, zeros, zeros))
     # a rung rule whose only rung holds every trial kept (eta larger than any rung's count)
     _same_replay(rec, PauseRule(RungRule(m, 29, 1000)))
     ctx = bp.make_context(rec)
@@ -293,6 +297,15 @@ def test_saturating_fit_brackets_the_end_of_a_clean_power_law() -> None:
     # wider with a larger z, and undetermined below 4 epochs
     assert saturating_fit(ssim[:8], sd, 30, True, 3.0) > hi
     assert math.isnan(saturating_fit(ssim[:3], sd, 30, True, 1.0))
+    # measured intervals: a clean power law is forecast (almost) without error; a curve that
+    # jumps late is under-forecast by about its jump
+    jump = np.where(t > 10, 0.9, 0.2) - 0.1 / t
+    margin_s, margin_m = forecast_margins(
+        np.array([ssim, ssim, jump]), np.array([mse, mse, mse]), [6], sd, sd, 1.0
+    )
+    assert margin_s[0] == pytest.approx(0.7, abs=0.05) and abs(margin_m[0]) < 1e-3
+    clean, _ = forecast_margins(np.array([ssim, ssim]), np.array([mse, mse]), [6], sd, sd, 1.0)
+    assert abs(clean[0]) < 1e-3
 
 
 def test_extrapolation_stops_only_what_its_best_case_cannot_save() -> None:
