@@ -201,6 +201,44 @@ def summarise_brief(s: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def verdict(h: dict[str, Any]) -> str:
+    """The horizon's conclusion: the fastest rule within the loss goals, against the goal and
+    the current default, and the ceilings."""
+    rules = h["rules"]
+    goal, m = h["goal_paired_median"], h["max_epochs"]
+    safe = [
+        (n, v)
+        for n, v in rules.items()
+        if v["family"] in ("extrapolation", "pause-resume", "current default")
+        and v["true_front_loss_rate"] <= bp.LOSS_GOAL
+        and v["true_front_loss_rate_upper_95"] <= bp.LOSS_UPPER_GOAL
+    ]
+    default = next(v for v in rules.values() if v["family"] == "current default")
+    ceilings = [(n, v) for n, v in rules.items() if v["family"] == "ceiling"]
+    text = f"**{m} epochs: "
+    if safe:
+        name, v = min(safe, key=lambda nv: nv[1]["paired_seconds_ratio_median"])
+        met = v["paired_seconds_ratio_median"] <= goal
+        text += (
+            f"{'goal met' if met else 'goal not met'}.** The fastest rule within both loss "
+            f"goals is {name} ({v['family']}): paired median "
+            f"{bp.fmt_ratio(v['paired_seconds_ratio_median'])}, "
+            f"{v['paired_seconds_ratio_median'] - goal:+.0%} against the goal, loss "
+            f"{v['true_front_loss_rate']:.1%} (≤ {v['true_front_loss_rate_upper_95']:.1%})"
+        )
+    else:
+        text += "goal not met.** No rule kept both loss goals"
+    text += (
+        f"; the current default in the same replays: "
+        f"{bp.fmt_ratio(default['paired_seconds_ratio_median'])}, loss "
+        f"{default['true_front_loss_rate']:.1%} (≤ {default['true_front_loss_rate_upper_95']:.1%})"
+        ". Ceilings (they read the truth): "
+        + "; ".join(f"{n}: {bp.fmt_ratio(v['paired_seconds_ratio_median'])}" for n, v in ceilings)
+        + "."
+    )
+    return text
+
+
 def report(data: dict[str, Any]) -> str:
     lines = [
         "# Ideas to make pruning pay, replayed (issue 17, item 4)",
@@ -277,6 +315,8 @@ def report(data: dict[str, Any]) -> str:
                 ["l", "r", "r", "r"],
             ),
             "",
+            verdict(h),
+            "",
         ]
     lines += [
         "Not replayable here: *cheaper first rungs* (fewer images per epoch): the curves hold "
@@ -296,9 +336,18 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=24, help="the unpruned study's trials")
     parser.add_argument("--jobs", type=int, default=2, help="processes")
     parser.add_argument(
+        "--from-json",
+        action="store_true",
+        help="rewrite bench/results/pruning_ideas.md from its .json (no replay)",
+    )
+    parser.add_argument(
         "--only", type=int, action="append", metavar="EPOCHS", help="30 or 12; writes nothing"
     )
     args = parser.parse_args()
+    if args.from_json:
+        data = json.loads((REPO / "bench" / "results" / "pruning_ideas.json").read_text())
+        write_result("pruning_ideas", report(data), data)
+        return
     started = time.perf_counter()
     horizons = {}
     for spec in bp.HORIZONS[:2]:  # 30 and 12 epochs: the horizons with a seconds goal
@@ -316,7 +365,7 @@ def main() -> None:
     data = {
         "written": timestamp(),
         "machine": machine(tensorflow=False),
-        "command": "python bench/bench_pruning_ideas.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/bench_pruning_ideas.py", *sys.argv[1:]]),
         "replays": args.replays,
         "tuning_replays": args.tuning_replays,
         "horizons": horizons,
