@@ -214,6 +214,30 @@ def run_replay(rec: Recording, task: ReplayTask, ctx: ReplayContext) -> Trace:
     cumulative, trace_s, trace_hv = 0.0, [], []
     lost, pruned, n, first_front = False, 0, 0, math.inf
     log: list[tuple[int, tuple[float, float] | None]] = []
+    # freeze-thaw (a rule with `pauses`): trial -> (params, distributions, config, seed, epoch)
+    paused: dict[int, tuple[dict[str, Any], dict[str, Any], int, int, int]] = {}
+
+    def walk(judge: Any, config: int, seed: int, start: int) -> tuple[TrialState, Any, int]:
+        """Walk the seed's curve from epoch `start` + 1, paying its seconds: the trial's state,
+        its final values if completed, the epoch it stopped at."""
+        nonlocal cumulative
+        for e in range(start, rec.max_epochs):
+            cumulative += rec.seconds[config, seed, e]
+            point = (float(rec.ssim[config, seed, e]), float(rec.mse[config, seed, e]))
+            if not all(math.isfinite(v) for v in point):
+                return TrialState.FAIL, None, e + 1
+            if e + 1 == rec.max_epochs:
+                return TrialState.COMPLETE, point, e + 1
+            if judge(e + 1, point):
+                return TrialState.PRUNED, None, e + 1
+        raise AssertionError("unreachable")
+
+    def finished(config: int) -> None:
+        nonlocal first_front
+        done.append(config)
+        if ctx.on_true_front[config] and math.isinf(first_front):
+            first_front = cumulative
+
     while True:
         if task.seconds_budget is None and n >= task.trials:
             break
@@ -221,39 +245,52 @@ def run_replay(rec: Recording, task: ReplayTask, ctx: ReplayContext) -> Trace:
             cumulative >= task.seconds_budget or n >= task.trials * MAX_TRIALS_FACTOR
         ):
             break
+        resume = rule.resumable({t: p[4] for t, p in paused.items()}) if paused else []
+        if resume:
+            # thaw: reload the weights (the set-up again) and continue the trial's own curve
+            number = resume[0]
+            params, distributions, config, seed, epoch = paused.pop(number)
+            cumulative += rec.fixed[config, seed]
+            state, values, stopped = walk(rule.for_trial(None, number), config, seed, epoch)
+            if state is TrialState.COMPLETE and values is not None:
+                rule.completed(number, values)
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        params=params, distributions=distributions, values=list(values)
+                    )
+                )
+                finished(config)
+            elif state is TrialState.PRUNED:
+                paused[number] = (params, distributions, config, seed, stopped)
+            log.append((config, values if state is TrialState.COMPLETE else None))
+            trace_s.append(cumulative)
+            trace_hv.append(ctx.hypervolume_of(done))
+            continue
         trial = study.ask(space)
         config = int(np.argmin(((ctx.encoded - encode(trial.params, space)) ** 2).sum(axis=1)))
         seed = int(seed_order[config][shown[config] % len(task.seed_columns)])
         shown[config] += 1
         cumulative += rec.fixed[config, seed]
-        state, values = TrialState.COMPLETE, None
-        judge = rule.for_trial(trial, n)
-        for e in range(rec.max_epochs):
-            cumulative += rec.seconds[config, seed, e]
-            point = (float(rec.ssim[config, seed, e]), float(rec.mse[config, seed, e]))
-            if not all(math.isfinite(v) for v in point):
-                state = TrialState.FAIL
-                break
-            if e + 1 == rec.max_epochs:
-                values = point
-            elif judge(e + 1, point):
-                state = TrialState.PRUNED
-                break
+        state, values, stopped = walk(rule.for_trial(trial, n), config, seed, 0)
         if state is TrialState.COMPLETE and values is not None:
             rule.completed(n, values)
             study.tell(trial, list(values))
-            done.append(config)
-            if ctx.on_true_front[config] and math.isinf(first_front):
-                first_front = cumulative
+            finished(config)
         else:
             study.tell(trial, state=state)
         log.append((config, values if state is TrialState.COMPLETE else None))
         if state is TrialState.PRUNED:
-            pruned += 1
-            lost = lost or bool(ctx.on_true_front[config])
+            if getattr(rule, "pauses", False):
+                paused[n] = (dict(trial.params), dict(trial.distributions), config, seed, stopped)
+            else:
+                pruned += 1
+                lost = lost or bool(ctx.on_true_front[config])
         n += 1
         trace_s.append(cumulative)
         trace_hv.append(ctx.hypervolume_of(done))
+    # a paused trial never resumed was stopped for good
+    pruned += len(paused)
+    lost = lost or any(bool(ctx.on_true_front[p[2]]) for p in paused.values())
     return Trace(trace_s, trace_hv, lost, n, pruned, first_front, log=log)
 
 

@@ -18,7 +18,18 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import bench_pruning as bp  # noqa: E402
-from pruning_rules import EnvelopeRule, HyperbandRule, NoiseRule, NoPruning, RungRule  # noqa: E402
+from pruning_rules import (  # noqa: E402
+    CalibratedExtrapolationRule,
+    EnvelopeRule,
+    ExtrapolationRule,
+    HyperbandRule,
+    NoiseRule,
+    NoPruning,
+    PauseRule,
+    RungRule,
+    forecast_margins,
+    saturating_fit,
+)
 
 
 def test_hypervolume_matches_optuna() -> None:
@@ -242,3 +253,89 @@ def test_run_defaults_are_the_benchmarks_choices() -> None:
         assert (p.grace_epochs, p.eta) == (chosen["grace"], chosen["eta"]), preset
         assert p.noise_margin == (chosen["margin_sd"] if kind == "noise" else 0.0), preset
         assert p.envelope_min_complete == (chosen["min_complete"] if kind == "envelope" else 0)
+
+
+def _same_replay(rec: bp.Recording, rule: object, replays: int = 2) -> None:
+    ctx = bp.make_context(rec)
+    for replay in range(replays):
+        base = bp.run_replay(rec, bp.ReplayTask("tpe", replay, (0, 1), NoPruning(), 10, None), ctx)
+        task = bp.ReplayTask("tpe", replay, (0, 1), rule, 10, base.seconds[-1])  # type: ignore[arg-type]
+        arm = bp.run_replay(rec, task, ctx)
+        none = bp.run_replay(
+            rec, bp.ReplayTask("tpe", replay, (0, 1), NoPruning(), 10, base.seconds[-1]), ctx
+        )
+        assert (arm.seconds, arm.hypervolume, arm.log) == (none.seconds, none.hypervolume, none.log)
+        assert arm.pruned == 0 and not arm.front_lost
+
+
+def test_new_rules_with_no_op_settings_reproduce_no_pruning_exactly() -> None:
+    """Extrapolation with an infinitely wide interval, and freeze-thaw over a rule that never
+    stops (rungs only past the last epoch), replay exactly as no pruning on the 30-epoch
+    curves; with real settings the same replay prunes (so the comparison can fail)."""
+    rec = bp.load_recording(None, bp.CURVES_30)
+    sd_s, sd_m = rec.pooled_sd([0, 1])
+    m = rec.max_epochs
+    _same_replay(rec, ExtrapolationRule(m, 4, 2, math.inf, 3, sd_s, sd_m))
+    zeros = [0.0] * m
+    _same_replay(rec, CalibratedExtrapolationRule(m, 4, 2, math.inf, 3, sd_s, sd_m, zeros, zeros))
+    # a rung rule whose only rung holds every trial kept (eta larger than any rung's count)
+    _same_replay(rec, PauseRule(RungRule(m, 29, 1000)))
+    ctx = bp.make_context(rec)
+    base = bp.run_replay(rec, bp.ReplayTask("tpe", 0, (0, 1), NoPruning(), 10, None), ctx)
+    task = bp.ReplayTask(
+        "tpe", 0, (0, 1), ExtrapolationRule(m, 4, 2, 0.5, 3, sd_s, sd_m), 10, base.seconds[-1]
+    )
+    assert bp.run_replay(rec, task, ctx).pruned > 0
+
+
+def test_saturating_fit_brackets_the_end_of_a_clean_power_law() -> None:
+    t = np.arange(1, 31, dtype=float)
+    ssim, mse, sd = 0.8 - 0.5 / t, 0.02 + 0.05 * t**-0.5, [0.01] * 30
+    hi = saturating_fit(ssim[:8], sd, 30, True, 1.0)
+    lo = saturating_fit(mse[:8], sd, 30, False, 1.0)
+    assert ssim[-1] < hi < ssim[-1] + 0.1 and mse[-1] - 0.05 < lo < mse[-1]
+    # wider with a larger z, and undetermined below 4 epochs
+    assert saturating_fit(ssim[:8], sd, 30, True, 3.0) > hi
+    assert math.isnan(saturating_fit(ssim[:3], sd, 30, True, 1.0))
+    # measured intervals: a clean power law is forecast (almost) without error; a curve that
+    # jumps late is under-forecast by about its jump
+    jump = np.where(t > 10, 0.9, 0.2) - 0.1 / t
+    margin_s, margin_m = forecast_margins(
+        np.array([ssim, ssim, jump]), np.array([mse, mse, mse]), [6], sd, sd, 1.0
+    )
+    assert margin_s[0] == pytest.approx(0.7, abs=0.05) and abs(margin_m[0]) < 1e-3
+    clean, _ = forecast_margins(np.array([ssim, ssim]), np.array([mse, mse]), [6], sd, sd, 1.0)
+    assert abs(clean[0]) < 1e-3
+
+
+def test_extrapolation_stops_only_what_its_best_case_cannot_save() -> None:
+    sd = [0.01] * 12
+    rule = ExtrapolationRule(12, 4, 2, 2.0, 1, sd, sd)
+    rule.completed(0, (0.8, 0.01))
+    flat = [(0.2 + 0.001 * e, 0.09) for e in range(4)]  # flat and far behind: stopped
+    rising = [(0.1 * (e + 1), 0.09 - 0.015 * e) for e in range(4)]  # could still catch up
+    assert [rule.stop(1, e + 1, p) for e, p in enumerate(flat)] == [False] * 3 + [True]
+    assert not any(rule.stop(2, e + 1, p) for e, p in enumerate(rising))
+
+
+def test_pause_resume_thaws_a_trial_its_rung_now_keeps_and_charges_its_epochs() -> None:
+    """The synthetic slow starter (config 2, ends best) is stopped at the epoch-1 rung when a
+    faster start came first; paused, it is resumed once more trials have reached the rung and
+    it is kept there; it then completes and is not a lost front."""
+    rec = synthetic_recording()
+    ctx = bp.make_context(rec)
+    rule = PauseRule(RungRule(4, 1, 2))
+    rule.stop(0, 1, (0.4, 0.05))
+    assert rule.stop(1, 1, (0.1, 0.08))  # the slow starter, behind the first
+    assert rule.resumable({1: 1}) == []
+    for t, p in ((2, (0.05, 0.09)), (3, (0.04, 0.095)), (4, (0.03, 0.1))):
+        rule.stop(t, 1, p)
+    assert rule.resumable({1: 1}) == [1]  # second of five now: within the top 5 // 2
+    unpruned = bp.run_replay(rec, bp.ReplayTask("random", 0, (0, 1), NoPruning(), 6, None), ctx)
+    task = bp.ReplayTask("random", 0, (0, 1), PauseRule(RungRule(4, 1, 2)), 6, unpruned.seconds[-1])
+    paused = bp.run_replay(rec, task, ctx)
+    killed = bp.run_replay(
+        rec, bp.ReplayTask("random", 0, (0, 1), RungRule(4, 1, 2), 6, unpruned.seconds[-1]), ctx
+    )
+    assert killed.front_lost and not paused.front_lost
+    assert len(paused.log) > paused.trials  # resumptions are logged beside new trials
