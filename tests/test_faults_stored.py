@@ -35,7 +35,7 @@ def test_eight_concurrent_starters_keep_every_record_of_runs(tmp_path: Path, kin
         from search import records
         from search.storage import open_storage
         study = optuna.load_study(study_name="s", storage=open_storage({url!r}))
-        records.append_run(study, study.user_attrs, {{"command": "run " + sys.argv[1]}})
+        records.append_run(study, records.study_attrs(study), {{"command": "run " + sys.argv[1]}})
         """
     )
     repo = str(Path(__file__).resolve().parents[1])
@@ -45,7 +45,7 @@ def test_eight_concurrent_starters_keep_every_record_of_runs(tmp_path: Path, kin
         for k in range(8)
     ]
     assert all(w.wait(timeout=300) == 0 for w in workers)
-    stored = optuna.load_study(study_name="s", storage=open_storage(url)).user_attrs
+    stored = records.study_attrs(optuna.load_study(study_name="s", storage=open_storage(url)))
     commands = sorted(r["command"] for r in records.read_runs(stored))
     assert commands == sorted(f"run {k}" for k in range(8))
 

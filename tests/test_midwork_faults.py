@@ -218,7 +218,11 @@ def test_a_stored_batch_size_of_0_is_refused_before_training(
     os.chdir(root)
     _artifact(root, "model").unlink()  # no weights: export trains the trial again
     study = optuna.load_study(study_name="mnist-vae", storage=_url(root))
-    study.set_user_attr(records.BUDGET, {**study.user_attrs[records.BUDGET], "batch_size": 0})
+    study._storage.set_study_system_attr(  # where format 4 keeps the budget
+        study._study_id,
+        records.MACHINE_PREFIX + records.BUDGET,
+        {**records.read_budget(records.study_attrs(study)), "batch_size": 0},
+    )
     artifacts = str(root / "studies" / "mnist-vae" / "artifacts")
     line = refused(["export", "--out", "out", "--artifacts", artifacts], capsys)
     assert "batch_size 0" in line

@@ -143,9 +143,13 @@ def test_the_dashboard_note_reconciles_the_importance_panel(tmp_path):
     note = story_markdown(context, {})
     top = max(context.importance.per_objective[0].importances.items(), key=lambda kv: kv[1])
     assert "### Parameter importance" in note
-    assert f"The report's fANOVA, per objective (top 3): SSIM: {top[0]} {top[1]:.2f}" in note
-    assert "optuna-dashboard's importance panel can rank the parameters differently" in note
-    assert "PED-ANOVA" in note
+    shown = top[0].replace("_", "\\_")  # stored names are literal Markdown text in the note
+    assert f"The report's fANOVA, per objective (top 3): SSIM: {shown} {top[1]:.2f}" in note
+    from search.dashboard_story import md_text
+
+    panel = md_text("optuna-dashboard's importance panel can rank the parameters differently")
+    assert panel in note
+    assert md_text("PED-ANOVA") in note
 
 
 def test_undertrained_reconstructions_say_so(tmp_path):

@@ -300,4 +300,6 @@ def test_the_full_preset_on_a_cpu_says_so_once_with_the_quick_estimate(tmp_path:
     first_trial = next(i for i, line in enumerate(lines) if line.startswith("trial "))
     assert warnings[0] < first_trial and "--preset quick: about" in lines[warnings[0]]
     study = optuna.load_study(study_name="f", storage=open_storage(url))
-    assert records.read_budget(study.user_attrs)["preset"] == "full"  # nothing changed behind
+    assert (
+        records.read_budget(records.study_attrs(study))["preset"] == "full"
+    )  # nothing changed behind

@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from search.paths import OutsideFolder, artifact_file
 from search.records.artifacts import GRID_LAYOUT, LATENT_LABELS, LATENT_Z_MEAN
@@ -56,8 +56,14 @@ class ArtifactReader:
         try:
             if not data.startswith(PNG_SIGNATURE):
                 raise ValueError("not a PNG")
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
+            # WeasyPrint, once imported, sets PIL's process-wide LOAD_TRUNCATED_IMAGES, under
+            # which half a PNG loads without a word: insist on the whole image here.
+            tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+            try:
+                with Image.open(io.BytesIO(data)) as image:
+                    image.load()
+            finally:
+                ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             self.damaged(artifact_id)
             return None
