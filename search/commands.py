@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import glob
 import json
+import shlex
 import socket
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from search import storage as storage_module
 from search.errors import UsageError
 from search.paths import check_output_folder, study_artifacts_dir
 from search.records import study_attrs
+from search.run.budget import study_options
 from search.summaries import left_out_line, non_finite
 from search.terminal import shown
 
@@ -32,14 +34,41 @@ TRAIN_OUTPUT_FILES = ("grid.png", "latent.npz", "prior_samples.png", "model.weig
 
 def run_command(options: RunOptions) -> int:
     """Run (or resume) the study, then write its report (or, with --no-report, only the
-    dashboard note): the run itself never imports the report."""
-    from search.run.driver import report_dir, run
+    dashboard note): the run itself never imports the report.
 
-    outcome = run(options)
-    if not outcome.wants_report:
-        return outcome.code
-    study = outcome.study
-    assert study is not None
+    Stop signals are ours from the first line to the last (search/run/process.py): one
+    during start-up stops before any trial, one during the report leaves the study whole
+    and no report file half-written; either says so in one line."""
+    from search.run.driver import run
+    from search.run.process import STOP, exit_code_of_stop, stopping_on_signals
+
+    with stopping_on_signals():
+        where = "before any trial started; nothing was trained: run the same command to go on"
+        try:
+            outcome = run(options)
+            if outcome.wants_report:
+                assert outcome.study is not None
+                where = (
+                    "while the report was written; the study is stored whole and no report "
+                    "file is half-written; write the report with: python -m search report "
+                    + shlex.join(study_options(options))
+                )
+                _report_after_run(options, outcome.study)
+            return outcome.code
+        except KeyboardInterrupt:
+            pass
+        except Exception:
+            if STOP.signum is None:
+                raise
+            # An error raised by a library the signal cut short (half an import, say) is
+            # the interruption, not a bug.
+        print(f"interrupted {where}", file=sys.stderr)
+        return exit_code_of_stop()
+
+
+def _report_after_run(options: RunOptions, study: optuna.Study) -> None:
+    from search.run.driver import report_dir
+
     out_dir = report_dir(options)
     artifacts = study_artifacts_dir(study_attrs(study), default=out_dir / "artifacts")
     if options.report:
@@ -54,7 +83,6 @@ def run_command(options: RunOptions) -> int:
         from search.report import write_story_without_report
 
         write_story_without_report(study, artifacts)
-    return outcome.code
 
 
 def train_command(args: argparse.Namespace) -> int:

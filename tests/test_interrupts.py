@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 import search.training
 from search.run.objective import Objective
 from search.run.options import RunOptions
 from search.run.process import STOP
 from search.space import default_space
+from tests.conftest import TINY
 
 
 def test_an_error_keras_raises_while_a_stop_is_pending_is_the_interruption(monkeypatch) -> None:
@@ -39,3 +47,70 @@ def test_the_same_error_without_a_stop_stays_a_bug(monkeypatch) -> None:
     objective = Objective(RunOptions(preset="smoke", pruning=False), default_space(), None, None, 1)
     with pytest.raises(TypeError, match="a bug"):
         objective(study.ask())
+
+
+def _run_until(
+    tmp_path, marker: str, signum: int, *extra: str, after: float = 0.0
+) -> tuple[int, str]:
+    """`run` on a tiny study in a real process; send `signum` `after` seconds once a line
+    holding `marker` is printed; the exit code and everything printed."""
+    command = [sys.executable, "-m", "search", "run", "--trials", "1", *TINY, "--confirm", "0"]
+    process = subprocess.Popen(
+        [*command, "--workers", "1", "--study", "sig", *extra],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # each line arrives as it is printed
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line:
+            time.sleep(after)
+            process.send_signal(signum)
+            break
+    rest, _ = process.communicate(timeout=300)
+    return process.returncode, "".join(seen) + rest
+
+
+def _states(tmp_path) -> list[TrialState]:
+    storage = f"sqlite:///{tmp_path}/studies/sig.db"
+    return [t.state for t in optuna.load_study(study_name="sig", storage=storage).trials]
+
+
+def test_ctrl_c_during_start_up_stops_before_any_trial(tmp_path) -> None:
+    """The plan line is printed just before TensorFlow starts: a Ctrl-C then was swallowed
+    and the run trained and exited 0 (or died in a traceback inside Keras)."""
+    code, output = _run_until(tmp_path, "study 'sig' in ", signal.SIGINT, "--no-report")
+    assert code == 130, output[-3000:]
+    assert "Traceback" not in output and "trial    1 " not in output, output[-3000:]
+    assert "interrupted" in output.splitlines()[-1], output[-3000:]
+    assert TrialState.COMPLETE not in _states(tmp_path)
+    assert TrialState.RUNNING not in _states(tmp_path)
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_the_report_is_written_leaves_no_half_report(
+    tmp_path, signum: int, exit_code: int
+) -> None:
+    """SIGTERM in the report step died without a word, SIGINT gave a traceback; and a PDF of
+    an older study could stay beside the new HTML."""
+    folder = tmp_path / "studies" / "sig"
+    folder.mkdir(parents=True)
+    (folder / "report.pdf").write_bytes(b"%PDF- an older study's report")
+    # The summary's last line is printed just before the report is written, which takes
+    # seconds (Chromium starts, figures are drawn): a second later the signal lands in it.
+    code, output = _run_until(tmp_path, "recommended:", signum, after=1.0)
+    assert code == exit_code, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("interrupted while the report was written"), output[-3000:]
+    assert "python -m search report --study sig" in last
+    assert _states(tmp_path) == [TrialState.COMPLETE]
+    left = sorted(p.name for p in folder.iterdir() if p.is_file())
+    assert not [name for name in left if name.startswith(".partial-")], left
+    if (folder / "report.pdf").exists():
+        assert (folder / "report.html").exists()
+        assert (folder / "report.pdf").read_bytes() != b"%PDF- an older study's report"

@@ -104,6 +104,9 @@ def write_report(
             # report is still wanted, only the dashboard stays without the note.
             logging.getLogger(__name__).warning("dashboard note not written: %s", error)
         written: dict[str, Path] = {}
+        # An older PDF goes before the new HTML is written: whatever stops this (a failed
+        # PDF step, a signal, a kill), the PDF left beside report.html is never an older one.
+        older_pdf = _remove_older(out_dir / "report.pdf") if "pdf" in wanted else None
         if "html" in wanted:
             written["html"] = write_html(context, figures, out_dir / "report.html")
         if "pdf" in wanted:
@@ -113,16 +116,26 @@ def write_report(
                 assert session is not None
                 written["pdf"] = write_pdf(context, figures, out_dir / "report.pdf", session)
             except Exception as error:
-                raise _pdf_not_written(error, out_dir / "report.pdf", written.get("html")) from None
+                raise _pdf_not_written(error, older_pdf, written.get("html")) from None
         return written
     finally:
         if session is not None:
             session.close()
 
 
-def _pdf_not_written(error: Exception, pdf: Path, html: Path | None) -> UsageError:
-    """One line for a failed PDF step. An older report.pdf is removed: beside a new
-    report.html it would look like this report's PDF (seen after a failed PDF step)."""
+def _remove_older(pdf: Path) -> str | None:
+    """Remove an older report.pdf; what to say of it if the new one is not written."""
+    try:
+        pdf.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"the older {pdf} is stale and could not be removed ({error.strerror})"
+    return f"the older {pdf} was removed, as it showed the study as it was then"
+
+
+def _pdf_not_written(error: Exception, older_pdf: str | None, html: Path | None) -> UsageError:
+    """One line for a failed PDF step, saying what became of an older report.pdf."""
     if isinstance(error, UsageError):
         reason = str(error)
     elif isinstance(error, OSError) and error.strerror:
@@ -130,13 +143,8 @@ def _pdf_not_written(error: Exception, pdf: Path, html: Path | None) -> UsageErr
     else:
         reason = f"{type(error).__name__}: {describe_error(error)}"
     parts = [f"the PDF was not written ({reason})"]
-    try:
-        pdf.unlink()
-        parts.append(f"the older {pdf} was removed, as it showed the study as it was then")
-    except FileNotFoundError:
-        pass
-    except OSError as unlink_error:
-        parts.append(f"the older {pdf} is stale and could not be removed ({unlink_error.strerror})")
+    if older_pdf is not None:
+        parts.append(older_pdf)
     if html is not None:
         parts.append(f"{html} is up to date")
     return UsageError("; ".join(parts))

@@ -9,7 +9,6 @@ the CLI's job once this returns (search/commands.py), so the core never imports 
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,13 @@ from search.run.confirmation import (
 from search.run.fault import stop_after_fault
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
-from search.run.process import STOP, STOP_SIGNALS, freeze_start_up_objects, without_storage
+from search.run.process import (
+    STOP,
+    exit_code_of_stop,
+    freeze_start_up_objects,
+    stopping_on_signals,
+    without_storage,
+)
 
 log = logging.getLogger("search.run")
 
@@ -167,22 +172,30 @@ def run(options: RunOptions) -> RunOutcome:
 
     else:
         train = train_here
-    code = train(target_total, already)
-    if not options.is_parent:
-        return RunOutcome(code)  # the `--workers` parent confirms and sums up
-    if code in (0, EXIT_TRIALS_FAILED):
-        settled = study_convergence(study, options)
-        log.info("%s", sentence(settled))
-        records.write_convergence(study, as_record(settled))
-    if code == 0:
-        # With workers, they train the confirmation runs too: the parent only plans (it never
-        # starts TensorFlow, which would take memory on every GPU and train on none).
-        code = confirm_front(study, options, train, deadline)
-    # Too many failed trials: the summary still shows what was measured. A `--workers`
-    # parent sums up after an interruption too: it never trained, so nothing is half done.
-    if code in (0, EXIT_TRIALS_FAILED) or setup.uses_workers(options):
-        console.print_summary(study, options, completed_configurations(study))
-    return RunOutcome(code, study)
+    try:
+        code = train(target_total, already)
+        if not options.is_parent:
+            return RunOutcome(code)  # the `--workers` parent confirms and sums up
+        if code in (0, EXIT_TRIALS_FAILED):
+            settled = study_convergence(study, options)
+            log.info("%s", sentence(settled))
+            records.write_convergence(study, as_record(settled))
+        if code == 0:
+            # With workers, they train the confirmation runs too: the parent only plans (it never
+            # starts TensorFlow, which would take memory on every GPU and train on none).
+            code = confirm_front(study, options, train, deadline)
+        # Too many failed trials: the summary still shows what was measured. A `--workers`
+        # parent sums up after an interruption too: it never trained, so nothing is half done.
+        if code in (0, EXIT_TRIALS_FAILED) or setup.uses_workers(options):
+            console.print_summary(study, options, completed_configurations(study))
+        return RunOutcome(code, study)
+    except KeyboardInterrupt:
+        # Between trials (after the trial loop, before or after the confirmation round)
+        log.info(
+            "interrupted: no trial was running; resume with: %s",
+            console.resume_command(options, target_total, study),
+        )
+        return RunOutcome(exit_code_of_stop())
 
 
 def run_cap(options: RunOptions, already: int, requested: int) -> int | None:
@@ -259,7 +272,7 @@ def train_trials(
 
     Returns the exit code; the caller confirms the front and prints the summary.
     """
-    from search.training import TrainingFailed, configure_device
+    from search.training import configure_device
 
     device = configure_device(options.mixed_precision, options.deterministic)
     log.info("device: %s", device)
@@ -278,9 +291,24 @@ def train_trials(
     progress = console.Progress(
         target_total, planned, max_failures=max(3, planned), left=left, device=device
     )
-    STOP.signum = None  # a signal handled by an earlier run in this process is not ours
-    previous = {sig: signal.signal(sig, STOP) for sig in STOP_SIGNALS}
+    with stopping_on_signals():
+        return _train_until_done(study, options, objective, progress, target_total, deadline)
+
+
+def _train_until_done(
+    study: optuna.Study,
+    options: RunOptions,
+    objective: Objective,
+    progress: console.Progress,
+    target_total: int | None,
+    deadline: float | None,
+) -> int:
+    """One trial at a time until the budget is met; a stop signal or a machine fault ends it
+    with one line and the command that resumes."""
+    from search.training import TrainingFailed
+
     try:
+        STOP.check()  # a signal during start-up: no trial is started
         # One trial per optimize() call, so the budget is checked before a trial is created:
         # a trial created once the budget is full could only end as a failure.
         while progress.too_many_failures is None and _more_needed(study, options, target_total):
@@ -303,7 +331,7 @@ def train_trials(
             console.what_was_interrupted(study, objective.interrupted_trial),
             console.resume_command(options, target_total, study),
         )
-        return 128 + (STOP.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP
+        return exit_code_of_stop()
     except Exception as error:
         fault = fault_reason(error)
         if fault is None:
@@ -317,8 +345,6 @@ def train_trials(
             storage_module.storage_file(setup.storage_url(options)),
         )
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         progress.bar.close()
     if progress.too_many_failures:
         log.error("error: %s", progress.too_many_failures)
