@@ -6,6 +6,7 @@ No logic of its own lives here: each command hands its options to the module tha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -35,6 +36,7 @@ from search.arguments import (
 )
 from search.errors import UsageError
 from search.quiet import configure_start_up
+from search.stopping import exit_code_of_stop, stopping_on_signals
 
 EXIT_USAGE = 2
 
@@ -416,9 +418,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_start_up(args.verbose)  # before anything imports TensorFlow
         if "backend" in args:  # before anything imports Keras
             args.backend = backend.select(args.backend)
-        code = _dispatch(args, argv)
+        # The dashboard and the proxy serve until stopped; every other command stops on a
+        # signal with one line (a SIGTERM killed `report` without a word, Ctrl-C a traceback).
+        serves = args.command in ("dashboard", "storage-proxy")
+        with contextlib.nullcontext() if serves else stopping_on_signals():
+            code = _dispatch(args, argv)
         sys.stdout.flush()  # a closed or full stdout fails here, not in the exit's last flush
         return code
+    except KeyboardInterrupt:
+        # `run` says more itself; what train, report, export and studies write goes into
+        # place whole (search/atomic.py), so nothing is left half-written.
+        print("interrupted: stopped; no file is left half-written", file=sys.stderr)
+        return exit_code_of_stop()
     except UsageError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE

@@ -40,7 +40,7 @@ def run_command(options: RunOptions) -> int:
     during start-up stops before any trial, one during the report leaves the study whole
     and no report file half-written; either says so in one line."""
     from search.run.driver import run
-    from search.run.process import STOP, exit_code_of_stop, stopping_on_signals
+    from search.stopping import STOP, exit_code_of_stop, stopping_on_signals
 
     with stopping_on_signals():
         where = "before any trial started; nothing was trained: run the same command to go on"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +16,8 @@ from optuna.trial import TrialState
 import search.training
 from search.run.objective import Objective
 from search.run.options import RunOptions
-from search.run.process import STOP
 from search.space import default_space
+from search.stopping import STOP
 from tests.conftest import TINY
 
 
@@ -111,6 +112,53 @@ def test_a_signal_while_the_report_is_written_leaves_no_half_report(
     assert _states(tmp_path) == [TrialState.COMPLETE]
     left = sorted(p.name for p in folder.iterdir() if p.is_file())
     assert not [name for name in left if name.startswith(".partial-")], left
-    if (folder / "report.pdf").exists():
-        assert (folder / "report.html").exists()
+    if (folder / "report.html").exists() and (folder / "report.pdf").exists():
+        # the new HTML never stands beside the older study's PDF
         assert (folder / "report.pdf").read_bytes() != b"%PDF- an older study's report"
+
+
+def test_sigterm_during_report_is_one_line_and_no_half_file(smoke_study, tmp_path) -> None:
+    """`report` died without a word on SIGTERM (Ctrl-C: a traceback)."""
+    out = tmp_path / "out"
+    copy = tmp_path / "smoke.db"  # the report writes its dashboard note into the study
+    shutil.copyfile(smoke_study.workdir / "smoke-as-run.db", copy)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "search", "report", "--study", smoke_study.name]
+        + ["--storage", f"sqlite:///{copy}", "--out", str(out)]
+        + ["--artifacts", str(smoke_study.artifacts)],
+        cwd=smoke_study.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3.0)  # start-up and drawing take longer: the signal lands inside the command
+    process.send_signal(signal.SIGTERM)
+    printed, errors = process.communicate(timeout=300)
+    if process.returncode == 0:
+        pytest.skip("the report was written before the signal came")  # a very fast machine
+    assert process.returncode == 143, errors[-3000:]
+    assert errors.strip().splitlines() == ["interrupted: stopped; no file is left half-written"]
+    written = [p.name for p in out.iterdir()] if out.exists() else []
+    assert not [name for name in written if name.startswith(".partial-")], written
+
+
+def test_a_stop_in_the_pdf_step_leaves_the_new_html_without_the_older_pdf(
+    smoke_study, tmp_path, monkeypatch
+) -> None:
+    """The signal lands once report.html is written, while the PDF is made."""
+    import search.report
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt("signal 15")
+
+    monkeypatch.setattr(search.report, "write_pdf", stopped)
+    copy = tmp_path / "smoke.db"
+    shutil.copyfile(smoke_study.workdir / "smoke-as-run.db", copy)
+    study = optuna.load_study(study_name=smoke_study.name, storage=f"sqlite:///{copy}")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.pdf").write_bytes(b"%PDF- an older study's report")
+    with pytest.raises(KeyboardInterrupt):
+        search.report.write_report(study, out, artifact_store_dir=smoke_study.artifacts)
+    assert (out / "report.html").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["report.html"]

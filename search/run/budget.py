@@ -17,7 +17,8 @@ from search import defaults, records
 from search import storage as storage_module
 from search.errors import UsageError
 from search.run.options import RunOptions
-from search.run.process import STOP, without_storage
+from search.run.process import without_storage
+from search.stopping import STOP
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 log = logging.getLogger("search.run")

@@ -32,13 +32,8 @@ from search.run.confirmation import (
 from search.run.fault import stop_after_fault
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
-from search.run.process import (
-    STOP,
-    exit_code_of_stop,
-    freeze_start_up_objects,
-    stopping_on_signals,
-    without_storage,
-)
+from search.run.process import freeze_start_up_objects, without_storage
+from search.stopping import STOP, exit_code_of_stop, stopping_on_signals
 
 log = logging.getLogger("search.run")
 

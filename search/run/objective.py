@@ -20,8 +20,8 @@ from search.pruning import prune_reason
 from search.run import total
 from search.run.budget import claim_budget
 from search.run.options import RunOptions
-from search.run.process import STOP
 from search.run.setup import MAXIMIZE, epochs, pruner_config, training_config, worker_name
+from search.stopping import STOP
 
 
 def is_designed(trial: optuna.Trial) -> bool:

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search import records
 from search.run import budget
 from search.run.budget import FINISHED, BudgetReached
-from search.run.process import STOP
+from search.stopping import STOP
 
 log = logging.getLogger("search.run")
 
