@@ -30,7 +30,7 @@ from search.run.confirmation import (
     converged_now,
     study_convergence,
 )
-from search.run.fault import stop_after_fault
+from search.run.fault import ResumeHint, stop_after_fault
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
 from search.run.process import STOP, STOP_SIGNALS, freeze_start_up_objects, without_storage
@@ -278,6 +278,7 @@ def train_trials(
     progress = console.Progress(
         target_total, planned, max_failures=max(3, planned), left=left, device=device
     )
+    resume = ResumeHint(options, target_total, study, progress)
     STOP.signum = None  # a signal handled by an earlier run in this process is not ours
     previous = {sig: signal.signal(sig, STOP) for sig in STOP_SIGNALS}
     try:
@@ -313,7 +314,7 @@ def train_trials(
             study,
             objective,
             fault,
-            lambda: console.resume_command(options, target_total, study),
+            resume,
             storage_module.storage_file(setup.storage_url(options)),
         )
     finally:

@@ -13,10 +13,39 @@ import optuna
 from optuna.trial import TrialState
 
 from search import records
-from search.faults import EXIT_FAULT
+from search.faults import EXIT_FAULT, fault_reason
+from search.run import console
+from search.run.budget import finished_count
 from search.run.objective import Objective
+from search.run.options import RunOptions
 
 log = logging.getLogger("search.run")
+
+
+class ResumeHint:
+    """The command that resumes the study, said even when its storage stopped answering (a
+    PostgreSQL server that went away): the study's records and finished-trial count are read
+    when training starts, and `progress` counts the trials this process finished since."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        target_total: int | None,
+        study: optuna.Study,
+        progress: console.Progress,
+    ) -> None:
+        self.options, self.target_total, self.study = options, target_total, study
+        self.progress = progress
+        self.stored, self.finished = records.study_attrs(study), finished_count(study)
+
+    def __call__(self) -> str:
+        try:
+            return console.resume_command(self.options, self.target_total, self.study)
+        except Exception as err:
+            if fault_reason(err) is None:
+                raise
+        finished = self.finished + self.progress.finished
+        return console.resume_from(self.options, self.target_total, self.stored, finished)
 
 
 def stop_after_fault(
