@@ -154,3 +154,107 @@ def test_a_postgres_server_killed_mid_run_is_one_line_and_the_study_resumes(
     # the trial the server died under was failed as a dead worker's, not left RUNNING
     assert trials[1].state == TrialState.FAIL
     assert "no heartbeat" in trials[1].user_attrs[records.FAIL_REASON]
+
+
+# -- faults inside `--workers` children, seen through the parent ----------------------------
+
+
+def _parent_lines(text: str, workers: int) -> list[str]:
+    """The parent's `error:` lines; at most one `[wI] error:` line per child, no traceback."""
+    for index in range(workers):
+        child = [line for line in text.splitlines() if line.startswith(f"[w{index}] error:")]
+        assert len(child) <= 1, text[-4000:]
+        assert all("resume with" not in line for line in child)  # its command would not
+    return _errors(text)
+
+
+def _resume(line: str) -> list[str]:
+    resume = line.split("resume with: ", 1)[1].split()
+    assert resume[:5] == ["python", "-m", "search", "run", "--workers"], resume
+    return resume[3:]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 400 KiB tmpfs: a study's database fits, one trial's artifacts do not."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_in_workers_is_one_line_from_the_parent_and_resumes(
+    small_disk: Path,
+) -> None:
+    url = f"sqlite:///{small_disk}/s.db"
+    done = run_cli(
+        "run", "--workers", "2", "--trials", "4", *TINY, "--confirm", "0", "--no-report",
+        "--storage", url, "--artifacts", str(small_disk / "artifacts"), cwd=small_disk.parent,
+    )  # fmt: skip
+    text = done.stdout + done.stderr
+    assert done.returncode == EXIT_FAULT, text[-3000:]
+    assert "No space left on device" in text
+    errors = _parent_lines(text, 2)
+    assert len(errors) == 1 and "a worker stopped by a fault" in errors[0], text[-3000:]
+    assert "exited with code" not in text  # the workers' own lines said it
+    states = [t.state for t in optuna.load_study(study_name="mnist-vae", storage=url).trials]
+    assert TrialState.RUNNING not in states and TrialState.COMPLETE not in states, states
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    again = run_cli(*_resume(errors[0]), "--confirm", "0", "--no-report", cwd=small_disk.parent)
+    assert again.returncode == 0, again.stderr[-3000:]
+    states = [t.state for t in optuna.load_study(study_name="mnist-vae", storage=url).trials]
+    assert states.count(TrialState.COMPLETE) == 4, states
+
+
+def test_a_postgres_server_killed_under_workers_is_one_line_from_the_parent(
+    own_server: PostgresServer, tmp_path: Path
+) -> None:
+    url = own_server.url()
+    log = tmp_path / "run.log"
+    argv = ["run", "--workers", "2", "--trials", "4", *LONGER, "--no-pruning", "--confirm", "0"]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "search", *argv, "--no-report", "--storage", url, *BEATS],
+            cwd=tmp_path,
+            env=ENV,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        while "] trial    " not in log.read_text() or not (_running(url, 2) or _running(url, 3)):
+            assert process.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.1)
+        _kill(own_server)
+        code = process.wait(timeout=300)
+    finally:
+        process.kill()
+    text = log.read_text()
+    assert code == EXIT_FAULT, text[-3000:]
+    errors = _parent_lines(text, 2)
+    assert len(errors) == 1 and "a worker stopped by a fault" in errors[0], text[-3000:]
+    assert "[w0] error: stopped by a fault: the PostgreSQL storage" in text
+    assert PASSWORD not in text
+    own_server._launch()
+    resume = [url if "***" in part else part for part in _resume(errors[0])]
+    again = run_cli(*resume, *BEATS, "--confirm", "0", "--no-report", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = optuna.load_study(study_name="mnist-vae", storage=url).trials
+    states = [t.state for t in trials]
+    # the resume trained what the printed count asked; the trials the server died under are
+    # failed as dead workers' (retried), none is left RUNNING
+    finished = [s for s in states if s in (TrialState.COMPLETE, TrialState.PRUNED)]
+    reasons = [t.user_attrs.get(records.FAIL_REASON) for t in trials]
+    assert len(finished) >= 4 and TrialState.RUNNING not in states, (states, reasons, text)
+    assert all(
+        "no heartbeat" in t.user_attrs.get(records.FAIL_REASON, "no heartbeat")
+        for t in trials
+        if t.state == TrialState.FAIL
+    )

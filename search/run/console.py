@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -175,11 +175,15 @@ def resume_command(options: RunOptions, target_total: int | None, study: optuna.
 
 
 def resume_from(
-    options: RunOptions, target_total: int | None, stored: dict[str, Any], finished: int
+    options: RunOptions,
+    target_total: int | None,
+    stored: dict[str, Any],
+    finished: int,
+    extra: Sequence[str] = (),
 ) -> str:
     """`resume_command` from the study's records and finished-trial count as read before
-    (the storage may no longer answer)."""
-    parts = budget.study_options(options)
+    (the storage may no longer answer); `extra` options come first."""
+    parts = [*extra, *budget.study_options(options)]
     if options.total_trials:  # the study-wide budget: the same command goes on
         parts += ["--total-trials", str(options.total_trials)]
     if target_total is not None:

@@ -21,7 +21,7 @@ from search import defaults, records
 from search import space as search_space
 from search import storage as storage_module
 from search.convergence import as_record, sentence
-from search.faults import fault_reason
+from search.faults import EXIT_FAULT, fault_reason
 from search.paths import check_output_folder, own_artifacts_dir, stored_artifacts_dir
 from search.run import budget, console, eta, provenance, setup, space_check, total
 from search.run.confirmation import (
@@ -30,7 +30,7 @@ from search.run.confirmation import (
     converged_now,
     study_convergence,
 )
-from search.run.fault import ResumeHint, stop_after_fault
+from search.run.fault import ResumeHint, stop_after_fault, workers_stopped
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
 from search.run.process import STOP, STOP_SIGNALS, freeze_start_up_objects, without_storage
@@ -161,6 +161,7 @@ def run(options: RunOptions) -> RunOutcome:
         return train_trials(study, options, space, data, store, cap, finished, deadline)
 
     if setup.uses_workers(options):
+        resume = ResumeHint(options, target_total, study)  # read while the storage answers
 
         def train(cap: int | None, finished: int) -> int:
             return _launch_workers(options, url, artifacts_dir, cap, finished, train_here)
@@ -181,7 +182,13 @@ def run(options: RunOptions) -> RunOutcome:
     # Too many failed trials: the summary still shows what was measured. A `--workers`
     # parent sums up after an interruption too: it never trained, so nothing is half done.
     if code in (0, EXIT_TRIALS_FAILED) or setup.uses_workers(options):
-        console.print_summary(study, options, completed_configurations(study))
+        try:
+            console.print_summary(study, options, completed_configurations(study))
+        except Exception as error:
+            if code != EXIT_FAULT or fault_reason(error) is None:
+                raise  # a worker's fault (a server gone) leaves no summary to print
+    if code == EXIT_FAULT and setup.uses_workers(options):
+        workers_stopped(resume)
     return RunOutcome(code, study)
 
 
