@@ -41,6 +41,7 @@ class ResumeHint:
         self.progress = progress
         self.stored, self.finished = records.study_attrs(study), finished_count(study)
         self.extra = workers_options(options)
+        self.uncounted = False  # the count in the command may miss trials finished since
 
     def __call__(self) -> str | None:
         if not self.options.is_parent:
@@ -51,6 +52,7 @@ class ResumeHint:
             if fault_reason(err) is None:
                 raise
             finished = self.finished + (self.progress.finished if self.progress else 0)
+            self.uncounted = self.progress is None  # other processes' trials are not known
         else:
             self.stored = records.study_attrs(self.study)
         return console.resume_from(
@@ -77,6 +79,11 @@ def workers_stopped(resume: ResumeHint) -> None:
     worker said what failed in its own `[wI] error:` line)."""
     try:
         how = f"once that is fixed, resume with: {resume()}"
+        if resume.uncounted and resume.target_total is not None:
+            how += (
+                ", its --trials lowered by the trials the workers finished in this run (the "
+                "storage could not be read to count them)"
+            )
     except Exception:  # the records cannot be read now
         how = "the storage could not be read to say how to resume"
     log.error("error: a worker stopped by a fault (its [wN] error: line says what); %s", how)
