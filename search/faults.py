@@ -28,6 +28,12 @@ _SQLITE_FAULTS = (
     "attempt to write a readonly database",
     "no such table",
 )
+# PostgreSQL SQLSTATEs of a server that went away or ran out of something: 08 connection
+# exception, 57P01-57P05 shut down, crashed or not taking connections yet, 53 insufficient
+# resources (disk full, out of memory, too many connections), 58 system error (I/O). Other
+# OperationalErrors (a cancelled statement, a serialization failure, a lock) stay bugs.
+_PG_LOST = ("08", "57P")
+_PG_FAULTS = (*_PG_LOST, "53", "58")
 
 
 def _chain(err: BaseException) -> Iterator[BaseException]:
@@ -50,7 +56,8 @@ def _chain(err: BaseException) -> Iterator[BaseException]:
 
 def fault_reason(err: BaseException) -> str | None:
     """What failed, in a few words, when `err` is (or was caused by) a fault of the machine: a
-    full disk, an I/O error, a SQLite file that filled up, vanished or was damaged. None
+    full disk, an I/O error, a SQLite file that filled up, vanished or was damaged, a
+    PostgreSQL server that went away or refused the connection. None
     for anything else (a bug stays a traceback)."""
     for found in _chain(err):
         if isinstance(found, OSError) and found.errno in _DISK_ERRNOS:
@@ -60,7 +67,27 @@ def fault_reason(err: BaseException) -> str | None:
             text = str(found).strip()
             if any(marker in text.lower() for marker in _SQLITE_FAULTS):
                 return f"the SQLite storage failed ({text})"
+        postgres = _postgres_fault(found)
+        if postgres is not None:
+            return postgres
     return None
+
+
+def _postgres_fault(err: BaseException) -> str | None:
+    """The reason for a PostgreSQL server that refused, dropped or failed the connection
+    (psycopg's OperationalError without a SQLSTATE, or with one of `_PG_FAULTS`)."""
+    psycopg = sys.modules.get("psycopg")  # an error of psycopg's means it is imported
+    if psycopg is None or not isinstance(err, psycopg.OperationalError):
+        return None
+    state = getattr(err, "sqlstate", None)
+    if state is not None and not state.startswith(_PG_FAULTS):
+        return None
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if state is not None and not state.startswith(_PG_LOST):
+        return f"the PostgreSQL storage failed ({text})"
+    lowered = text.lower()
+    how = "refused" if "refused" in lowered else "timed out" if "timeout" in lowered else "lost"
+    return f"the PostgreSQL storage is out of reach (connection {how}: {text})"
 
 
 def stdout_closed(err: BaseException) -> bool:

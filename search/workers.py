@@ -47,6 +47,7 @@ from typing import IO
 
 from search.defaults import ASSIGNED_DEVICE_ENV
 from search.errors import UsageError
+from search.faults import EXIT_FAULT
 
 STOP_TIMEOUT_S = 120.0
 WORKER_INDEX_ENV = "VAE_SEARCH_WORKER_INDEX"
@@ -319,7 +320,7 @@ def run_workers(
 
     codes = [_exit_code(p.returncode) for p in procs]
     for index, code in enumerate(codes):
-        if code:
+        if code and code != EXIT_FAULT:  # a fault: the worker said so in its error line
             print(f"worker {index} exited with code {code}", file=sys.stderr, flush=True)
     failed = [c for c in codes if c]
     if failed:

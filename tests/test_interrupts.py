@@ -122,9 +122,9 @@ def test_sigterm_during_report_is_one_line_and_no_half_file(smoke_study, tmp_pat
     out = tmp_path / "out"
     copy = tmp_path / "smoke.db"  # the report writes its dashboard note into the study
     shutil.copyfile(smoke_study.workdir / "smoke-as-run.db", copy)
+    command = ["report", "--study", smoke_study.name, "--storage", f"sqlite:///{copy}"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "search", "report", "--study", smoke_study.name]
-        + ["--storage", f"sqlite:///{copy}", "--out", str(out)]
+        [sys.executable, "-m", "search", *command, "--out", str(out)]
         + ["--artifacts", str(smoke_study.artifacts)],
         cwd=smoke_study.workdir,
         stdout=subprocess.PIPE,
@@ -133,7 +133,7 @@ def test_sigterm_during_report_is_one_line_and_no_half_file(smoke_study, tmp_pat
     )
     time.sleep(3.0)  # start-up and drawing take longer: the signal lands inside the command
     process.send_signal(signal.SIGTERM)
-    printed, errors = process.communicate(timeout=300)
+    _, errors = process.communicate(timeout=300)
     if process.returncode == 0:
         pytest.skip("the report was written before the signal came")  # a very fast machine
     assert process.returncode == 143, errors[-3000:]

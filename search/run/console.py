@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -108,6 +108,7 @@ class Progress:
         self.device = device
         self.measured = eta.Measured()
         self.failures = 0
+        self.finished = 0  # trials this process finished (COMPLETE or PRUNED)
         self.too_many_failures: str | None = None
         self.bar = tqdm(
             total=requested,
@@ -130,6 +131,7 @@ class Progress:
         else:
             outcome = f"failed: {records.read_fail_reason(attrs) or 'see the log'}"
             self.failures += 1
+        self.finished += trial.state in FINISHED
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         epochs_run = records.read_epochs_run(attrs) or 0
         estimate = ""
@@ -169,13 +171,23 @@ def what_was_interrupted(study: optuna.Study, number: int | None) -> str:
 def resume_command(options: RunOptions, target_total: int | None, study: optuna.Study) -> str:
     """The command that goes on with this study as stored: its budget and data too (without
     them a resume under another preset's defaults would be refused)."""
-    parts = budget.study_options(options)
+    return resume_from(options, target_total, records.study_attrs(study), finished_count(study))
+
+
+def resume_from(
+    options: RunOptions,
+    target_total: int | None,
+    stored: dict[str, Any],
+    finished: int,
+    extra: Sequence[str] = (),
+) -> str:
+    """`resume_command` from the study's records and finished-trial count as read before
+    (the storage may no longer answer); `extra` options come first."""
+    parts = [*extra, *budget.study_options(options)]
     if options.total_trials:  # the study-wide budget: the same command goes on
         parts += ["--total-trials", str(options.total_trials)]
     if target_total is not None:
-        left = target_total - len(study.get_trials(deepcopy=False, states=FINISHED))
-        parts += ["--trials", str(max(left, 1))]
-    stored = records.study_attrs(study)
+        parts += ["--trials", str(max(target_total - finished, 1))]
     stored_budget, data = records.read_budget(stored), records.read_data(stored)
     if stored_budget is not None and data is not None:
         parts += budget.budget_options(stored_budget, data)

@@ -20,7 +20,7 @@ from search import defaults, records
 from search import space as search_space
 from search import storage as storage_module
 from search.convergence import as_record, sentence
-from search.faults import fault_reason
+from search.faults import EXIT_FAULT, fault_reason
 from search.paths import check_output_folder, own_artifacts_dir, stored_artifacts_dir
 from search.run import budget, console, eta, provenance, setup, space_check, total
 from search.run.confirmation import (
@@ -29,7 +29,7 @@ from search.run.confirmation import (
     converged_now,
     study_convergence,
 )
-from search.run.fault import stop_after_fault
+from search.run.fault import ResumeHint, stop_after_fault, workers_stopped
 from search.run.objective import Objective
 from search.run.options import RunOptions, validate
 from search.run.process import freeze_start_up_objects, without_storage
@@ -161,6 +161,7 @@ def run(options: RunOptions) -> RunOutcome:
         return train_trials(study, options, space, data, store, cap, finished, deadline)
 
     if setup.uses_workers(options):
+        resume = ResumeHint(options, target_total, study)  # read while the storage answers
 
         def train(cap: int | None, finished: int) -> int:
             return _launch_workers(options, url, artifacts_dir, cap, finished, train_here)
@@ -182,7 +183,13 @@ def run(options: RunOptions) -> RunOutcome:
         # Too many failed trials: the summary still shows what was measured. A `--workers`
         # parent sums up after an interruption too: it never trained, so nothing is half done.
         if code in (0, EXIT_TRIALS_FAILED) or setup.uses_workers(options):
-            console.print_summary(study, options, completed_configurations(study))
+            try:
+                console.print_summary(study, options, completed_configurations(study))
+            except Exception as error:
+                if code != EXIT_FAULT or fault_reason(error) is None:
+                    raise  # a worker's fault (a server gone) leaves no summary to print
+        if code == EXIT_FAULT and setup.uses_workers(options):
+            workers_stopped(resume)
         return RunOutcome(code, study)
     except KeyboardInterrupt:
         # Between trials (after the trial loop, before or after the confirmation round)
@@ -286,8 +293,9 @@ def train_trials(
     progress = console.Progress(
         target_total, planned, max_failures=max(3, planned), left=left, device=device
     )
+    resume = ResumeHint(options, target_total, study, progress)
     with stopping_on_signals():
-        return _train_until_done(study, options, objective, progress, target_total, deadline)
+        return _train_until_done(study, options, objective, progress, resume, deadline)
 
 
 def _train_until_done(
@@ -295,13 +303,14 @@ def _train_until_done(
     options: RunOptions,
     objective: Objective,
     progress: console.Progress,
-    target_total: int | None,
+    resume: ResumeHint,
     deadline: float | None,
 ) -> int:
     """One trial at a time until the budget is met; a stop signal or a machine fault ends it
     with one line and the command that resumes."""
     from search.training import TrainingFailed
 
+    target_total = resume.target_total
     try:
         STOP.check()  # a signal during start-up: no trial is started
         # One trial per optimize() call, so the budget is checked before a trial is created:
@@ -336,7 +345,7 @@ def _train_until_done(
             study,
             objective,
             fault,
-            lambda: console.resume_command(options, target_total, study),
+            resume,
             storage_module.storage_file(setup.storage_url(options)),
         )
     finally:
