@@ -123,9 +123,9 @@ def test_sigterm_during_report_is_one_line_and_no_half_file(smoke_study, tmp_pat
     copy = tmp_path / "smoke.db"  # the report writes its dashboard note into the study
     shutil.copyfile(smoke_study.workdir / "smoke-as-run.db", copy)
     command = ["report", "--study", smoke_study.name, "--storage", f"sqlite:///{copy}"]
+    command += ["--out", str(out), "--artifacts", str(smoke_study.artifacts)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "search", *command, "--out", str(out)]
-        + ["--artifacts", str(smoke_study.artifacts)],
+        [sys.executable, "-m", "search", *command],
         cwd=smoke_study.workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
