@@ -187,6 +187,29 @@ def test_a_truncated_latent_npz_still_gives_a_report_that_says_so(
     assert "could not be read (missing, truncated" in html
 
 
+def test_report_says_on_stderr_in_one_line_which_artifacts_it_could_not_read(
+    trained: Path, tmp_path: Path
+) -> None:
+    root = _copy(trained, tmp_path)
+    for name in ("latent", "grid", "diagnostics"):
+        damaged = _artifact(root, name)
+        damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 3])
+    artifacts = str(root / "studies" / "mnist-vae" / "artifacts")
+    done = run_cli("report", "--format", "html", "--artifacts", artifacts, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, done.stderr[-3000:]  # one line for all of them
+    line = warnings[0]
+    assert line.startswith("warning: 3 stored artifacts could not be read from ")
+    for kind in ("diagnostics", "grid", "latent"):
+        assert f"{kind} of trial 0" in line
+    assert "missing, truncated or not of their kind" in line
+    assert line.endswith("the report says so in its notes")
+    assert len(line) < 400 + len(artifacts)
+    html = (root / "studies" / "mnist-vae" / "report.html").read_text()
+    assert "3 artifacts could not be read (missing, truncated" in html
+
+
 # -- export --------------------------------------------------------------------------------------
 
 
