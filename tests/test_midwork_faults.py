@@ -28,7 +28,7 @@ from search.atomic import AtomicArtifactStore, write_into_place
 from search.cli import main
 from search.faults import EXIT_BROKEN_PIPE, EXIT_FAULT
 from search.report.artifacts import ArtifactReader
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, run_cli, small_tmpfs
 from tests.hostile import existing_study, refused, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,17 +44,8 @@ def _errors(stderr: str) -> list[str]:
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 400 KiB tmpfs: a study's database fits, one trial's artifacts (its weights) do not."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "400k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.fixture(scope="module")
