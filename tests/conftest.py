@@ -35,6 +35,22 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600, **kwargs) -> subprocess
     )
 
 
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` (`mount -o size=`) at the new folder `mount`, unmounted afterwards;
+    skips the test where mounting is not allowed."""
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 # The tiny training the brief's hostile cases use: seconds per trial.
 TINY = (
     *("--preset", "smoke", "--data", "bundled", "--space", "latent_dim=2:2"),

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from search import journal
 from search.storage import open_storage
+from tests.conftest import small_tmpfs
 
 REPO = Path(__file__).resolve().parents[1]
 DIRECTIONS = ["maximize", "minimize"]
@@ -81,17 +82,8 @@ def test_an_append_after_a_torn_line_left_by_a_dead_writer_is_not_glued_onto_it(
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "40k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_leaves_the_journal_whole_and_it_reads_once_space_is_freed(

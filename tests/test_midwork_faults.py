@@ -28,7 +28,7 @@ from search.atomic import AtomicArtifactStore, write_into_place
 from search.cli import main
 from search.faults import EXIT_BROKEN_PIPE, EXIT_FAULT
 from search.report.artifacts import ArtifactReader
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, run_cli, small_tmpfs
 from tests.hostile import existing_study, refused, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,17 +44,8 @@ def _errors(stderr: str) -> list[str]:
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 400 KiB tmpfs: a study's database fits, one trial's artifacts (its weights) do not."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "400k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +176,29 @@ def test_a_truncated_latent_npz_still_gives_a_report_that_says_so(
     html = (root / "studies" / "mnist-vae" / "report.html").read_text()
     assert "no readable `latent` artifact" in html
     assert "could not be read (missing, truncated" in html
+
+
+def test_report_says_on_stderr_in_one_line_which_artifacts_it_could_not_read(
+    trained: Path, tmp_path: Path
+) -> None:
+    root = _copy(trained, tmp_path)
+    for name in ("latent", "grid", "diagnostics"):
+        damaged = _artifact(root, name)
+        damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 3])
+    artifacts = str(root / "studies" / "mnist-vae" / "artifacts")
+    done = run_cli("report", "--format", "html", "--artifacts", artifacts, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, done.stderr[-3000:]  # one line for all of them
+    line = warnings[0]
+    assert line.startswith("warning: 3 stored artifacts could not be read from ")
+    for kind in ("diagnostics", "grid", "latent"):
+        assert f"{kind} of trial 0" in line
+    assert "missing, truncated or not of their kind" in line
+    assert line.endswith("the report says so in its notes")
+    assert len(line) < 400 + len(artifacts)
+    html = (root / "studies" / "mnist-vae" / "report.html").read_text()
+    assert "3 artifacts could not be read (missing, truncated" in html
 
 
 # -- export --------------------------------------------------------------------------------------

@@ -73,36 +73,32 @@ def test_same_seed_same_metrics(mnist):
     assert other.val_mse != pytest.approx(first.val_mse, abs=1e-7)
 
 
-def test_the_train_step_is_traced_once_per_training(mnist, monkeypatch):
-    # compute_loss runs in Python only while the train step is being traced. Adam creating its
-    # slots inside the first step made tf.function trace the step twice (about a second of
-    # every trial); train_vae builds the optimizer first.
+@pytest.fixture
+def traced(monkeypatch) -> list[int]:
+    """One entry per trace of the train step: compute_loss runs in Python only while the
+    train step is being traced."""
     from search import model
 
-    traced = []
+    traces: list[int] = []
     original = model.VAE.compute_loss
 
     def counting(self, *args, **kwargs):
-        traced.append(1)
+        traces.append(1)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(model.VAE, "compute_loss", counting)
+    return traces
+
+
+def test_the_train_step_is_traced_once_per_training(mnist, traced):
+    # Adam creating its slots inside the first step made tf.function trace the step twice
+    # (about a second of every trial); train_vae builds the optimizer first.
     result = train_vae(TINY, mnist, CONFIG)
     assert len(result.curve) == CONFIG.epochs
     assert len(traced) == 1
 
 
-def test_a_repeat_reuses_the_traced_step_and_gives_the_same_numbers(mnist, monkeypatch):
-    from search import model
-
-    traced = []
-    original = model.VAE.compute_loss
-
-    def counting(self, *args, **kwargs):
-        traced.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(model.VAE, "compute_loss", counting)
+def test_a_repeat_reuses_the_traced_step_and_gives_the_same_numbers(mnist, traced):
     fresh = train_vae(TINY, mnist, CONFIG, reuse_traced_step=True)
     fresh_curve, fresh_values = fresh.curve, (fresh.val_ssim, fresh.val_mse, fresh.test_mse)
     assert len(traced) == 1

@@ -28,6 +28,7 @@ from search.report.sections import ImportanceInfo, ReportContext
 from search.report.summary import budget_info, provenance, recommendation_info, summary_info
 from search.report.trials import StudyRecords
 from search.report.trust import trust_info
+from search.report.unreadable import unreadable_warning
 
 
 def build_context(
@@ -87,11 +88,9 @@ def build_context(
             f"{left_out} left out: the stored id leads outside the artifact folder "
             f"{reader.directory} (a path or a symbolic link out of it), so it was not read."
         )
-        logging.getLogger(__name__).warning(
-            "warning: %s left out of the report: outside the artifact folder %s",
-            left_out,
-            reader.directory,
-        )
+    warning = unreadable_warning(records, reader)
+    if warning:  # one line on stderr for all of them; the notes above say it on the page
+        logging.getLogger(__name__).warning("%s", warning)
     diagnostics = diagnostics_info(records, budget)
     return ReportContext(
         study_name=records.name,
