@@ -497,6 +497,7 @@ def test_a_password_with_at_signs_is_never_shown(workdir, capsys):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_special_files_end_to_end_never_hang_and_never_load_tensorflow(tmp_path):
     os.mkfifo(tmp_path / "train.csv")
     (tmp_path / "zero.npz").symlink_to("/dev/zero")
@@ -554,6 +555,7 @@ def test_parameter_limits_agree_with_the_model():
             check_params({name: below})
 
 
+@pytest.mark.slow
 def test_a_new_study_records_its_artifact_folder_absolute(smoke_study):
     import optuna
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from search import configurations as configs
@@ -49,6 +50,7 @@ def test_the_stopping_trial_is_the_last_move_beyond_the_noise():
     assert pruned.converged
 
 
+@pytest.mark.slow
 def test_run_until_converged_stops_before_the_budget_and_confirms(tmp_path):
     args = ["--preset", "smoke", "--data", "bundled", "--space", "latent_dim=2:2"]
     args += ["--space", "n_layers=1:1", "--space", "filters=8", "--space", "dense_units=16"]

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import optuna
+import pytest
 
 from search import records
 from search.space import default_space
@@ -29,6 +30,7 @@ def _study_page(study_name: str, storage: str, cwd: Path) -> dict:
             return json.load(response)
 
 
+@pytest.mark.slow
 def test_the_study_page_shows_short_attributes_in_words(smoke_study, tmp_path):
     db = tmp_path / "smoke.db"
     shutil.copyfile(smoke_study.as_run_storage.removeprefix("sqlite:///"), db)

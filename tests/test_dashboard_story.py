@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna_dashboard import get_note
 
 from search.report import report_context
@@ -31,6 +32,7 @@ def _dashboard_detail(study_name: str, storage: str, cwd: Path) -> dict:
             return json.load(response)
 
 
+@pytest.mark.slow
 def test_report_writes_note_and_figures_that_a_rewrite_replaces(tmp_path):
     fixture = build_study(tmp_path / "study", n_trials=24)
     storage = f"sqlite:///{tmp_path / 'study' / 'study.db'}"

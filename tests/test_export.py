@@ -91,6 +91,7 @@ def _load_without_package(folder: Path, images: np.ndarray, tmp_path: Path) -> d
         return {name: outputs[name] for name in outputs.files}
 
 
+@pytest.mark.slow
 def test_export_recommendation_loads_without_the_package_and_reproduces_its_metrics(
     smoke_study, tmp_path
 ):
@@ -138,6 +139,7 @@ def test_export_recommendation_loads_without_the_package_and_reproduces_its_metr
     )
 
 
+@pytest.mark.slow
 def test_export_without_kept_weights_retrains_from_parameters_and_seed(smoke_study, tmp_path):
     out = tmp_path / "retrained"
     empty_store = tmp_path / "no-artifacts"
@@ -203,6 +205,7 @@ def test_export_picks_the_run_nearest_the_mean_and_carries_the_configuration(tmp
     assert block["validation"]["mse"]["n"] == 3
 
 
+@pytest.mark.slow
 def test_export_retrains_a_run_that_trained_on_the_extra_unlabeled_images(tmp_path):
     """Seen: the retraining read the flag from the data counts, where it never is, so a study
     run with --extra-unlabeled was retrained without those images (other data, other model)."""
@@ -244,6 +247,7 @@ def test_an_interrupted_write_leaves_nothing_under_the_final_name(tmp_path):
     assert target.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [target]
 
 
+@pytest.mark.slow
 def test_a_second_export_into_the_same_folder_is_whole_or_has_no_config(smoke_study, tmp_path):
     """An earlier export's config.json beside half-replaced models would pass for an export:
     it is removed before the models are written and written again last."""

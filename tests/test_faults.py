@@ -168,6 +168,7 @@ def test_a_young_running_trial_without_a_heartbeat_row_is_left_alone(tmp_path: P
 # -- 8. concurrent records of runs -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_eight_concurrent_runs_records_are_all_kept(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     optuna.create_study(storage=f"sqlite:///{db}", study_name="s", directions=DIRECTIONS)

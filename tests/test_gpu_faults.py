@@ -54,6 +54,7 @@ def _live_models() -> int:
 
 
 @pytest.mark.parametrize(("error", "message"), GPU_FAULTS)
+@pytest.mark.slow
 def test_a_tensorflow_error_inside_fit_fails_the_training_and_frees_the_model(
     mnist, error, message
 ) -> None:
@@ -94,6 +95,7 @@ def test_a_runtime_error_raised_by_a_kernel_inside_the_train_step(mnist) -> None
 
 
 @pytest.mark.parametrize(("error", "message"), GPU_FAULTS)
+@pytest.mark.slow
 def test_a_tensorflow_error_in_the_final_scoring_fails_the_training(
     mnist, monkeypatch: pytest.MonkeyPatch, error, message
 ) -> None:
@@ -112,6 +114,7 @@ def test_a_tensorflow_error_in_the_final_scoring_fails_the_training(
     assert len(calls) == CONFIG.epochs + 1
 
 
+@pytest.mark.slow
 def test_the_study_fails_the_trial_and_goes_on(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Trial 0: cuDNN error while scoring; trial 1: OOM writing artifacts; trial 2 trains."""
     from search.run import RunOptions, run_study
@@ -234,6 +237,7 @@ def test_an_assigned_gpu_that_tensorflow_cannot_see_is_said(
     )
 
 
+@pytest.mark.slow
 def test_deterministic_training_from_the_command_line(tmp_path) -> None:
     from tests.conftest import run_cli
 

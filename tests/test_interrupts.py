@@ -81,6 +81,7 @@ def _states(tmp_path) -> list[TrialState]:
     return [t.state for t in optuna.load_study(study_name="sig", storage=storage).trials]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_start_up_stops_before_any_trial(tmp_path) -> None:
     """The plan line is printed just before TensorFlow starts: a Ctrl-C then was swallowed
     and the run trained and exited 0 (or died in a traceback inside Keras)."""
@@ -93,6 +94,7 @@ def test_ctrl_c_during_start_up_stops_before_any_trial(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.slow
 def test_a_signal_while_the_report_is_written_leaves_no_half_report(
     tmp_path, signum: int, exit_code: int
 ) -> None:
@@ -117,6 +119,7 @@ def test_a_signal_while_the_report_is_written_leaves_no_half_report(
         assert (folder / "report.pdf").read_bytes() != b"%PDF- an older study's report"
 
 
+@pytest.mark.slow
 def test_sigterm_during_report_is_one_line_and_no_half_file(smoke_study, tmp_path) -> None:
     """`report` died without a word on SIGTERM (Ctrl-C: a traceback)."""
     out = tmp_path / "out"

@@ -164,6 +164,7 @@ def test_truncated_artifacts_read_as_missing(tmp_path: Path) -> None:
     assert sorted(reader.missing) == ["grid", "latent"]
 
 
+@pytest.mark.slow
 def test_a_truncated_latent_npz_still_gives_a_report_that_says_so(
     trained: Path, tmp_path: Path, capsys
 ) -> None:
@@ -313,6 +314,7 @@ def test_a_full_disk_during_report_out_is_one_line_and_no_file(small_disk: Path,
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_run_fails_the_trial_and_the_study_resumes(small_disk: Path) -> None:
     url = f"sqlite:///{small_disk}/s.db"
     artifacts = small_disk / "artifacts"
@@ -342,6 +344,7 @@ def test_a_full_disk_during_a_run_fails_the_trial_and_the_study_resumes(small_di
 
 
 @pytest.mark.parametrize("damage", ["deleted", "truncated"])
+@pytest.mark.slow
 def test_a_sqlite_file_deleted_or_cut_short_mid_run_is_one_line(
     tmp_path: Path, damage: str
 ) -> None:

@@ -161,6 +161,7 @@ def test_malformed_proxy_urls_are_usage_errors(url: str) -> None:
         open_storage(url)
 
 
+@pytest.mark.slow
 def test_no_proxy_at_the_address_is_a_usage_error_within_seconds() -> None:
     started = time.monotonic()
     with pytest.raises(UsageError, match="no storage proxy answers"):
@@ -190,6 +191,7 @@ VICTIM = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_dead_workers_trial_is_failed_and_retried_through_the_proxy(
     proxied: tuple[str, str],
 ) -> None:
@@ -218,6 +220,7 @@ def test_a_dead_workers_trial_is_failed_and_retried_through_the_proxy(
     assert retried.system_attrs["retry_history"] == [dead.number]
 
 
+@pytest.mark.slow
 def test_a_live_trial_is_not_failed_through_the_proxy(proxied: tuple[str, str]) -> None:
     url, _ = proxied
     storage = open_storage(url, heartbeat_interval=1, grace_period=4)

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from search.quiet import START_UP_NOISE
 from tests.conftest import offline_env
 
@@ -81,6 +83,7 @@ def test_filter_drops_start_up_notices_and_keeps_real_errors(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_train_starts_quietly_and_verbose_brings_the_library_lines_back(tmp_path):
     quiet = _cli_as_typed(*TINY_TRAIN, "--data", "auto", cwd=tmp_path)
     assert quiet.returncode == 0, quiet.stderr
@@ -97,6 +100,7 @@ def test_train_starts_quietly_and_verbose_brings_the_library_lines_back(tmp_path
     assert _noise(verbose.stderr), verbose.stderr
 
 
+@pytest.mark.slow
 def test_every_worker_starts_quietly(tmp_path):
     result = _cli_as_typed(
         "run",
@@ -161,6 +165,7 @@ def _offline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         )
 
 
+@pytest.mark.slow
 def test_an_offline_run_prints_only_our_lines(tmp_path):
     """Seen: `Downloading data from https://storage.googleapis.com/...` on every `run` (keras'
     get_file through absl's logger, which run's INFO logging printed) and the fallback notice
@@ -179,6 +184,7 @@ def test_an_offline_run_prints_only_our_lines(tmp_path):
     assert "using the bundled 5,000-image subset" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_says_the_fallback_in_our_words(tmp_path):
     result = _offline(*TINY_TRAIN, "--data", "auto", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

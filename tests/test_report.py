@@ -142,6 +142,7 @@ def _numbers(text: str) -> list[str]:
 # ---------------------------------------------------------------- files
 
 
+@pytest.mark.slow
 def test_write_report_writes_both_files_into_out_dir(report):
     paths, _ = report
     assert set(paths) == {"html", "pdf"}

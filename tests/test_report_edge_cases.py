@@ -84,6 +84,7 @@ def test_several_workers(tmp_path):
     assert "No Pareto trial stored a reconstruction grid" in parsed.visible_text()
 
 
+@pytest.mark.slow
 def test_plain_optuna_study_shows_what_it_can(tmp_path):
     study = plain_optuna_study(tmp_path / "plain", n_trials=15)
     context = report_context(study)

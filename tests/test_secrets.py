@@ -43,6 +43,7 @@ def _everything_stored(study: optuna.Study) -> str:
     return json.dumps(records, default=str)
 
 
+@pytest.mark.slow
 def test_the_password_is_in_no_output_record_or_report(
     fresh_postgres_url: str, tmp_path, monkeypatch, capsys, caplog
 ) -> None:

@@ -110,6 +110,7 @@ def test_a_refused_or_dropped_connection_is_a_fault_and_other_errors_are_not(
 # -- a server that dies under a run --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_postgres_server_killed_mid_run_is_one_line_and_the_study_resumes(
     own_server: PostgresServer, tmp_path: Path
 ) -> None:
@@ -192,6 +193,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_in_workers_is_one_line_from_the_parent_and_resumes(
     small_disk: Path,
 ) -> None:
@@ -215,6 +217,7 @@ def test_a_full_disk_in_workers_is_one_line_from_the_parent_and_resumes(
     assert states.count(TrialState.COMPLETE) == 4, states
 
 
+@pytest.mark.slow
 def test_a_postgres_server_killed_under_workers_is_one_line_from_the_parent(
     own_server: PostgresServer, tmp_path: Path
 ) -> None:

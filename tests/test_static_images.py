@@ -48,6 +48,7 @@ def _stalling_browser(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow
 def test_a_stalled_browser_is_killed_started_again_then_reported(tmp_path):
     script, pids = _stalling_browser(tmp_path)
     env = {
@@ -125,6 +126,7 @@ print(json.dumps({"imports": imports, "errors": errors, "opened": opened}))
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("mode", ["alone", "together"])
+@pytest.mark.slow
 def test_kaleido_is_imported_before_the_loop_thread_starts_even_with_a_second_importer(
     tmp_path, mode
 ):

@@ -214,6 +214,7 @@ OPEN_STORAGE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_server_that_never_answers_times_out() -> None:
     """A socket that listens but never accepts: the TCP handshake succeeds (the kernel does
     it), then nothing ever answers PostgreSQL's startup message."""
@@ -398,6 +399,7 @@ def heartbeat_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/hb.db"
 
 
+@pytest.mark.slow
 def test_a_dead_workers_trial_fails_and_is_retried(heartbeat_url: str) -> None:
     optuna.create_study(study_name="hb", storage=open_storage(heartbeat_url), directions=DIRECTIONS)
     _die_in_a_trial(heartbeat_url, max_retry=3)
@@ -419,6 +421,7 @@ def test_a_dead_workers_trial_fails_and_is_retried(heartbeat_url: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "journal"])
+@pytest.mark.slow
 def test_retries_are_bounded(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     heartbeat_url = (
         str(request.getfixturevalue("fresh_postgres_url"))
@@ -438,6 +441,7 @@ def test_retries_are_bounded(kind: str, request: pytest.FixtureRequest, tmp_path
     assert states == [TrialState.FAIL, TrialState.FAIL]  # no third attempt is queued
 
 
+@pytest.mark.slow
 def test_a_live_trial_is_not_failed(tmp_path: Path) -> None:
     url = f"journal:///{tmp_path}/live.log"
     # Grace 4 s = 3 heartbeats may be late (a loaded machine) before the trial counts as dead.

@@ -49,6 +49,7 @@ def _load(storage: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
+@pytest.mark.slow
 def test_smoke_run_stores_objectives_attrs_and_artifacts(smoke_study):
     study = _load(smoke_study.storage, smoke_study.name)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -130,6 +131,7 @@ def test_sweep_configurations_fix_everything_but_the_swept_parameter():
     assert [c[1]["repeat"] for c in configs[:2]] == [0, 1]
 
 
+@pytest.mark.slow
 def test_resume_adds_trials_and_sweep_trials_are_tagged(tmp_path):
     args = [
         "--preset",
@@ -227,6 +229,7 @@ def test_bad_input_through_python_m_search_is_one_line_and_exit_2(tmp_path):
     [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
     ids=["SIGINT", "SIGTERM", "SIGHUP"],
 )
+@pytest.mark.slow
 def test_a_signal_leaves_a_consistent_study_that_resumes(tmp_path, signum, exit_code):
     args = [
         "run",
@@ -322,6 +325,7 @@ def _state_counts(smoke_study) -> list[int]:
     return [sum(1 for t in study.trials if t.state == s) for s in TrialState]
 
 
+@pytest.mark.slow
 def test_train_cli_prints_table_and_saves_grid(tmp_path):
     result = run_cli(
         "train",
@@ -367,6 +371,7 @@ def test_help_explains_every_command(command, capsys):
         assert "--sweep" in out and "VAE_SEARCH_STORAGE" in out
 
 
+@pytest.mark.slow
 def test_report_command_on_a_trained_study(smoke_study, tmp_path):
     from pypdf import PdfReader
 

@@ -105,6 +105,7 @@ def _output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
     return captured.out + captured.err + caplog.text
 
 
+@pytest.mark.slow
 def test_nan_loss_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.chdir(tmp_path)
     _fail_in_fit(monkeypatch, trainings={0}, fault=_diverged)
@@ -117,6 +118,7 @@ def test_nan_loss_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypatch, c
     assert healthy.state == TrialState.COMPLETE and len(records.trial_attrs(healthy)["curve"]) == 2
 
 
+@pytest.mark.slow
 def test_out_of_memory_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.chdir(tmp_path)
     _fail_in_fit(monkeypatch, trainings={0}, fault=_out_of_memory)
@@ -129,6 +131,7 @@ def test_out_of_memory_fails_its_trial_and_the_study_goes_on(tmp_path, monkeypat
     assert healthy.state == TrialState.COMPLETE and len(records.trial_attrs(healthy)["curve"]) == 2
 
 
+@pytest.mark.slow
 def test_too_many_failures_stop_the_run_with_exit_1(tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.chdir(tmp_path)
     _fail_in_fit(monkeypatch, trainings=set(range(100)), fault=_out_of_memory, epoch=0)

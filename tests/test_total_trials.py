@@ -177,6 +177,7 @@ def test_steps_per_trial_follow_the_preset() -> None:
     assert eta.steps_per_trial("quick", 55_000) == 63 * 6  # quick trains on 4,000 images
 
 
+@pytest.mark.slow
 def test_calibration_times_this_device() -> None:
     from search.data import load_mnist
 

@@ -63,6 +63,7 @@ def test_training_reduces_loss_and_reports_everything(mnist):
     assert {"reconstruction_loss", "kl_loss", "val_ssim", "val_mse"} <= set(result.curve[0])
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(mnist):
     # Stated tolerance: 1e-5 on the CPU (multi-threaded reductions may reorder float sums).
     first = train_vae(TINY, mnist, CONFIG)
@@ -98,6 +99,7 @@ def test_the_train_step_is_traced_once_per_training(mnist, traced):
     assert len(traced) == 1
 
 
+@pytest.mark.slow
 def test_a_repeat_reuses_the_traced_step_and_gives_the_same_numbers(mnist, traced):
     fresh = train_vae(TINY, mnist, CONFIG, reuse_traced_step=True)
     fresh_curve, fresh_values = fresh.curve, (fresh.val_ssim, fresh.val_mse, fresh.test_mse)
@@ -155,6 +157,7 @@ def _resident_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.slow
 def test_repeated_trainings_do_not_keep_growing_memory(mnist):
     """After a warm-up, eight more trainings leave no gradient registration behind and hold
     less than 80 MB more (the leak this guards against was ~15 MB per training)."""

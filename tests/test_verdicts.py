@@ -90,6 +90,7 @@ def _designed(trial: optuna.trial.FrozenTrial) -> bool:
     return "fixed_params" in trial.system_attrs  # how Optuna marks an enqueued trial
 
 
+@pytest.mark.slow
 def test_designed_trials_run_every_epoch_where_the_rule_would_prune(verdict_study):
     trials = verdict_study.study.get_trials()
     designed = [t for t in trials if _designed(t)]
@@ -239,6 +240,7 @@ def test_workers_train_the_confirmation_runs_once_the_sampled_ones_are_done(tmp_
     assert "recommended: trial" in result.stdout
 
 
+@pytest.mark.slow
 def test_confirmation_runs_left_waiting_resume_and_are_not_asked_for_twice(tmp_path):
     """An interrupted confirmation leaves its runs WAITING; the next run trains them first and
     plans again, counting them, so the configuration ends with exactly 1 + R runs."""
@@ -266,6 +268,7 @@ def test_confirmation_runs_left_waiting_resume_and_are_not_asked_for_twice(tmp_p
     assert re.search(r"^\s+0\s+3\s", front, re.MULTILINE), second.stdout
 
 
+@pytest.mark.slow
 def test_another_budget_is_refused_before_the_data_and_the_printed_command_resumes(tmp_path):
     """Seen: after a study of `--epochs 4`, `run --trials 3 --preset quick` was refused only
     after 19 s and an attempt to download MNIST, with no word on the command that resumes."""
