@@ -36,7 +36,7 @@ from search.arguments import (
 )
 from search.errors import UsageError
 from search.quiet import configure_start_up
-from search.stopping import exit_code_of_stop, stopping_on_signals
+from search.stopping import STOP, exit_code_of_stop, stopping_on_signals
 
 EXIT_USAGE = 2
 
@@ -413,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is experimental", category=Warning)
     warnings.filterwarnings("ignore", message=".*experimental feature", category=Warning)
     argv = list(sys.argv[1:] if argv is None else argv)
+    STOP.signum = None  # a signal an earlier command in this process handled is not ours
     try:
         args = build_parser().parse_args(argv)
         configure_start_up(args.verbose)  # before anything imports TensorFlow
@@ -426,16 +427,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed or full stdout fails here, not in the exit's last flush
         return code
     except KeyboardInterrupt:
-        # `run` says more itself; what train, report, export and studies write goes into
-        # place whole (search/atomic.py), so nothing is left half-written.
-        print("interrupted: stopped; no file is left half-written", file=sys.stderr)
-        return exit_code_of_stop()
+        return _interrupted()
     except UsageError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as err:
+        if STOP.signum is not None:
+            # A library the signal cut short raises its own error (seen: SciPy's import in
+            # the report step, "ImportError: initialization failed"): still the interruption.
+            return _interrupted()
         # a full disk or stdout, a storage broken mid-work: one line; anything else is a bug
         return faults.exit_code(err, _one_line)
+
+
+def _interrupted() -> int:
+    # `run` says more itself; what train, report, export and studies write goes into place
+    # whole (search/atomic.py), so nothing is left half-written.
+    print("interrupted: stopped; no file is left half-written", file=sys.stderr)
+    return exit_code_of_stop()
 
 
 def _one_line(message: str) -> str:
