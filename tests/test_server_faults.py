@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from search import records
 from search.faults import EXIT_FAULT, fault_reason
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, run_cli, small_tmpfs
 from tests.pg_server import PASSWORD, PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,17 +180,8 @@ def _resume(line: str) -> list[str]:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 400 KiB tmpfs: a study's database fits, one trial's artifacts do not."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "400k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.slow
