@@ -327,6 +327,7 @@ def test_three_workers_through_the_proxy_lose_and_duplicate_nothing(
     assert most <= 15, most
 
 
+@pytest.mark.slow  # one 2 s budget poll, and a fresh database
 def test_two_workers_that_see_the_last_slot_at_once_train_it_once_through_the_proxy(
     proxied: tuple[str, str],
 ) -> None:
