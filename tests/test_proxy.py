@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from optuna.trial import TrialState
 
 from search.errors import UsageError
 from search.grpc_storage import HeartbeatGrpcStorage, parse_grpc_url
+from search.run.budget import BudgetReached, budget_left, claim_budget
 from search.storage import open_storage
 from tests.pg_server import PostgresServer
 from tests.test_distributed import (
@@ -323,6 +325,57 @@ def test_three_workers_through_the_proxy_lose_and_duplicate_nothing(
     _assert_only_surplus_beyond_the_budget(trials, budget=4, workers=3)
     # Only the proxy talks to the database: its pool, whatever the number of workers.
     assert most <= 15, most
+
+
+@pytest.mark.slow  # one 2 s budget poll, and a fresh database
+def test_two_workers_that_see_the_last_slot_at_once_train_it_once_through_the_proxy(
+    proxied: tuple[str, str],
+) -> None:
+    """The extra trial of the three-worker run above, made deterministic.
+
+    Worker A finished a trial and checked the budget (one place left); worker B finished
+    one at the same moment and checked before A had created its next trial. Both checks say
+    "one more", so both create a trial: a check and a create are two requests, and no
+    storage (proxy, journal, database) makes them one. The later trial by number waits while
+    the earlier one runs (its worker might die), then is given back unrun: the study holds
+    one trial beyond its budget, and exactly the budget trains.
+    """
+    url, database = proxied
+    first = optuna.create_study(
+        study_name="last-slot", storage=open_storage(url), directions=DIRECTIONS
+    )
+    second = optuna.load_study(study_name="last-slot", storage=open_storage(url))
+    assert budget_left(first, 1) and budget_left(second, 1)  # both see the slot free
+    b_created, b_result = threading.Event(), []
+
+    def worker_b() -> None:
+        def objective(trial: optuna.Trial) -> tuple[float, float]:
+            b_created.set()
+            claim_budget(second, trial, 1)  # A's trial is ahead: waits for it
+            return trial.suggest_float("x", 0, 1), 0.5
+
+        second.optimize(objective, n_trials=1, catch=(BudgetReached,))
+        b_result.append(second.get_trials()[-1])
+
+    def objective_a(trial: optuna.Trial) -> tuple[float, float]:
+        claim_budget(first, trial, 1)  # nothing ahead of it: it trains
+        thread.start()
+        assert b_created.wait(60)  # B's trial exists while A's still runs
+        return trial.suggest_float("x", 0, 1), 0.5
+
+    thread = threading.Thread(target=worker_b)
+    first.optimize(objective_a, n_trials=1)
+    thread.join(60)
+    assert not thread.is_alive()
+
+    trials = _trials(database, "last-slot")  # read from the database, not through the proxy
+    assert [(t.number, t.state) for t in trials] == [
+        (0, TrialState.COMPLETE),
+        (1, TrialState.FAIL),
+    ]
+    assert b_result[0].number == 1 and trials[1].params == {}  # it never sampled or trained
+    _assert_only_surplus_beyond_the_budget(trials, budget=1, workers=2)
+    assert not budget_left(second, 1)
 
 
 @pytest.mark.slow
